@@ -1,0 +1,68 @@
+"""`audit_case(spec) -> CaseReport`: load, run the probes, diagnose. No Ray here."""
+
+from __future__ import annotations
+
+import time
+
+from audit import probes
+from audit.diagnose import diagnose
+from audit.results import CaseReport, MetricRow, ProbeResult
+from audit.spec import CaseSpec
+from audit.subject import SubjectError, load_subject
+
+
+def probe_settings(name: str, spec: CaseSpec) -> probes.ProbeSettings:
+    """The settings of probe `name` for this case: its seed, and the budget for retraining."""
+    settings_type = probes.get(name).settings
+    fields = settings_type.model_fields
+    values: dict[str, object] = {"seed": spec.seed}
+    for key in ("epochs", "max_seconds", "seeds"):
+        if key in fields:
+            values[key] = getattr(spec.budget, key)
+    return settings_type(**values)
+
+
+def run_probes(spec: CaseSpec, subject: object) -> dict[str, ProbeResult]:
+    """Every probe the case asks for, in the registry's order (cheap ones first)."""
+    wanted = set(spec.probes)
+    for name in wanted:
+        probes.get(name)  # unknown names fail here, listing the valid ones
+    return {
+        name: probes.run_probe(probe, subject, probe_settings(name, spec))
+        for name, probe in probes.PROBES.items()
+        if name in wanted
+    }
+
+
+def audit_case(spec: CaseSpec) -> CaseReport:
+    """Audit one (model, dataset) case; bad input ends as an `error` report, never a raise."""
+    started = time.time()
+    report = CaseReport(case_id=spec.case_id, name=spec.name, model=spec.model, data=spec.data,
+                        task=spec.task, started_at=started)
+    try:
+        subject = load_subject(spec)
+    except SubjectError as exc:
+        report.status, report.verdict, report.error = "error", "error", str(exc)
+    else:
+        report.task = subject.task
+        results = run_probes(spec, subject)
+        diagnosis = diagnose(results, subject.task)
+        report.verdict = diagnosis.verdict
+        report.primary_fault = diagnosis.primary_fault
+        report.findings = diagnosis.findings
+        report.metrics = metric_rows(results)
+    report.finished_at = time.time()
+    report.duration_s = report.finished_at - started
+    return report
+
+
+def metric_rows(results: dict[str, ProbeResult]) -> list[MetricRow]:
+    """Probe results in the report's long format, including each probe's status and time."""
+    rows: list[MetricRow] = []
+    for name, result in results.items():
+        rows.append(MetricRow(name, "duration_s", result.duration_s, result.status))
+        if result.error:
+            rows.append(MetricRow(name, "error", float("nan"), result.error))
+        rows.extend(MetricRow(name, key, float(value), None)
+                    for key, value in result.metrics.items())
+    return rows

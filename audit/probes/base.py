@@ -1,0 +1,77 @@
+"""What every probe shares: its settings base and the wrapper that runs it.
+
+A probe is a pure function `(Subject, settings) -> ProbeResult`. The wrapper owns seeding,
+timing and turning an exception into an `error` result, so one failing probe never sinks a case.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from audit.results import ProbeResult
+
+
+class ProbeSettings(BaseModel):
+    """Frozen, typed, JSON round-trippable settings; every probe's settings derive from this."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    seed: int = 0
+
+
+class NotApplicable(Exception):  # noqa: N818 - reads as a result kind, not an error
+    """Raised by a probe that cannot say anything about this subject (e.g. SavedModel retrain)."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A registry entry: the probe's function, its settings type and a one-line description."""
+
+    name: str
+    run: Callable[[Any, Any], ProbeResult]
+    settings: type[ProbeSettings]
+    description: str
+
+
+def run_probe(probe: Probe, subject: Any, settings: ProbeSettings | None = None) -> ProbeResult:
+    """Run one probe with seeding and timing; exceptions become an `error` result."""
+    settings = settings or probe.settings()
+    seed_everything(settings.seed)
+    start = time.perf_counter()
+    try:
+        result = probe.run(subject, settings)
+    except NotApplicable as exc:
+        result = ProbeResult(probe=probe.name, status="not_applicable", error=str(exc))
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:300] or type(exc).__name__
+        result = ProbeResult(probe=probe.name, status="error", error=f"{type(exc).__name__}: {text}")
+    result.duration_s = time.perf_counter() - start
+    return result
+
+
+def seed_everything(seed: int) -> None:
+    """Seed numpy, Python, Keras and TensorFlow so a probe's result is reproducible."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    np.random.seed(seed)
+
+
+def sample_rows(n: int, limit: int, seed: int) -> np.ndarray:
+    """At most `limit` row indices of `n`, chosen reproducibly (all rows when n <= limit)."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def finite_rows(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    """Mask of rows whose features (and label) are all finite."""
+    mask = np.all(np.isfinite(x.reshape(len(x), -1)), axis=1)
+    if y is not None and y.dtype.kind == "f":
+        mask &= np.all(np.isfinite(y.reshape(len(y), -1)), axis=1)
+    return mask

@@ -1,0 +1,114 @@
+"""The `config` probe: costs nothing; checks loss vs head vs labels and the optimizer settings."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from audit.probes.base import ProbeSettings
+from audit.results import ProbeResult
+from audit.subject import Subject
+
+REGRESSION_LOSSES = {"mse", "mae", "huber", "log_cosh", "msle", "mape"}
+BINARY_LOSSES = {"binary_crossentropy", "hinge"}
+CATEGORICAL_LOSSES = {"categorical_crossentropy", "sparse_categorical_crossentropy"}
+SATURATING = {"sigmoid", "tanh", "hard_sigmoid", "softsign"}
+RELU_LIKE = {"relu", "relu6"}
+#: the learning rate each optimizer family is usually run at; the probe reports the log10 ratio
+TYPICAL_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "nadam": 1e-3,
+              "adamax": 2e-3, "adagrad": 1e-2, "adadelta": 1.0, "ftrl": 1e-2, "lion": 1e-4}
+
+
+class ConfigSettings(ProbeSettings):
+    pass
+
+
+def activation_name(layer: Any) -> str | None:
+    """The name of a layer's activation function, or None when it has none."""
+    fn = getattr(layer, "activation", None)
+    if fn is None:
+        return None
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    return name.lower()
+
+
+def weighted_layers(model: Any) -> list[Any]:
+    return [layer for layer in model.layers if layer.trainable_weights]
+
+
+def head_problem(subject: Subject) -> str | None:
+    """Why the loss, output head and labels do not fit together, or None when they do."""
+    t = subject.training
+    model = subject.model
+    units = subject.n_outputs
+    head = activation_name(model.layers[-1]) if model.layers else None
+    head = head or "linear"
+    loss = t.loss
+    probs = head in ("sigmoid", "softmax")
+    if subject.task == "regression":
+        if loss not in REGRESSION_LOSSES:
+            return f"loss {loss} is for classification but the labels are continuous"
+        y = subject.y
+        finite = y[y == y]
+        if head == "sigmoid" and finite.size and (finite.min() < 0 or finite.max() > 1):
+            return "a sigmoid output cannot reach targets outside [0, 1]"
+        if head == "tanh" and finite.size and (finite.min() < -1 or finite.max() > 1):
+            return "a tanh output cannot reach targets outside [-1, 1]"
+        if head == "softmax":
+            return "a softmax output cannot fit continuous targets"
+        return None
+    n = subject.n_classes
+    if loss in REGRESSION_LOSSES and subject.task == "multiclass":
+        return f"loss {loss} treats {n} class labels as numbers"
+    if subject.task == "binary":
+        if loss in CATEGORICAL_LOSSES:
+            if units != 2:
+                return f"{loss} needs 2 output units for 2 classes; the model has {units}"
+        elif loss in BINARY_LOSSES or loss in REGRESSION_LOSSES:
+            if units != 1:
+                return f"{loss} on 2 classes needs 1 output unit; the model has {units}"
+        if head == "softmax" and units == 1:
+            return "a softmax over 1 unit always outputs 1.0"
+    else:
+        if loss in BINARY_LOSSES:
+            return f"{loss} is for 2 classes but the labels have {n}"
+        if units != n:
+            return f"{n} classes need {n} output units; the model has {units}"
+        if head == "sigmoid":
+            return "sigmoid outputs do not form a distribution over classes; use softmax"
+    if (loss in BINARY_LOSSES | CATEGORICAL_LOSSES) and not probs and not t.from_logits:
+        return f"{loss} expects probabilities but the output is {head} (and from_logits is off)"
+    if probs and t.from_logits:
+        return f"from_logits=True but the output already applies {head}"
+    return None
+
+
+def run(subject: Subject, settings: ConfigSettings) -> ProbeResult:
+    t = subject.training
+    layers = weighted_layers(subject.model)
+    acts = [activation_name(layer) for layer in layers[:-1]]
+    problem = head_problem(subject)
+    typical = TYPICAL_LR.get(t.optimizer, 1e-3)
+    metrics = {
+        "output_units": float(subject.n_outputs),
+        "loss_fits_labels": 0.0 if problem else 1.0,
+        "learning_rate": t.learning_rate,
+        "lr_log10_vs_typical": math.log10(t.learning_rate / typical),
+        "optimizer_is_sgd": 1.0 if t.optimizer == "sgd" else 0.0,
+        "weighted_layers": float(len(layers)),
+        "saturating_hidden_layers": float(sum(a in SATURATING for a in acts)),
+        "relu_hidden_layers": float(sum(a in RELU_LIKE for a in acts)),
+        "train_epochs": float(t.epochs) if t.epochs else float("nan"),
+        "batch_size": float(t.batch_size),
+        "params": float(subject.model.count_params()),
+    }
+    details = {
+        "task": subject.task,
+        "loss": t.loss,
+        "optimizer": t.optimizer,
+        "output_activation": activation_name(subject.model.layers[-1]) or "linear",
+        "hidden_activations": acts,
+        "training_source": t.source,
+        "loss_problem": problem,
+    }
+    return ProbeResult(probe="config", metrics=metrics, details=details)
