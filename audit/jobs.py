@@ -1,0 +1,584 @@
+"""Ray Jobs: submit an audit run to a shared cluster, and follow, list and stop it.
+
+A run travels as one Ray Job whose submission id is `audit-<run_id>`, so submitting the same
+run twice is harmless: the second submit finds the first job and reports it. The job's
+entrypoint is `audit run <manifest> --run-id <RUN>`, started in the manifest's folder (shipped
+as a small `working_dir`). Models, data and reports stay in shared storage, named by URI.
+
+The client authenticates with Ray's token (`Authorization: Bearer <token>`), found by
+`find_token` the way Ray itself looks for it. Every failure to reach or use the cluster raises
+`JobsError` with one line that says what happened and what to do; the CLI prints it.
+
+No TensorFlow here, and Ray's job client is imported only when a command talks to a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import shlex
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+if TYPE_CHECKING:
+    from ray.job_submission import JobSubmissionClient
+
+__all__ = [
+    "CaseCounts",
+    "ClusterConfig",
+    "JobsError",
+    "ManifestInfo",
+    "RunInfo",
+    "SubmitOptions",
+    "SubmitResult",
+    "case_counts",
+    "connect",
+    "derive_run_id",
+    "describe_manifest",
+    "find_token",
+    "follow_logs",
+    "get_run",
+    "list_runs",
+    "stop_run",
+    "submission_id",
+    "submit",
+]
+
+SUBMISSION_PREFIX = "audit-"
+DEFAULT_MAX_WORKING_DIR_BYTES = 8 * 1024 * 1024
+DEFAULT_STOP_GRACE_S = 30
+TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
+# Folders never shipped with the manifest (and not counted against the size limit).
+WORKING_DIR_EXCLUDES = (".git", "__pycache__", ".venv", ".pytest_cache", ".ruff_cache")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+META_RUN_ID = "flatline_run_id"
+META_DIGEST = "flatline_manifest_digest"
+META_MANIFEST = "flatline_manifest"
+META_OUTPUT = "flatline_output"
+META_CASES = "flatline_cases"
+
+
+class JobsError(RuntimeError):
+    """A cluster operation failed; the message is one line naming what and how to fix it.
+
+    `exit_code` is what the CLI exits with: 2 when the command could not run at all
+    (no cluster, token refused, bad manifest, unknown run).
+    """
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Where the cluster's dashboard (Jobs API) listens and the token to present there."""
+
+    address: str
+    token: str | None = None
+    token_source: str | None = None  # where the token came from, for error messages
+    verify: bool | str = True
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    """What a submission needs to know about a manifest, without loading any model."""
+
+    path: Path  # the manifest file, absolute
+    name: str
+    digest: str  # sha256 of the manifest's bytes
+    output: str  # as written in the manifest (relative, absolute or a URI)
+    n_cases: int | None  # None when the fleet globs could not be expanded here
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    """How to submit: which run, the driver's own resources, and the shipping limits."""
+
+    run_id: str
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    max_working_dir_bytes: int = DEFAULT_MAX_WORKING_DIR_BYTES
+    stop_grace_s: int = DEFAULT_STOP_GRACE_S
+    extra_args: tuple[str, ...] = ()  # more `audit run` options, e.g. ("--trust-models",)
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """The job that runs the submission; `created` is False when it already existed."""
+
+    run_id: str
+    submission_id: str
+    created: bool
+    state: str
+
+
+@dataclass(frozen=True)
+class CaseCounts:
+    """How many of a run's cases have a report, and how many of those did not end `ok`."""
+
+    done: int
+    failed: int
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One submitted run as the cluster sees it."""
+
+    run_id: str
+    submission_id: str
+    state: str
+    start_time: float | None = None  # seconds since the epoch
+    end_time: float | None = None
+    message: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.start_time is None:
+            return None
+        return (self.end_time or time.time()) - self.start_time
+
+    @property
+    def output(self) -> str | None:
+        return self.metadata.get(META_OUTPUT)
+
+    @property
+    def total_cases(self) -> int | None:
+        value = self.metadata.get(META_CASES, "")
+        return int(value) if value.isdigit() else None
+
+
+# ---------------------------------------------------------------- token and client
+
+
+def find_token(env: Mapping[str, str] | None = None, home: Path | None = None) -> tuple[
+    str | None, str | None
+]:
+    """Ray's token and where it came from, looked up in Ray's own order.
+
+    `RAY_AUTH_TOKEN`, then the file named by `RAY_AUTH_TOKEN_PATH`, then `~/.ray/auth_token`.
+    Ray sends it only when `RAY_AUTH_MODE=token` is set in the client too; we always send it
+    when found, so a laptop needs the token and nothing else.
+    """
+    env = os.environ if env is None else env
+    home = Path.home() if home is None else home
+    token = env.get("RAY_AUTH_TOKEN", "").strip()
+    if token:
+        return token, "RAY_AUTH_TOKEN"
+    token_path = env.get("RAY_AUTH_TOKEN_PATH", "").strip()
+    if token_path:
+        try:
+            token = Path(token_path).expanduser().read_text().strip()
+        except OSError as exc:
+            raise JobsError(
+                f"RAY_AUTH_TOKEN_PATH={token_path}: cannot read the token file ({exc.strerror})"
+            ) from None
+        if not token:
+            raise JobsError(f"RAY_AUTH_TOKEN_PATH={token_path}: the token file is empty")
+        return token, f"RAY_AUTH_TOKEN_PATH={token_path}"
+    default = home / ".ray" / "auth_token"
+    if default.is_file():
+        token = default.read_text().strip()
+        if token:
+            return token, str(default)
+    return None, None
+
+
+def connect(config: ClusterConfig) -> JobSubmissionClient:
+    """A Jobs API client for the cluster, checked by one authenticated request."""
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
+    try:
+        with _explicit_address():
+            return JobSubmissionClient(config.address, headers=headers, verify=config.verify)
+    except AuthenticationError as exc:
+        raise _auth_error(config, exc) from None
+    except (ConnectionError, OSError) as exc:
+        raise JobsError(
+            f"no Ray cluster answers at {config.address} ({_one_line(exc)}); "
+            "check --address (the head's dashboard, port 8265 by default)"
+        ) from None
+    except (RuntimeError, ValueError) as exc:
+        raise JobsError(f"{config.address}: {_one_line(exc)}") from None
+
+
+@contextlib.contextmanager
+def _explicit_address() -> Iterator[None]:
+    """Ray lets RAY_ADDRESS override an explicit address; here the caller's choice wins."""
+    saved = {k: os.environ.pop(k) for k in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
+             if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def _auth_error(config: ClusterConfig, exc: Exception) -> JobsError:
+    refused = "403" in str(exc) or "Forbidden" in str(exc) or "invalid" in str(exc).lower()
+    if config.token and refused:
+        return JobsError(
+            f"{config.address} refused the token from {config.token_source}; set RAY_AUTH_TOKEN "
+            "(or RAY_AUTH_TOKEN_PATH) to the cluster's token, e.g. `ray get-auth-token` on the head"
+        )
+    return JobsError(
+        f"{config.address} requires a token and none was found; set RAY_AUTH_TOKEN, "
+        "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token to the cluster's token "
+        "(`ray get-auth-token` on the head)"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:240] + "...") if len(text) > 240 else text or type(exc).__name__
+
+
+def _call(action: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run one Jobs API call, turning Ray's exceptions into one-line `JobsError`s."""
+    from ray.exceptions import AuthenticationError
+
+    try:
+        return fn(*args)
+    except AuthenticationError:
+        raise JobsError(
+            f"{action}: the cluster refused the token; set RAY_AUTH_TOKEN to the cluster's token"
+        ) from None
+    except (ConnectionError, OSError) as exc:
+        raise JobsError(f"{action}: the cluster did not answer ({_one_line(exc)})") from None
+    except RuntimeError as exc:
+        if "does not exist" in str(exc) or "404" in str(exc):
+            raise JobsError(f"{action}: no such job on this cluster") from None
+        raise JobsError(f"{action}: {_one_line(exc)}") from None
+
+
+# ---------------------------------------------------------------- manifests and run ids
+
+
+def describe_manifest(path: Path) -> ManifestInfo:
+    """Name, digest, output and case count of a manifest, validated by `audit.spec`."""
+    path = path.resolve()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise JobsError(f"{path}: cannot read the manifest ({exc.strerror})") from None
+    try:
+        doc = yaml.safe_load(raw) or {}
+    except yaml.YAMLError as exc:
+        raise JobsError(f"{path}: not valid YAML ({_one_line(exc)})") from None
+    if not isinstance(doc, dict):
+        raise JobsError(f"{path}: a manifest is a mapping; received {type(doc).__name__}")
+    name = str(doc.get("name") or path.stem)
+    return ManifestInfo(
+        path=path,
+        name=name,
+        digest=hashlib.sha256(raw).hexdigest(),
+        output=str(doc.get("output") or "reports"),
+        n_cases=_count_cases(path),
+    )
+
+
+def _count_cases(path: Path) -> int | None:
+    """Validate the manifest with `audit.spec` and count its cases (None if it can't here)."""
+    from audit import spec
+
+    load = getattr(spec, "load_manifest", None)
+    if load is None:
+        return None
+    try:
+        manifest = load(path)
+    except FileNotFoundError:  # fleet globs name files on shared storage, not here
+        return None
+    except Exception as exc:  # pydantic/spec errors: the manifest is wrong
+        raise JobsError(f"{path}: {_one_line(exc)}") from None
+    cases = getattr(manifest, "cases", None)
+    return len(cases) if cases is not None else None
+
+
+def derive_run_id(info: ManifestInfo) -> str:
+    """`<name>-<digest[:10]>`: the same manifest always names the same run."""
+    slug = re.sub(r"[^a-z0-9]+", "-", info.name.lower()).strip("-")[:60] or "run"
+    return f"{slug}-{info.digest[:10]}"
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id is a safe slug: it becomes a Hive folder and a Ray submission id."""
+    if not _RUN_ID.match(run_id):
+        raise JobsError(
+            f"run id {run_id!r} is not a safe slug; use letters, digits, '.', '_' and '-' "
+            "(at most 100, starting with a letter or digit)"
+        )
+    return run_id
+
+
+def submission_id(run_id: str) -> str:
+    """The Ray submission id of a run; accepts either form."""
+    run_id = run_id.removeprefix(SUBMISSION_PREFIX)
+    return f"{SUBMISSION_PREFIX}{check_run_id(run_id)}"
+
+
+def is_uri(location: str) -> bool:
+    return "://" in location
+
+
+# ---------------------------------------------------------------- submit
+
+
+def check_submittable(info: ManifestInfo, max_bytes: int) -> int:
+    """Refuse what cannot work on a cluster; returns the working_dir's size in bytes.
+
+    A relative `output` would land in the job's temporary copy of the folder and be lost; a
+    large folder means models or data travel with the job instead of living in shared storage.
+    """
+    if not is_uri(info.output) and not Path(info.output).is_absolute():
+        raise JobsError(
+            f"{info.path.name}: output {info.output!r} is relative, so on the cluster the "
+            "reports would land in the job's temporary working_dir; set output to a bucket "
+            "URI (s3://bucket/flatline) or an absolute path on a shared mount"
+        )
+    size = working_dir_bytes(info.folder)
+    if size > max_bytes:
+        raise JobsError(
+            f"{info.folder}: {size / 2**20:.1f} MiB is too large to ship as the job's "
+            f"working_dir (limit {max_bytes / 2**20:.0f} MiB); keep only manifests there and "
+            "put models and data in shared storage (s3://..., gs://... or a shared mount)"
+        )
+    return size
+
+
+def working_dir_bytes(folder: Path) -> int:
+    """Bytes Ray would upload for `folder`, skipping the excluded folders."""
+    total = 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in WORKING_DIR_EXCLUDES]
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def entrypoint(info: ManifestInfo, options: SubmitOptions) -> str:
+    """The job's shell command; it runs inside the shipped manifest folder."""
+    args = ["audit", "run", info.path.name, "--run-id", options.run_id, *options.extra_args]
+    return shlex.join(args)
+
+
+def job_metadata(info: ManifestInfo, run_id: str) -> dict[str, str]:
+    """What `audit status` needs later: the run, the manifest, where reports go."""
+    meta = {
+        META_RUN_ID: run_id,
+        META_DIGEST: info.digest,
+        META_MANIFEST: info.path.name,
+        META_OUTPUT: info.output,
+    }
+    if info.n_cases is not None:
+        meta[META_CASES] = str(info.n_cases)
+    return meta
+
+
+def submit(client: JobSubmissionClient, info: ManifestInfo, options: SubmitOptions) -> SubmitResult:
+    """Submit the run as `audit-<run_id>`, or report the job that already runs it."""
+    run_id = check_run_id(options.run_id)
+    sid = submission_id(run_id)
+    existing = _find_job(client, sid)
+    if existing is not None:
+        return SubmitResult(run_id, sid, created=False, state=str(existing.status.value))
+    check_submittable(info, options.max_working_dir_bytes)
+    runtime_env = {
+        "working_dir": str(info.folder),
+        "excludes": list(WORKING_DIR_EXCLUDES),
+        # Ray waits this long after SIGTERM before SIGKILL: time to record finished cases.
+        "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(options.stop_grace_s)},
+    }
+    try:
+        _call(
+            f"submit {sid}",
+            lambda: client.submit_job(
+                entrypoint=entrypoint(info, options),
+                submission_id=sid,
+                runtime_env=runtime_env,
+                metadata=job_metadata(info, run_id),
+                entrypoint_num_cpus=options.num_cpus,
+                entrypoint_num_gpus=options.num_gpus,
+            ),
+        )
+    except JobsError as exc:
+        if "already exists" not in str(exc):
+            raise
+        state = _find_job(client, sid)  # submitted concurrently by someone else
+        return SubmitResult(run_id, sid, False, str(state.status.value) if state else "UNKNOWN")
+    return SubmitResult(run_id, sid, created=True, state="PENDING")
+
+
+def _find_job(client: JobSubmissionClient, sid: str) -> Any | None:
+    try:
+        return _call(f"look up {sid}", client.get_job_info, sid)
+    except JobsError as exc:
+        if "no such job" in str(exc):
+            return None
+        raise
+
+
+# ---------------------------------------------------------------- status, list, stop
+
+
+def _run_info(job: Any) -> RunInfo:
+    meta = dict(job.metadata or {})
+    sid = job.submission_id or ""
+    run_id = meta.get(META_RUN_ID) or sid.removeprefix(SUBMISSION_PREFIX)
+    return RunInfo(
+        run_id=run_id,
+        submission_id=sid,
+        state=str(job.status.value),
+        start_time=job.start_time / 1000 if job.start_time else None,
+        end_time=job.end_time / 1000 if job.end_time else None,
+        message=job.message,
+        metadata=meta,
+    )
+
+
+def get_run(client: JobSubmissionClient, run_id: str) -> RunInfo:
+    """The job of one run; `JobsError` (exit 2) when the cluster has none."""
+    sid = submission_id(run_id)
+    job = _find_job(client, sid)
+    if job is None:
+        raise JobsError(f"no run {sid.removeprefix(SUBMISSION_PREFIX)!r} on this cluster; "
+                        "`audit status` lists the runs it has")
+    return _run_info(job)
+
+
+def list_runs(client: JobSubmissionClient, limit: int = 20) -> list[RunInfo]:
+    """The cluster's audit runs, newest first (other Ray jobs are left out)."""
+    jobs = _call("list jobs", client.list_jobs)
+    runs = [
+        _run_info(job) for job in jobs
+        if (job.submission_id or "").startswith(SUBMISSION_PREFIX)
+        or META_RUN_ID in (job.metadata or {})
+    ]
+    runs.sort(key=lambda r: r.start_time or 0.0, reverse=True)
+    return runs[:limit]
+
+
+def stop_run(
+    client: JobSubmissionClient, run_id: str, wait_s: float = 60.0, poll_s: float = 0.5
+) -> RunInfo:
+    """Ask the run's driver to stop (SIGTERM: it records what finished) and wait for it."""
+    run = get_run(client, run_id)
+    if run.state in TERMINAL_STATES:
+        return run
+    _call(f"stop {run.submission_id}", client.stop_job, run.submission_id)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        run = get_run(client, run_id)
+        if run.state in TERMINAL_STATES:
+            break
+        time.sleep(poll_s)
+    return run
+
+
+def case_counts(output: str, run_id: str, total: int | None = None) -> CaseCounts | None:
+    """Count the run's case reports under `output`, or None when it can't be read from here.
+
+    Reads the report layout (`cases/run_id=<RUN>/*.parquet`, column `status`) through
+    `pyarrow.fs`, so it works for shared paths and object stores alike.
+    """
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    try:
+        fs, base = pafs.FileSystem.from_uri(output) if is_uri(output) else (
+            pafs.LocalFileSystem(), os.path.abspath(output))
+        folder = f"{base.rstrip('/')}/cases/run_id={run_id}"
+        info = fs.get_file_info(folder)
+        if info.type == pafs.FileType.NotFound:
+            return CaseCounts(0, 0, total)
+        table = ds.dataset(folder, filesystem=fs, format="parquet").to_table(columns=["status"])
+    except Exception:  # unreachable storage, no credentials here: counts are a nicety
+        return None
+    statuses = table.column("status").to_pylist()
+    return CaseCounts(len(statuses), sum(1 for s in statuses if s != "ok"), total)
+
+
+# ---------------------------------------------------------------- logs
+
+
+def follow_logs(
+    client: JobSubmissionClient,
+    run_id: str,
+    write: Callable[[str], None],
+    *,
+    retry_s: float = 1.0,
+    max_retries: int = 60,
+) -> RunInfo:
+    """Stream the run's log until the job ends, reconnecting when the stream drops.
+
+    The server replays the log from its start on every connection, so what was already
+    written is skipped: the output has every line once. Returns the finished run.
+    """
+    from ray.exceptions import AuthenticationError
+
+    sid = get_run(client, run_id).submission_id
+    progress = _Progress()
+    failures = 0
+    while True:
+        try:
+            asyncio.run(_tail(client, sid, write, progress))
+            run = get_run(client, run_id)
+        except AuthenticationError:
+            raise JobsError(f"logs {sid}: the cluster refused the token") from None
+        except (TimeoutError, RuntimeError, OSError, ConnectionError, JobsError) as exc:
+            failures += 1
+            if failures > max_retries:
+                raise JobsError(
+                    f"logs {sid}: lost the log stream {failures} times ({_one_line(exc)})"
+                ) from None
+            time.sleep(retry_s)
+            continue
+        if run.state in TERMINAL_STATES:
+            rest = _call(f"logs {sid}", client.get_job_logs, sid)
+            if len(rest) > progress.written:
+                write(rest[progress.written:])
+            return run
+        time.sleep(retry_s)  # stream ended but the job runs on: reconnect
+
+
+@dataclass
+class _Progress:
+    """Characters of the log already written; survives a dropped connection."""
+
+    written: int = 0
+
+
+async def _tail(client: JobSubmissionClient, sid: str, write: Callable[[str], None],
+                progress: _Progress) -> None:
+    """One connection's worth of log, skipping what an earlier connection already wrote."""
+    seen = 0
+    async for chunk in client.tail_job_logs(sid):
+        new = chunk[max(0, progress.written - seen):]
+        seen += len(chunk)
+        if new:
+            write(new)
+            progress.written += len(new)
+
+
+def get_logs(client: JobSubmissionClient, run_id: str) -> str:
+    """The run's whole log so far."""
+    sid = get_run(client, run_id).submission_id
+    return _call(f"logs {sid}", client.get_job_logs, sid)
