@@ -73,6 +73,7 @@ class CaseReport:
     gpu_ids: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     metrics: list[MetricRow] = field(default_factory=list)
+    worker: str | None = None  # the Ray actor that ran the case (set by the fleet)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

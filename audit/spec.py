@@ -1,4 +1,4 @@
-"""What to audit: the typed case specification (and, later, the manifest that yields cases).
+"""What to audit: the typed case specification and the manifest (YAML) that yields cases.
 
 Everything here is plain data validated by pydantic: no TensorFlow, no Ray, no I/O beyond
 reading a manifest and hashing files for case ids.
@@ -6,12 +6,23 @@ reading a manifest and hashing files for case ids.
 
 from __future__ import annotations
 
-from typing import Literal
+import difflib
+import glob
+import hashlib
+import itertools
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Task = Literal["regression", "binary", "multiclass"]
-ALL_PROBES: tuple[str, ...] = ("data", "config", "sensitivity", "activations", "gradients", "retrain")
+ALL_PROBES: tuple[str, ...] = (
+    "data", "config", "sensitivity", "activations", "gradients", "retrain"
+)
 
 
 class _Strict(BaseModel):
@@ -59,3 +70,406 @@ class CaseSpec(_Strict):
     seed: int = 0
     trust_model: bool = False
     time_limit_s: float | None = Field(None, gt=0)
+
+
+# ---------------------------------------------------------------- the manifest
+
+
+class ManifestError(ValueError):
+    """A manifest is wrong; the message is one line naming the key, what was expected and got."""
+
+
+class ManifestFilesMissing(ManifestError, FileNotFoundError):
+    """A manifest names files that are not there (e.g. a fleet glob with no match here)."""
+
+
+class Execution(_Strict):
+    """How the fleet runs: per-case time limit, retries, actor recycling, concurrency."""
+
+    time_limit_s: float = Field(1800.0, gt=0, description="a case running longer is `timeout`")
+    max_attempts: int = Field(3, ge=1, le=10, description="tries of a case whose worker crashed")
+    cases_per_actor: int = Field(
+        50, ge=1, description="recycle an actor after this many cases (TF keeps its memory)"
+    )
+    max_concurrency: int | None = Field(None, ge=1, description="at most this many actors")
+
+
+class CaseEntry(_Strict):
+    """One `cases:` item of a manifest; unset settings come from the manifest's top level."""
+
+    name: str | None = Field(None, min_length=1, description="default: the model file's stem")
+    model: str = Field(min_length=1)
+    data: str = Field(min_length=1)
+    label: str | None = None
+    features: tuple[str, ...] | None = None
+    task: Task | None = None
+    training: Training = Training()
+    probes: tuple[str, ...] | None = None
+    budget: Budget | None = None
+    seed: int | None = None
+    time_limit_s: float | None = Field(None, gt=0)
+
+
+class FleetEntry(_Strict):
+    """One `fleet:` item: every model matching a glob, each with its data from a template.
+
+    Templates may use `{stem}` (the model's file name without suffix), `{parent}` (its folder's
+    name) and `{name}` (the case's name).
+    """
+
+    models: str = Field(min_length=1, description="glob, e.g. models/**/*.keras")
+    data: str = Field(min_length=1, description="template, e.g. data/{stem}.parquet")
+    name: str = Field("{stem}", min_length=1, description="template of the case name")
+    label: str | None = None
+    features: tuple[str, ...] | None = None
+    task: Task | None = None
+    training: Training = Training()
+    probes: tuple[str, ...] | None = None
+    budget: Budget | None = None
+    seed: int | None = None
+    time_limit_s: float | None = Field(None, gt=0)
+
+
+class Manifest(_Strict):
+    """A run's manifest (jobs/*.yaml): where to write, how to run, and which cases."""
+
+    name: str = Field(min_length=1, description="run name")
+    output: str = Field("reports", min_length=1, description="folder or URI; relative to the file")
+    resources: Resources = Resources()
+    probes: tuple[str, ...] = ALL_PROBES
+    budget: Budget = Budget()
+    seed: int = 0
+    execution: Execution = Execution()
+    entries: tuple[CaseEntry, ...] = Field((), alias="cases")
+    fleet: tuple[FleetEntry, ...] = ()
+    base_dir: str = Field("", exclude=True, description="folder relative paths resolve against")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("probes")
+    @classmethod
+    def _known_probes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_probes(value)
+
+    @model_validator(mode="after")
+    def _some_cases(self) -> Manifest:
+        if not self.entries and not self.fleet:
+            raise ValueError("the manifest lists no cases; add `cases:` or `fleet:`")
+        for entry in (*self.entries, *self.fleet):
+            if entry.probes is not None:
+                _check_probes(entry.probes)
+        return self
+
+    @property
+    def output_uri(self) -> str:
+        """The output as an absolute local path or a URI."""
+        return resolve_location(self.output, self.base_dir)
+
+    def cases(self, trust_models: bool = False) -> list[CaseSpec]:
+        """Every case with resolved paths and stable ids, in manifest order (fleet globs sorted).
+
+        Raises `ManifestError` for duplicate names and `ManifestFilesMissing` for a fleet glob
+        that matches nothing.
+        """
+        specs = [self._spec(f"cases[{i}]", entry, entry.name, entry.model, entry.data,
+                            trust_models)
+                 for i, entry in enumerate(self.entries)]
+        for i, entry in enumerate(self.fleet):
+            specs.extend(self._fleet_specs(i, entry, trust_models))
+        _check_unique(specs)
+        return specs
+
+    def _fleet_specs(self, index: int, entry: FleetEntry, trust: bool) -> list[CaseSpec]:
+        where = f"fleet[{index}]"
+        models = expand_glob(resolve_location(entry.models, self.base_dir))
+        if not models:
+            raise ManifestFilesMissing(
+                f"{where}.models: no files match {entry.models!r} (looked in {self.base_dir})"
+            )
+        specs = []
+        for model in models:
+            values = {"stem": _stem(model), "parent": _parent_name(model)}
+            try:
+                name = entry.name.format(**values)
+                values["name"] = name
+                data = entry.data.format(**values)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ManifestError(
+                    f"{where}: bad template ({exc}); templates may use {{stem}}, {{parent}} "
+                    f"and {{name}}; received name={entry.name!r}, data={entry.data!r}"
+                ) from None
+            specs.append(self._spec(where, entry, name, model, data, trust))
+        return specs
+
+    def _spec(self, where: str, entry: CaseEntry | FleetEntry, name: str | None, model: str,
+              data: str, trust: bool) -> CaseSpec:
+        model = resolve_location(model, self.base_dir)
+        data = resolve_location(data, self.base_dir)
+        probes = entry.probes if entry.probes is not None else self.probes
+        spec = CaseSpec(
+            name=name or _stem(model),
+            model=model,
+            data=data,
+            label=entry.label,
+            features=entry.features,
+            task=entry.task,
+            training=entry.training,
+            probes=tuple(p for p in ALL_PROBES if p in probes),
+            budget=entry.budget or self.budget,
+            seed=self.seed if entry.seed is None else entry.seed,
+            trust_model=trust,
+            time_limit_s=entry.time_limit_s or self.execution.time_limit_s,
+        )
+        return spec.model_copy(update={"case_id": case_id(spec)})
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest; relative paths in it resolve against its folder.
+
+    Raises `ManifestError` with one line per problem, each naming the key's path and what was
+    expected, with a hint for misspelt keys.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read the manifest ({exc.strerror})") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{path}: a manifest is a mapping of keys; received "
+                            f"{type(doc).__name__}")
+    if "base_dir" in doc:
+        raise ManifestError(f"{path}: base_dir: unknown key")
+    doc.setdefault("name", path.stem)
+    doc["base_dir"] = str(path.resolve().parent)
+    return parse_manifest(doc, where=str(path))
+
+
+def parse_manifest(doc: dict[str, Any], where: str = "manifest") -> Manifest:
+    """Validate a manifest given as a mapping (YAML already parsed)."""
+    try:
+        return Manifest.model_validate(doc)
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ManifestError(f"{where}: " + "; ".join(problems[:3]) + more) from None
+
+
+# ---------------------------------------------------------------- errors with hints
+
+
+def _describe(error: Any) -> str:
+    """`cases[3].lable: unknown key; did you mean 'label'?` from one pydantic error."""
+    loc = tuple(error["loc"])
+    path = _loc_text(loc)
+    if error["type"] == "extra_forbidden":
+        known = _keys_at(Manifest, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"valid keys are {sorted(known)}"
+        return f"{path}: unknown key; {hint}"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"{path}: required key missing"
+    received = error.get("input")
+    if error["type"].startswith("value_error") or isinstance(received, dict):
+        return f"{path}: {message}" if path else message
+    return f"{path}: {message[0].lower()}{message[1:]}; received {received!r}"
+
+
+def _loc_text(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The valid keys of the mapping at `loc` inside `model` (by following field types)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = _field_by_key(current, str(part))
+        if field is None:
+            return []
+        current = _inner_model(field.annotation)
+        if current is None:
+            return []
+    return [f.alias or name for name, f in current.model_fields.items() if name != "base_dir"]
+
+
+def _field_by_key(model: type[BaseModel], key: str) -> Any:
+    for name, field in model.model_fields.items():
+        if key in (name, field.alias):
+            return field
+    return None
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside `X`, `X | None` or `tuple[X, ...]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _check_probes(names: tuple[str, ...]) -> tuple[str, ...]:
+    for name in names:
+        if name not in ALL_PROBES:
+            close = difflib.get_close_matches(name, ALL_PROBES, n=1)
+            hint = (f"did you mean {close[0]!r}?" if close
+                    else f"valid probes are {list(ALL_PROBES)}")
+            raise ValueError(f"unknown probe {name!r}; {hint}")
+    return names
+
+
+def _check_unique(specs: list[CaseSpec]) -> None:
+    seen: dict[str, CaseSpec] = {}
+    for spec in specs:
+        if spec.name in seen:
+            raise ManifestError(
+                f"case name {spec.name!r} appears twice ({seen[spec.name].model} and "
+                f"{spec.model}); give each case its own `name:` "
+                "(in a fleet: name: '{parent}-{stem}')"
+            )
+        seen[spec.name] = spec
+
+
+# ---------------------------------------------------------------- paths, globs, case ids
+
+
+def is_uri(location: str) -> bool:
+    return "://" in location
+
+
+def resolve_location(location: str, base_dir: str) -> str:
+    """A URI as is; `~` expanded; a relative path joined to `base_dir`."""
+    if is_uri(location):
+        return location
+    path = Path(location).expanduser()
+    if not path.is_absolute() and base_dir:
+        path = Path(base_dir) / path
+    return os.path.normpath(str(path))
+
+
+def expand_glob(pattern: str) -> list[str]:
+    """Sorted matches of a glob (`**` spans folders), locally or on an object store."""
+    if not is_uri(pattern) or pattern.startswith("file://"):
+        local = pattern.removeprefix("file://")
+        matches = sorted(glob.glob(local, recursive=True))
+        return [f"file://{m}" for m in matches] if pattern.startswith("file://") else matches
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(pattern)
+    scheme = pattern.split("://", 1)[0]
+    root = _glob_root(path)
+    selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
+    regex = _glob_regex(path)
+    return sorted(f"{scheme}://{info.path}" for info in fs.get_file_info(selector)
+                  if regex.fullmatch(info.path))
+
+
+def _glob_root(path: str) -> str:
+    parts = path.split("/")
+    fixed = list(itertools.takewhile(lambda p: not set(p) & set("*?["), parts))
+    return "/".join(fixed[: len(parts) - 1] if len(fixed) == len(parts) else fixed)
+
+
+def _glob_regex(path: str) -> re.Pattern[str]:
+    out, i = "", 0
+    while i < len(path):
+        if path.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif path.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif path[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif path[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(path[i]), i + 1
+    return re.compile(out)
+
+
+def _stem(location: str) -> str:
+    name = location.rstrip("/").rsplit("/", 1)[-1]
+    return name.split(".", 1)[0] if not name.startswith(".") else name
+
+
+def _parent_name(location: str) -> str:
+    parts = location.rstrip("/").rsplit("/", 2)
+    return parts[-2] if len(parts) >= 2 else ""
+
+
+def case_id(spec: CaseSpec) -> str:
+    """`<name-slug>-<digest>`: the digest covers the model's and data's contents and every
+    setting that changes the result, so an unchanged case keeps its id across runs."""
+    settings = spec.model_dump(mode="json", exclude={"case_id", "name", "model", "data",
+                                                     "time_limit_s"})
+    payload = json.dumps(
+        {"model": content_digest(spec.model), "data": content_digest(spec.data), **settings},
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(payload.encode()).hexdigest()[:12]
+    return f"{slug(spec.name, 48)}-{digest}"
+
+
+def slug(text: str, limit: int = 60) -> str:
+    """A safe file/partition name: lowercase letters, digits, '.', '_' and '-'."""
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")
+    return cleaned[:limit].rstrip("-.") or "case"
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def content_digest(location: str) -> str:
+    """sha256 of a file's bytes (a folder: of its files' names and bytes); for a missing file,
+    a digest of its location, so the case still gets an id and fails later with a clear error."""
+    import pyarrow.fs as pafs
+
+    try:
+        if is_uri(location) and not location.startswith("file://"):
+            fs, path = pafs.FileSystem.from_uri(location)
+        else:
+            fs, path = pafs.LocalFileSystem(), location.removeprefix("file://")
+        info = fs.get_file_info(path)
+    except (OSError, ValueError):
+        return "unreadable:" + location
+    if info.type == pafs.FileType.NotFound:
+        return "missing:" + location
+    key = (location, int(info.size or 0), int(info.mtime_ns or 0))
+    if key not in _DIGESTS:
+        _DIGESTS[key] = _digest(fs, path, info)
+    return _DIGESTS[key]
+
+
+def _digest(fs: Any, path: str, info: Any) -> str:
+    import pyarrow.fs as pafs
+
+    sha = hashlib.sha256()
+    if info.type == pafs.FileType.Directory:
+        selector = pafs.FileSelector(path, recursive=True)
+        files = sorted((f for f in fs.get_file_info(selector) if f.type == pafs.FileType.File),
+                       key=lambda f: f.path)
+        for f in files:
+            sha.update(f.path[len(path):].encode())
+            _update(sha, fs, f.path)
+    else:
+        _update(sha, fs, path)
+    return sha.hexdigest()
+
+
+def _update(sha: Any, fs: Any, path: str) -> None:
+    with fs.open_input_stream(path) as stream:
+        while chunk := stream.read(1 << 20):
+            sha.update(chunk)
