@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
 
@@ -135,6 +133,7 @@ class CaseCounts:
     done: int
     failed: int
     total: int | None = None
+    report: str | None = None  # the run row's status: finished | stopped; None while running
 
 
 @dataclass(frozen=True)
@@ -273,43 +272,39 @@ def _call(action: str, fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def describe_manifest(path: Path) -> ManifestInfo:
-    """Name, digest, output and case count of a manifest, validated by `audit.spec`."""
+    """Name, digest, output and case count of a manifest, validated by `audit.spec`.
+
+    Counting reads no model or data: it expands fleet globs only (None if that fails here).
+    """
+    from audit import spec
+
     path = path.resolve()
     try:
+        manifest = spec.load_manifest(path)
         raw = path.read_bytes()
+    except spec.ManifestError as exc:
+        raise JobsError(str(exc)) from None
     except OSError as exc:
         raise JobsError(f"{path}: cannot read the manifest ({exc.strerror})") from None
-    try:
-        doc = yaml.safe_load(raw) or {}
-    except yaml.YAMLError as exc:
-        raise JobsError(f"{path}: not valid YAML ({_one_line(exc)})") from None
-    if not isinstance(doc, dict):
-        raise JobsError(f"{path}: a manifest is a mapping; received {type(doc).__name__}")
-    name = str(doc.get("name") or path.stem)
     return ManifestInfo(
         path=path,
-        name=name,
+        name=manifest.name,
         digest=hashlib.sha256(raw).hexdigest(),
-        output=str(doc.get("output") or "reports"),
-        n_cases=_count_cases(path),
+        output=manifest.output,
+        n_cases=_count_cases(manifest),
     )
 
 
-def _count_cases(path: Path) -> int | None:
-    """Validate the manifest with `audit.spec` and count its cases (None if it can't here)."""
+def _count_cases(manifest: Any) -> int | None:
     from audit import spec
 
-    load = getattr(spec, "load_manifest", None)
-    if load is None:
-        return None
-    try:
-        manifest = load(path)
-    except FileNotFoundError:  # fleet globs name files on shared storage, not here
-        return None
-    except Exception as exc:  # pydantic/spec errors: the manifest is wrong
-        raise JobsError(f"{path}: {_one_line(exc)}") from None
-    cases = getattr(manifest, "cases", None)
-    return len(cases) if cases is not None else None
+    count = len(manifest.entries)
+    for entry in manifest.fleet:
+        try:
+            count += len(spec.expand_glob(spec.resolve_location(entry.models, manifest.base_dir)))
+        except (OSError, ValueError):  # e.g. no credentials for the bucket on this machine
+            return None
+    return count
 
 
 def derive_run_id(info: ManifestInfo) -> str:
@@ -494,26 +489,28 @@ def stop_run(
 
 
 def case_counts(output: str, run_id: str, total: int | None = None) -> CaseCounts | None:
-    """Count the run's case reports under `output`, or None when it can't be read from here.
+    """What the run's report says so far, or None when it can't be read from here.
 
-    Reads the report layout (`cases/run_id=<RUN>/*.parquet`, column `status`) through
-    `pyarrow.fs`, so it works for shared paths and object stores alike.
+    Counts `cases/run_id=<RUN>/` rows by status and reads the run row's status (`finished` or
+    `stopped`; absent while the run goes on) through `audit.reports`, so shared paths and
+    object stores work alike.
     """
-    import pyarrow.dataset as ds
     import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    from audit import reports
 
     try:
-        fs, base = pafs.FileSystem.from_uri(output) if is_uri(output) else (
-            pafs.LocalFileSystem(), os.path.abspath(output))
-        folder = f"{base.rstrip('/')}/cases/run_id={run_id}"
-        info = fs.get_file_info(folder)
-        if info.type == pafs.FileType.NotFound:
-            return CaseCounts(0, 0, total)
-        table = ds.dataset(folder, filesystem=fs, format="parquet").to_table(columns=["status"])
+        store = reports.Store(output)
+        statuses = store.case_statuses(run_id)
+        run_row = f"{store.folder('runs', run_id)}/run.parquet"
+        ended = None
+        if store.fs.get_file_info(run_row).type == pafs.FileType.File:
+            ended = pq.read_table(run_row, columns=["status"], filesystem=store.fs)[0][0].as_py()
     except Exception:  # unreachable storage, no credentials here: counts are a nicety
         return None
-    statuses = table.column("status").to_pylist()
-    return CaseCounts(len(statuses), sum(1 for s in statuses if s != "ok"), total)
+    done = sum(statuses.values())
+    return CaseCounts(done, done - statuses.get("ok", 0), total, ended)
 
 
 # ---------------------------------------------------------------- logs

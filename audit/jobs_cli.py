@@ -7,6 +7,7 @@ the result; a `JobsError` becomes one line on stderr and its exit code, never a 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -49,6 +50,7 @@ def cluster_config(address: str | None) -> jobs.ClusterConfig:
         or DEFAULT_ADDRESS
     )
     token, source = jobs.find_token()
+    logging.getLogger("ray.dashboard").setLevel(logging.WARNING)  # no "Uploading package" chatter
     return jobs.ClusterConfig(address=resolved, token=token, token_source=source)
 
 
@@ -199,7 +201,8 @@ def _cases(run: jobs.RunInfo) -> str:
     if counts is None:
         return "?" if run.total_cases is None else f"? of {run.total_cases}"
     text = f"{counts.done} done, {counts.failed} failed"
-    return text + (f" of {counts.total}" if counts.total is not None else "")
+    text += f" of {counts.total}" if counts.total is not None else ""
+    return text + (f" (report: {counts.report})" if counts.report else "")
 
 
 def _when(ts: float | None) -> str:
