@@ -52,6 +52,9 @@ class Resources(_Strict):
 
     num_cpus: float = Field(1.0, gt=0)
     num_gpus: float = Field(0.0, ge=0)
+    gpu_memory_mb: int | None = Field(
+        None, gt=0, description="memory of one GPU; default: asked of nvidia-smi in the actor"
+    )
 
 
 class CaseSpec(_Strict):

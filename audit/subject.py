@@ -37,6 +37,7 @@ class TrainingConfig:
     epochs: int | None
     batch_size: int
     source: str  # "compile_config", "spec" or "default": where the optimizer/loss came from
+    optimizer_config: tuple[tuple[str, Any], ...] = ()  # the saved optimizer's other settings
 
 
 @dataclass
@@ -423,7 +424,12 @@ def _compiled_loss_name(model: Any) -> tuple[str | None, bool]:
     return canonical_loss(loss), from_logits
 
 
-def _compiled_optimizer(model: Any) -> tuple[str | None, float | None]:
+_OPTIMIZER_KEYS = ("momentum", "nesterov", "beta_1", "beta_2", "epsilon", "rho", "amsgrad",
+                   "clipnorm", "clipvalue", "global_clipnorm", "weight_decay")
+
+
+def _compiled_optimizer(model: Any) -> tuple[str | None, float | None, dict[str, Any]]:
+    """The saved optimizer's family, learning rate and other plain settings (momentum, ...)."""
     try:
         config = model.get_compile_config() or {}
     except Exception:
@@ -431,11 +437,14 @@ def _compiled_optimizer(model: Any) -> tuple[str | None, float | None]:
     opt = config.get("optimizer")
     if isinstance(opt, dict):
         name = str(opt.get("class_name", "")).lower() or None
-        lr = opt.get("config", {}).get("learning_rate")
-        return name, float(lr) if isinstance(lr, (int, float)) else None
+        inner = opt.get("config", {}) or {}
+        lr = inner.get("learning_rate")
+        extra = {k: inner[k] for k in _OPTIMIZER_KEYS
+                 if inner.get(k) is not None and isinstance(inner[k], (int, float, bool))}
+        return name, float(lr) if isinstance(lr, (int, float)) else None, extra
     if isinstance(opt, str):
-        return opt.lower(), None
-    return None, None
+        return opt.lower(), None, {}
+    return None, None, {}
 
 
 def default_loss(task: Task) -> str:
@@ -448,7 +457,7 @@ def default_loss(task: Task) -> str:
 
 def resolve_training(model: Any, spec: CaseSpec, task: Task) -> TrainingConfig:
     """The spec's training settings over the model's compile config over defaults."""
-    opt_name, opt_lr = _compiled_optimizer(model)
+    opt_name, opt_lr, opt_extra = _compiled_optimizer(model)
     loss_name, from_logits = _compiled_loss_name(model)
     source = "compile_config" if opt_name and loss_name else "default"
     t = spec.training
@@ -465,4 +474,5 @@ def resolve_training(model: Any, spec: CaseSpec, task: Task) -> TrainingConfig:
         epochs=t.epochs,
         batch_size=t.batch_size or 32,
         source=source,
+        optimizer_config=tuple(sorted(opt_extra.items())) if optimizer == opt_name else (),
     )

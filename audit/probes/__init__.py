@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from audit.probes import config, data
+from audit.probes import activations, config, data, gradients, retrain, sensitivity
 from audit.probes.base import Probe, ProbeSettings, run_probe
 
 PROBES: dict[str, Probe] = {
@@ -10,6 +10,14 @@ PROBES: dict[str, Probe] = {
                   "NaN/inf cells, feature scales, constant columns, label range, class balance"),
     "config": Probe("config", config.run, config.ConfigSettings,
                     "loss vs output head vs labels; optimizer and learning rate"),
+    "sensitivity": Probe("sensitivity", sensitivity.run, sensitivity.SensitivitySettings,
+                         "output spread and skill on real inputs; response to perturbations"),
+    "activations": Probe("activations", activations.run, activations.ActivationSettings,
+                         "dead ReLU and saturated sigmoid/tanh fractions per hidden layer"),
+    "gradients": Probe("gradients", gradients.run, gradients.GradientSettings,
+                       "per-layer gradient norms of the loss; NaN/inf weights"),
+    "retrain": Probe("retrain", retrain.run, retrain.RetrainSettings,
+                     "retrains fresh clones under the own config and one-change counterfactuals"),
 }
 
 

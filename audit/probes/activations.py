@@ -1,0 +1,78 @@
+"""The `activations` probe: one forward pass; dead ReLUs and saturated sigmoid/tanh per layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from audit.probes.base import ProbeSettings, finite_rows, sample_rows
+from audit.probes.config import activation_name
+from audit.results import ProbeResult
+from audit.subject import Subject
+
+RELU_LIKE = {"relu", "relu6"}
+SATURATING = {"sigmoid", "tanh", "hard_sigmoid"}
+
+
+class ActivationSettings(ProbeSettings):
+    max_rows: int = 512
+    #: a unit is saturated on a row when its activation's derivative is below this share of
+    #: the derivative's peak (sigmoid: |z| > ~4.4; tanh: |z| > ~2.2)
+    saturation_derivative: float = 0.05
+    #: a unit is saturated when it is saturated on at least this share of rows
+    saturated_rows: float = 0.9
+
+
+def _derivative_ratio(activation: str, out: np.ndarray) -> np.ndarray:
+    """The activation's derivative at each output, as a share of its peak derivative."""
+    if activation == "sigmoid":
+        return out * (1 - out) / 0.25
+    if activation == "tanh":
+        return 1 - out**2
+    return ((out > 0) & (out < 1)).astype(np.float32)  # hard_sigmoid
+
+
+def hidden_layers(model: Any) -> list[tuple[Any, str]]:
+    """Hidden layers with a ReLU-like or saturating activation (the output layer excluded)."""
+    layers = []
+    for layer in model.layers[:-1]:
+        name = activation_name(layer)
+        if name in RELU_LIKE | SATURATING:
+            layers.append((layer, name))
+    return layers
+
+
+def run(subject: Subject, settings: ActivationSettings) -> ProbeResult:
+    import keras
+
+    layers = hidden_layers(subject.model)
+    if not layers:
+        return ProbeResult(probe="activations", metrics={"hidden_layers": 0.0})
+    mask = finite_rows(subject.x)
+    idx = np.flatnonzero(mask)[sample_rows(int(mask.sum()), settings.max_rows, settings.seed)]
+    tap = keras.Model(subject.model.inputs, [layer.output for layer, _ in layers])
+    outputs = tap(subject.x[idx], training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    metrics: dict[str, float] = {"hidden_layers": float(len(layers))}
+    dead, saturated, abs_means = [], [], []
+    for (layer, act), out in zip(layers, outputs, strict=True):
+        units = np.asarray(out, dtype=np.float64).reshape(len(idx), -1)
+        abs_means.append(float(np.mean(np.abs(units))))
+        if act in RELU_LIKE:
+            frac = float(np.mean(np.all(units <= 0, axis=0)))
+            metrics[f"dead_fraction.{layer.name}"] = frac
+            dead.append(frac)
+        else:
+            flat = _derivative_ratio(act, units) < settings.saturation_derivative
+            frac = float(np.mean(np.mean(flat, axis=0) >= settings.saturated_rows))
+            metrics[f"saturated_fraction.{layer.name}"] = frac
+            saturated.append(frac)
+    metrics["relu_layers"] = float(len(dead))
+    metrics["saturating_layers"] = float(len(saturated))
+    metrics["dead_fraction_max"] = max(dead, default=0.0)
+    metrics["dead_fraction_mean"] = float(np.mean(dead)) if dead else 0.0
+    metrics["saturated_fraction_max"] = max(saturated, default=0.0)
+    metrics["saturated_fraction_mean"] = float(np.mean(saturated)) if saturated else 0.0
+    metrics["hidden_abs_mean_max"] = max(abs_means)
+    return ProbeResult(probe="activations", metrics=metrics)

@@ -1,0 +1,382 @@
+"""The `retrain` probe: which single change brings the model back to life?
+
+It retrains fresh clones under the model's own training config (the baseline: does it reproduce
+the symptom?) and under one-change counterfactuals (standardized inputs or targets, another
+learning rate, Adam, the loss that fits the labels, balanced class weights, NaN rows dropped,
+non-saturating activations, default initialization, gradient clipping, longer training), each
+over several seeds, all trained side by side in one compiled graph. It reports, per variant,
+the validation skill and output spread of every seed; `diagnose` judges what they mean.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from audit.probes import outcomes
+from audit.probes.base import NotApplicable, ProbeSettings, finite_rows, sample_rows
+from audit.probes.config import SATURATING, TYPICAL_LR, head_problem, weighted_layers
+from audit.probes.outcomes import Head
+from audit.probes.tfutil import (
+    encode_targets,
+    fitting_loss,
+    head_of,
+    make_loss,
+    make_optimizer,
+    predict,
+    subject_head,
+)
+from audit.probes.trainer import TrainJob, train_together
+from audit.results import ProbeResult
+from audit.subject import Subject
+
+ADAPTIVE = {"adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta", "lion", "ftrl"}
+DEFAULT_KERNEL_INITS = {"glorotuniform", "glorotnormal", "heuniform", "henormal",
+                        "lecununiform", "lecunnormal", "orthogonal", "variancescaling"}
+
+
+class RetrainSettings(ProbeSettings):
+    epochs: int = 30  # budget: epochs per counterfactual (at least `min_steps` steps)
+    max_seconds: float = 300.0  # budget: wall clock for the whole probe
+    seeds: int = 3  # each variant is trained once per seed
+    max_rows: int = 2048  # rows used for retraining (train + validation)
+    validation_fraction: float = 0.25
+    min_steps: int = 300  # tiny datasets get more epochs so every variant sees this many steps
+    chunks: int = 4  # how often training pauses to check for early success
+    early_success_skill: float = 0.95  # a seed this good on validation stops early
+    skip_when_healthy: bool = True  # no counterfactuals when the model already does well
+    healthy_skill: float = 0.5  # validation skill of the original that counts as doing well
+    counterfactuals: tuple[str, ...] | None = None  # restrict to these names (None: all)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One variant: the model's own training with (at most) one change."""
+
+    name: str
+    change: str
+    standardize_inputs: bool = False
+    standardize_targets: bool = False
+    drop_bad_rows: bool = False
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    clipnorm: float | None = None
+    fit_loss: bool = False
+    class_weights: bool = False
+    architecture: str = "same"  # same | nonsaturating | default_init
+    epochs: int | None = None
+
+
+@dataclass
+class Split:
+    """Training and validation rows (validation rows are always finite)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    full_rows: int
+
+
+@dataclass
+class Variant:
+    """A plan built for one seed: the training job and how to score it on validation."""
+
+    plan: Plan
+    seed: int
+    job: TrainJob
+    x_val: np.ndarray
+    y_val: np.ndarray
+    head: Head
+    skills: list[float] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- planning
+
+
+def typical_lr(optimizer: str) -> float:
+    return TYPICAL_LR.get(optimizer, 1e-3)
+
+
+def lr_ladder(optimizer: str, lr: float) -> list[float]:
+    """Two learning rates to try: toward the family's typical rate, or one decade each way."""
+    typical = typical_lr(optimizer)
+    if lr <= typical / 10:
+        return [typical, typical * 10]
+    if lr >= typical * 10:
+        return [typical, typical / 10]
+    return [lr * 10, lr / 10]
+
+
+def _initializer_name(init: Any) -> str:
+    return type(init).__name__.lower().replace("_", "")
+
+
+def has_unusual_init(model: Any) -> bool:
+    """True when some layer uses an initializer other than Keras' usual defaults."""
+    for layer in weighted_layers(model):
+        kernel = getattr(layer, "kernel_initializer", None)
+        bias = getattr(layer, "bias_initializer", None)
+        if kernel is not None and _initializer_name(kernel) not in DEFAULT_KERNEL_INITS:
+            return True
+        if bias is not None and _initializer_name(bias) not in {"zeros"}:
+            return True
+    return False
+
+
+def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> list[Plan]:
+    """The baseline plus every counterfactual that applies to this subject."""
+    t = subject.training
+    steps_per_epoch = max(1, math.ceil(len(split.x_train) / t.batch_size))
+    cap = max(settings.epochs, math.ceil(settings.min_steps / steps_per_epoch))
+    own = None
+    if t.epochs:  # the original's epochs, rescaled when we retrain on a subsample
+        own = math.ceil(t.epochs * split.full_rows / max(len(split.x_train) + len(split.x_val), 1))
+    base_epochs = min(own, cap) if own else cap
+    plans = [Plan("baseline", "the model's own training config", epochs=base_epochs)]
+    x = split.x_train.reshape(len(split.x_train), -1)
+    with np.errstate(all="ignore"):
+        mean, std = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
+    if np.nanmax(np.abs(mean)) > 0.5 or np.nanmax(std) > 2 or np.nanmin(std) < 0.5:
+        plans.append(Plan("standardize_inputs", "inputs standardized per feature",
+                          standardize_inputs=True))
+    if subject.task == "regression":
+        y = split.y_train[np.isfinite(split.y_train)]
+        if y.size and (abs(float(y.mean())) > 1 or not 0.5 <= float(y.std()) <= 2):
+            plans.append(Plan("standardize_targets", "targets standardized",
+                              standardize_targets=True))
+    if not finite_rows(split.x_train, split.y_train).all():
+        plans.append(Plan("drop_bad_rows", "rows with NaN/inf dropped", drop_bad_rows=True))
+    for lr in lr_ladder(t.optimizer, t.learning_rate):
+        ratio = lr / t.learning_rate
+        direction = "up" if ratio > 1 else "down"
+        plans.append(Plan(f"lr_{direction}_x{ratio:.3g}",
+                          f"learning rate {t.learning_rate:.3g} -> {lr:.3g}", learning_rate=lr))
+    if t.optimizer not in ADAPTIVE:
+        plans.append(Plan("adam", f"{t.optimizer} -> Adam(1e-3)", optimizer="adam",
+                          learning_rate=1e-3))
+    if head_problem(subject) is not None:
+        loss, _, activation = fitting_loss(subject.task)
+        plans.append(Plan("fit_loss", f"{t.loss} -> {loss} with a {activation} head",
+                          fit_loss=True))
+    if subject.task != "regression":
+        counts = np.bincount(split.y_train.astype(np.int64), minlength=subject.n_classes)
+        present = counts[counts > 0]
+        if len(present) >= 2 and present.min() / present.max() <= 0.5:
+            plans.append(Plan("class_weights", "balanced class weights", class_weights=True))
+    hidden = [getattr(layer, "activation", None) for layer in weighted_layers(subject.model)[:-1]]
+    names = {getattr(a, "__name__", "") for a in hidden}
+    if names & (SATURATING | {"relu"}):
+        plans.append(Plan("nonsaturating", "hidden sigmoid/tanh -> ReLU, ReLU -> LeakyReLU",
+                          architecture="nonsaturating"))
+    if has_unusual_init(subject.model):
+        plans.append(Plan("default_init", "Keras' default initializers (Glorot, zero bias)",
+                          architecture="default_init"))
+    if len(weighted_layers(subject.model)) >= 3 and not dict(t.optimizer_config).get("clipnorm"):
+        plans.append(Plan("clip_gradients", "gradients clipped to norm 1", clipnorm=1.0))
+    if own and base_epochs < cap:
+        plans.append(Plan("train_longer", f"{base_epochs} -> {cap} epochs", epochs=cap))
+    for i, plan in enumerate(plans):
+        if plan.epochs is None:
+            plans[i] = replace(plan, epochs=base_epochs)
+    if settings.counterfactuals is not None:
+        plans = [p for p in plans if p.name == "baseline" or p.name in settings.counterfactuals]
+    return plans
+
+
+# ---------------------------------------------------------------- building
+
+
+def make_split(subject: Subject, settings: RetrainSettings) -> Split:
+    """A reproducible train/validation split of (a sample of) the rows."""
+    n = len(subject.x)
+    idx = sample_rows(n, settings.max_rows, settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    idx = idx[rng.permutation(len(idx))]
+    finite = finite_rows(subject.x[idx], subject.y[idx])
+    n_val = max(2, int(len(idx) * settings.validation_fraction))
+    val_pool = idx[finite]
+    if len(val_pool) < n_val + 2:
+        raise NotApplicable("too few rows with finite values to validate a retrained clone")
+    val = val_pool[:n_val]
+    train = np.setdiff1d(idx, val, assume_unique=True)
+    train = train[rng.permutation(len(train))]
+    return Split(subject.x[train], subject.y[train], subject.x[val], subject.y[val], n)
+
+
+def _clone(model: Any, architecture: str) -> Any:
+    import keras
+
+    last = model.layers[-1].name
+
+    def change(layer: Any) -> Any:
+        config = layer.get_config()
+        if architecture == "default_init":
+            if "kernel_initializer" in config:
+                config["kernel_initializer"] = "glorot_uniform"
+            if "bias_initializer" in config:
+                config["bias_initializer"] = "zeros"
+        elif architecture == "nonsaturating" and layer.name != last:
+            act = config.get("activation")
+            if act in SATURATING:
+                config["activation"] = "relu"
+                if "kernel_initializer" in config:
+                    config["kernel_initializer"] = "he_uniform"
+            elif act == "relu":
+                config["activation"] = "leaky_relu"
+        return layer.__class__.from_config(config)
+
+    try:
+        if architecture == "same":
+            return keras.models.clone_model(model)
+        return keras.models.clone_model(model, clone_function=change)
+    except Exception as exc:
+        raise NotApplicable(f"cannot clone the model for retraining: {exc}") from None
+
+
+def _with_head(model: Any, units: int, activation: str) -> Any:
+    """`model` with its last weighted layer replaced by Dense(units, activation)."""
+    import keras
+
+    layers = model.layers
+    k = max(i for i, layer in enumerate(layers) if layer.trainable_weights)
+    features = model.inputs[0] if k == 0 else layers[k - 1].output
+    if len(features.shape) > 2:
+        features = keras.layers.Flatten()(features)
+    return keras.Model(model.inputs, keras.layers.Dense(units, activation=activation)(features))
+
+
+def _standardize(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    flat = ref.reshape(len(ref), -1)
+    with np.errstate(all="ignore"):
+        mean, std = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
+    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    return ((x.reshape(len(x), -1) - mean) / std).reshape(x.shape).astype(np.float32)
+
+
+def build_variant(subject: Subject, split: Split, plan: Plan, seed: int) -> Variant:
+    """Clone, change and compile-free prepare one variant for one seed."""
+    import keras
+
+    t = subject.training
+    x_tr, y_tr, x_val, y_val = split.x_train, split.y_train, split.x_val, split.y_val
+    if plan.drop_bad_rows:
+        keep = finite_rows(x_tr, y_tr)
+        x_tr, y_tr = x_tr[keep], y_tr[keep]
+    if plan.standardize_inputs:
+        x_tr, x_val = _standardize(x_tr, split.x_train), _standardize(x_val, split.x_train)
+    if plan.standardize_targets:
+        y_tr, y_val = _standardize(y_tr, split.y_train), _standardize(y_val, split.y_train)
+    keras.utils.set_random_seed(seed)
+    model = _clone(subject.model, plan.architecture)
+    loss_name, from_logits = t.loss, t.from_logits
+    if plan.fit_loss:
+        loss_name, units, activation = fitting_loss(subject.task)
+        from_logits = False
+        if units is None:
+            units = subject.n_classes if subject.task == "multiclass" else y_tr.reshape(
+                len(y_tr), -1).shape[1]
+        model = _with_head(model, units, activation)
+    head = head_of(model, from_logits)
+    optimizer_name = plan.optimizer or t.optimizer
+    extra = t.optimizer_config if plan.optimizer is None else ()
+    optimizer = make_optimizer(optimizer_name, plan.learning_rate or t.learning_rate,
+                               plan.clipnorm, extra)
+    weights = None
+    if plan.class_weights:
+        counts = np.bincount(y_tr.astype(np.int64), minlength=subject.n_classes).astype(float)
+        per_class = np.where(counts > 0, len(y_tr) / (np.maximum(counts, 1) * (counts > 0).sum()),
+                             0.0)
+        weights = per_class[y_tr.astype(np.int64)].astype(np.float32)
+    job = TrainJob(
+        model=model,
+        optimizer=optimizer,
+        loss=make_loss(loss_name, from_logits),
+        x=x_tr.astype(np.float32),
+        y=encode_targets(y_tr, subject.task, loss_name, head.units),
+        epochs=int(plan.epochs or 1),
+        seed=seed,
+        sample_weight=weights,
+    )
+    return Variant(plan, seed, job, x_val, y_val, head)
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def score(variant: Variant, subject: Subject) -> tuple[float, float]:
+    """Validation skill and output spread ratio of a trained variant."""
+    raw = predict(variant.job.model, variant.x_val)
+    args = (variant.y_val, raw, subject.task, subject.n_classes, variant.head)
+    return outcomes.skill(*args), outcomes.spread_ratio(*args)
+
+
+def original_outcome(subject: Subject, split: Split) -> tuple[float, float]:
+    """The shipped model's own skill and spread on the validation rows."""
+    raw = predict(subject.model, split.x_val)
+    head = subject_head(subject)
+    args = (split.y_val, raw, subject.task, subject.n_classes, head)
+    return outcomes.skill(*args), outcomes.spread_ratio(*args)
+
+
+def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
+    if not subject.retrainable:
+        raise NotApplicable("retraining needs a .keras or .h5 model (a SavedModel has no config)")
+    started = time.monotonic()
+    split = make_split(subject, settings)
+    orig_skill, orig_spread = original_outcome(subject, split)
+    metrics: dict[str, float] = {"original.skill": orig_skill, "original.spread": orig_spread,
+                                 "train_rows": float(len(split.x_train)),
+                                 "validation_rows": float(len(split.x_val))}
+    plans = plan_variants(subject, split, settings)
+    healthy = np.isfinite(orig_skill) and orig_skill >= settings.healthy_skill
+    if settings.skip_when_healthy and healthy:
+        metrics["counterfactuals_skipped"] = 1.0
+        return ProbeResult(probe="retrain", metrics=metrics,
+                           details={"skipped": "the model already does well on validation"})
+    seeds = [settings.seed * 1000 + s for s in range(settings.seeds)]
+    variants = [build_variant(subject, split, plan, seed) for plan in plans for seed in seeds]
+
+    def should_stop(i: int) -> str | None:
+        skill_now, _ = score(variants[i], subject)
+        return "early_success" if skill_now >= settings.early_success_skill else None
+
+    logs = train_together([v.job for v in variants], subject.training.batch_size,
+                          chunks=settings.chunks, deadline=started + settings.max_seconds,
+                          should_stop=should_stop)
+    details: dict[str, Any] = {"variants": {}}
+    for plan in plans:
+        mine = [(v, log) for v, log in zip(variants, logs, strict=True) if v.plan is plan]
+        skills, spreads = zip(*(score(v, subject) for v, _ in mine), strict=True)
+        prefix = f"{plan.name}."
+        metrics[prefix + "skill_mean"] = _nanmean(skills)
+        metrics[prefix + "skill_min"] = _nanmin(skills)
+        metrics[prefix + "spread_mean"] = _nanmean(spreads)
+        metrics[prefix + "diverged"] = float(np.mean([not np.isfinite(s) for s in skills]))
+        metrics[prefix + "epochs"] = float(max(log.epochs_run for _, log in mine))
+        for (v, _), s in zip(mine, skills, strict=True):
+            metrics[f"{prefix}skill.seed{v.seed}"] = float(s)
+        details["variants"][plan.name] = {
+            "change": plan.change,
+            "stopped": [log.stopped for _, log in mine],
+            "final_loss": [log.losses[-1] if log.losses else None for _, log in mine],
+        }
+    metrics["variants"] = float(len(plans))
+    metrics["trainings"] = float(len(variants))
+    metrics["time_budget_hit"] = float(any(log.stopped == "time_budget" for log in logs))
+    return ProbeResult(probe="retrain", metrics=metrics, details=details)
+
+
+def _nanmean(values: Any) -> float:
+    arr = np.asarray(values, dtype=float)
+    return float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
+
+
+def _nanmin(values: Any) -> float:
+    arr = np.asarray(values, dtype=float)
+    return float(np.nanmin(arr)) if np.isfinite(arr).any() else float("nan")

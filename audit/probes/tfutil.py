@@ -1,0 +1,107 @@
+"""Keras helpers the probes share: heads, losses, optimizers, label encodings, batched predict.
+
+TensorFlow and Keras are imported inside functions so importing the probe registry stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from audit.probes.config import activation_name
+from audit.probes.outcomes import Head
+from audit.subject import Subject
+
+PREDICT_CHUNK = 65536
+
+
+def head_of(model: Any, from_logits: bool = False) -> Head:
+    """The output head of `model` (units and activation of its last layer)."""
+    shape = model.outputs[0].shape
+    units = int(shape[-1]) if len(shape) > 1 and shape[-1] is not None else 1
+    activation = activation_name(model.layers[-1]) if model.layers else None
+    activation = activation or "linear"
+    return Head(units=units, activation=activation,
+                from_logits=from_logits and activation not in ("sigmoid", "softmax"))
+
+
+def subject_head(subject: Subject) -> Head:
+    return head_of(subject.model, subject.training.from_logits)
+
+
+def predict(model: Any, x: np.ndarray, chunk: int = PREDICT_CHUNK) -> np.ndarray:
+    """Model outputs for `x` in a few large calls (never one call per sample)."""
+    import tensorflow as tf
+
+    outputs = []
+    for start in range(0, len(x), chunk):
+        out = model(tf.constant(x[start : start + chunk]), training=False)
+        if isinstance(out, dict):
+            out = next(iter(out.values()))
+        outputs.append(np.asarray(out, dtype=np.float32).reshape(len(out), -1))
+    return np.concatenate(outputs, axis=0) if outputs else np.zeros((0, 1), np.float32)
+
+
+def make_loss(name: str, from_logits: bool = False) -> Any:
+    """A Keras loss object for a canonical loss name."""
+    import keras
+
+    losses = keras.losses
+    table = {
+        "mse": losses.MeanSquaredError,
+        "mae": losses.MeanAbsoluteError,
+        "huber": losses.Huber,
+        "log_cosh": losses.LogCosh,
+        "msle": losses.MeanSquaredLogarithmicError,
+        "mape": losses.MeanAbsolutePercentageError,
+        "hinge": losses.Hinge,
+    }
+    if name in table:
+        return table[name]()
+    if name == "binary_crossentropy":
+        return losses.BinaryCrossentropy(from_logits=from_logits)
+    if name == "categorical_crossentropy":
+        return losses.CategoricalCrossentropy(from_logits=from_logits)
+    if name == "sparse_categorical_crossentropy":
+        return losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+    return losses.get(name)
+
+
+def make_optimizer(
+    name: str,
+    learning_rate: float,
+    clipnorm: float | None = None,
+    extra: tuple[tuple[str, Any], ...] = (),
+) -> Any:
+    """A fresh Keras optimizer of the given family (with the saved momentum etc. in `extra`)."""
+    import keras
+
+    kwargs: dict[str, Any] = {**dict(extra), "learning_rate": learning_rate}
+    if clipnorm is not None:
+        kwargs["clipnorm"] = clipnorm
+    try:
+        return keras.optimizers.get({"class_name": name, "config": kwargs})
+    except ValueError:
+        return keras.optimizers.SGD(**kwargs)
+
+
+def encode_targets(y: np.ndarray, task: str, loss: str, units: int) -> np.ndarray:
+    """Labels in the form `loss` expects for a head of `units` outputs (as the user fed them)."""
+    if task == "regression":
+        return y.reshape(len(y), -1).astype(np.float32)
+    classes = y.astype(np.int64)
+    if loss == "sparse_categorical_crossentropy":
+        return classes.reshape(-1, 1)
+    if units == 1:
+        return classes.reshape(-1, 1).astype(np.float32)
+    return np.eye(units, dtype=np.float32)[np.clip(classes, 0, units - 1)]
+
+
+def fitting_loss(task: str) -> tuple[str, int | None, str]:
+    """The loss, head units (None = as many as targets/classes) and activation that fit a task."""
+    if task == "regression":
+        return "mse", None, "linear"
+    if task == "binary":
+        return "binary_crossentropy", 1, "sigmoid"
+    return "sparse_categorical_crossentropy", None, "softmax"

@@ -1,0 +1,305 @@
+"""The scenario zoo: small Keras models on synthetic data, each with one known fault.
+
+Used by the demo, the tests and the benchmarks. Every model is trained the ordinary way
+(`compile` + `fit`), saved as `.keras`, with its data as Parquet (`x0..xN`, label `y`). The
+expected fault is what the scenario was built to show; the auditor must find it from evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audit import faults
+
+
+@dataclass(frozen=True)
+class ZooCase:
+    """A built scenario: where its model and data are and what the audit should find."""
+
+    name: str
+    model_path: str
+    data_path: str
+    label: str
+    task: str
+    training: dict[str, Any]
+    expected_fault: str | None
+    description: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    task: str
+    expected_fault: str | None
+    description: str
+    build: Callable[[], tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]] = field(repr=False)
+
+
+# ---------------------------------------------------------------- data
+
+
+def _linear(n: int, low: float, high: float, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """The classic `y = 2x + 1 + noise` with numpy seed 42."""
+    np.random.seed(42)
+    x = np.random.uniform(low, high, (n, 1)).astype(np.float32)
+    y = (2 * x[:, 0] + 1 + np.random.normal(0, noise, n)).astype(np.float32)
+    return x, y
+
+
+def _blobs(n: int, d: int, classes: int, seed: int, sep: float = 2.0,
+           weights: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian class clusters in `d` dimensions (standardized-ish features)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, sep, (classes, d))
+    p = np.array(weights if weights else [1.0] * classes)
+    y = rng.choice(classes, size=n, p=p / p.sum())
+    x = centers[y] + rng.normal(0, 1.0, (n, d))
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def _smooth_regression(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth nonlinear target of standardized inputs, target std about 1."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (n, d)).astype(np.float32)
+    w = rng.normal(0, 1, d) / np.sqrt(d)
+    y = np.tanh(x @ w) + 0.5 * np.sin(x[:, 0]) + rng.normal(0, 0.05, n)
+    return x, y.astype(np.float32)
+
+
+# ---------------------------------------------------------------- models
+
+
+def _mlp(d: int, hidden: list[int], out_units: int, out_act: str | None, act: str = "relu",
+         **dense: Any) -> Any:
+    import keras
+
+    layers: list[Any] = [keras.Input((d,))]
+    layers += [keras.layers.Dense(h, activation=act, **dense) for h in hidden]
+    layers.append(keras.layers.Dense(out_units, activation=out_act))
+    return keras.Sequential(layers)
+
+
+def _fit(model: Any, x: np.ndarray, y: np.ndarray, optimizer: Any, loss: str, epochs: int,
+         batch_size: int = 32) -> dict[str, Any]:
+    model.compile(optimizer=optimizer, loss=loss)
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
+    return {"epochs": epochs, "batch_size": batch_size}
+
+
+def _opt(name: str, lr: float) -> Any:
+    import keras
+
+    return {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[name](learning_rate=lr)
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def linear_healthy() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    x, y = _linear(200, 0, 1, 0.1)
+    model = _mlp(1, [], 1, None)
+    return model, x, y, _fit(model, x, y, _opt("adam", 0.01), "mse", 100)
+
+
+def linear_lr_too_low() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    x, y = _linear(200, 0, 1, 0.1)
+    model = _mlp(1, [], 1, None)
+    return model, x, y, _fit(model, x, y, _opt("adam", 1e-5), "mse", 100)
+
+
+def linear_raw_inputs() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The write-up's 'unscaled' case: measured, it trains fine (the audit must say healthy)."""
+    x, y = _linear(200, 0, 100, 10)
+    model = _mlp(1, [], 1, None)
+    return model, x, y, _fit(model, x, y, _opt("adam", 0.01), "mse", 100)
+
+
+def binary_mlp_healthy() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    x, y = _blobs(800, 8, 2, seed=1)
+    model = _mlp(8, [16], 1, "sigmoid")
+    return model, x, y, _fit(model, x, y, _opt("adam", 1e-3), "binary_crossentropy", 20)
+
+
+def multiclass_deep_healthy() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    x, y = _blobs(1000, 12, 4, seed=2)
+    model = _mlp(12, [32, 32, 16], 4, "softmax")
+    return model, x, y, _fit(model, x, y, _opt("adam", 1e-3), "sparse_categorical_crossentropy",
+                             20)
+
+
+def regression_lr_too_high() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    x, y = _smooth_regression(800, 6, seed=3)
+    model = _mlp(6, [32, 16], 1, None)
+    return model, x, y, _fit(model, x, y, _opt("sgd", 3.0), "mse", 20)
+
+
+def regression_unscaled_inputs() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Features on wildly different scales feeding tanh units: they saturate and stall."""
+    x, y = _smooth_regression(800, 5, seed=4)
+    scales = np.array([1000.0, 1.0, 0.001, 50.0, 300.0], dtype=np.float32)
+    offsets = np.array([5000.0, 0.0, 0.0, 200.0, -900.0], dtype=np.float32)
+    model = _mlp(5, [16, 16], 1, None, act="tanh")
+    raw = x * scales + offsets
+    return model, raw, y, _fit(model, raw, y, _opt("adam", 1e-3), "mse", 20)
+
+
+def regression_unscaled_targets() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    x, y = _smooth_regression(800, 4, seed=5)
+    y = (y * 3000 + 20000).astype(np.float32)
+    model = _mlp(4, [16], 1, None)
+    return model, x, y, _fit(model, x, y, _opt("adam", 1e-3), "mse", 20)
+
+
+def multiclass_loss_mismatch() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Binary cross-entropy and one sigmoid unit on a three-class problem."""
+    x, y = _blobs(900, 6, 3, seed=6)
+    model = _mlp(6, [16], 1, "sigmoid")
+    return model, x, y, _fit(model, x, y, _opt("adam", 1e-3), "binary_crossentropy", 20)
+
+
+def binary_saturated() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Sigmoid hidden units initialized with huge weights sit in their flat tails."""
+    import keras
+
+    x, y = _blobs(800, 10, 2, seed=7)
+    model = _mlp(10, [32, 32], 1, "sigmoid", act="sigmoid",
+                 kernel_initializer=keras.initializers.RandomNormal(stddev=8.0, seed=7))
+    return model, x, y, _fit(model, x, y, _opt("sgd", 0.01), "binary_crossentropy", 20)
+
+
+def regression_dead_relu() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """A strongly negative bias init leaves every ReLU off for every input."""
+    import keras
+
+    x, y = _smooth_regression(800, 6, seed=8)
+    model = _mlp(6, [32, 32], 1, None,
+                 bias_initializer=keras.initializers.Constant(-8.0))
+    return model, x, y, _fit(model, x, y, _opt("adam", 1e-3), "mse", 20)
+
+
+def deep_vanishing() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Ten sigmoid layers under plain SGD: the first layers receive almost no gradient."""
+    x, y = _blobs(800, 8, 2, seed=9)
+    model = _mlp(8, [16] * 10, 1, "sigmoid", act="sigmoid")
+    return model, x, y, _fit(model, x, y, _opt("sgd", 0.01), "binary_crossentropy", 20)
+
+
+def deep_exploding() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Six ReLU layers initialized too large: activations and gradients blow up."""
+    import keras
+
+    x, y = _smooth_regression(800, 8, seed=10)
+    model = _mlp(8, [32] * 6, 1, None,
+                 kernel_initializer=keras.initializers.RandomNormal(stddev=1.5, seed=10))
+    return model, x, y, _fit(model, x, y, _opt("sgd", 0.01), "mse", 20)
+
+
+def binary_class_imbalance() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """3% positives that overlap the majority: plain training predicts the majority only."""
+    x, y = _blobs(1500, 6, 2, seed=11, sep=0.6, weights=[0.97, 0.03])
+    model = _mlp(6, [16], 1, "sigmoid")
+    return model, x, y, _fit(model, x, y, _opt("sgd", 0.01), "binary_crossentropy", 20)
+
+
+def regression_bad_data() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """5% of rows carry NaN cells; one NaN batch turns every weight into NaN."""
+    x, y = _smooth_regression(800, 5, seed=12)
+    rng = np.random.default_rng(12)
+    bad = rng.choice(len(x), size=40, replace=False)
+    x[bad, rng.integers(0, 5, size=40)] = np.nan
+    model = _mlp(5, [16], 1, None)
+    return model, x, y, _fit(model, x, y, _opt("adam", 1e-3), "mse", 10)
+
+
+def multiclass_undertrained() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """A sound model and optimizer stopped after a single epoch."""
+    x, y = _blobs(600, 10, 5, seed=13, sep=1.5)
+    model = _mlp(10, [32], 5, "softmax")
+    return model, x, y, _fit(model, x, y, _opt("sgd", 0.01), "sparse_categorical_crossentropy", 1)
+
+
+def binary_optimizer_stalled() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """A deep narrow tanh net with plain SGD sits on its plateau; Adam escapes it."""
+    x, y = _blobs(800, 8, 2, seed=14)
+    model = _mlp(8, [8] * 6, 1, "sigmoid", act="tanh")
+    return model, x, y, _fit(model, x, y, _opt("sgd", 0.01), "binary_crossentropy", 20)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in [
+        Scenario("linear_healthy", "regression", None,
+                 "y = 2x + 1, x in 0..1, Dense(1), Adam(0.01), 100 epochs", linear_healthy),
+        Scenario("linear_raw_inputs", "regression", None,
+                 "y = 2x + 1, raw x in 0..100, noise std 10, Adam(0.01): trains fine",
+                 linear_raw_inputs),
+        Scenario("binary_mlp_healthy", "binary", None, "8 features, one ReLU layer, Adam",
+                 binary_mlp_healthy),
+        Scenario("multiclass_deep_healthy", "multiclass", None,
+                 "4 classes, 12 features, three ReLU layers, Adam", multiclass_deep_healthy),
+        Scenario("linear_lr_too_low", "regression", "lr_too_low",
+                 "y = 2x + 1, Dense(1), Adam(1e-5), 100 epochs", linear_lr_too_low),
+        Scenario("regression_lr_too_high", "regression", "lr_too_high",
+                 "two ReLU layers, SGD at 3.0", regression_lr_too_high),
+        Scenario("binary_optimizer_stalled", "binary", "optimizer_stalled",
+                 "six narrow tanh layers, plain SGD(0.01)", binary_optimizer_stalled),
+        Scenario("regression_unscaled_inputs", "regression", "unscaled_inputs",
+                 "features scaled 1e-3..1e3 into tanh units", regression_unscaled_inputs),
+        Scenario("regression_unscaled_targets", "regression", "unscaled_targets",
+                 "targets around 20000 +- 3000, Adam(1e-3)", regression_unscaled_targets),
+        Scenario("multiclass_loss_mismatch", "multiclass", "loss_mismatch",
+                 "3 classes, one sigmoid unit, binary cross-entropy", multiclass_loss_mismatch),
+        Scenario("binary_saturated", "binary", "saturated_activations",
+                 "sigmoid hidden units with N(0, 8) init", binary_saturated),
+        Scenario("regression_dead_relu", "regression", "dead_relu",
+                 "ReLU layers with bias init -8", regression_dead_relu),
+        Scenario("deep_vanishing", "binary", "vanishing_gradient",
+                 "ten sigmoid layers, SGD(0.01)", deep_vanishing),
+        Scenario("deep_exploding", "regression", "exploding_gradient",
+                 "six ReLU layers with N(0, 1.5) init", deep_exploding),
+        Scenario("binary_class_imbalance", "binary", "class_imbalance",
+                 "3% overlapping positives", binary_class_imbalance),
+        Scenario("regression_bad_data", "regression", "bad_data",
+                 "5% of rows with a NaN cell", regression_bad_data),
+        Scenario("multiclass_undertrained", "multiclass", "undertrained",
+                 "5 classes, SGD(0.01), one epoch", multiclass_undertrained),
+    ]
+}
+
+
+def build_scenario(scenario: Scenario, folder: Path) -> ZooCase:
+    """Train the scenario's model and save it with its data under `folder`."""
+    import keras
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    keras.utils.set_random_seed(42)
+    model, x, y, training = scenario.build()
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path = folder / f"{scenario.name}.keras"
+    data_path = folder / f"{scenario.name}.parquet"
+    model.save(model_path)
+    columns = {f"x{i}": x[:, i] for i in range(x.shape[1])}
+    columns["y"] = y
+    pq.write_table(pa.table(columns), data_path)
+    return ZooCase(scenario.name, str(model_path), str(data_path), "y", scenario.task,
+                   training, scenario.expected_fault, scenario.description)
+
+
+def build_zoo(folder: Path, names: list[str] | None = None) -> list[ZooCase]:
+    """Build the named scenarios (all by default) into `folder`."""
+    unknown = sorted(set(names or []) - set(SCENARIOS))
+    if unknown:
+        raise KeyError(f"unknown scenarios {unknown}; valid names are {list(SCENARIOS)}")
+    chosen = [SCENARIOS[n] for n in names] if names else list(SCENARIOS.values())
+    return [build_scenario(s, Path(folder)) for s in chosen]
+
+
+def covered_faults() -> set[str]:
+    """Fault codes with at least one scenario (the tests check every cause is covered)."""
+    return {s.expected_fault for s in SCENARIOS.values() if s.expected_fault} & set(faults.FAULTS)
