@@ -113,7 +113,8 @@ class RunResult:
 
 def new_run_id(name: str) -> str:
     """`<name>-<YYYYmmdd-HHMMSS>-<4 hex>`: sortable, unique, a safe folder name."""
-    return f"{slug(name, 40)}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:4]}"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{slug(name, 40)}-{stamp}-{uuid.uuid4().hex[:4]}"
 
 
 # ---------------------------------------------------------------- inside the actor
@@ -145,9 +146,8 @@ class CaseWorker:
         context = ray.get_runtime_context()
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
         configure_tensorflow(self.config.resources, gpu_ids)
-        self.identity = {"node": context.get_node_id()[:12] and ray.util.get_node_ip_address(),
-                         "gpu_ids": gpu_ids, "worker": context.get_actor_id(),
-                         "pid": os.getpid()}
+        self.identity = {"node": ray.util.get_node_ip_address(), "gpu_ids": gpu_ids,
+                         "worker": context.get_actor_id(), "pid": os.getpid()}
         return self.identity
 
     def run(self, spec: CaseSpec, attempt: int) -> dict[str, Any]:
@@ -224,6 +224,7 @@ class _Slot:
     ready: bool = False
     uses: int = 0
     failures: int = 0
+    warm_started: float = 0.0
 
 
 @dataclass
@@ -279,13 +280,11 @@ class ActorPool:
             self.shutdown()
 
     def shutdown(self) -> None:
-        import ray
-
+        """Kill every actor of the pool (their resources go back to the cluster)."""
         for slot in self.slots:
             self._kill(slot)
         self.flights.clear()
         self.warming.clear()
-        del ray  # imported for symmetry with _kill; keeps this method Ray-aware
 
     def _fill(self) -> None:
         """Start actors for empty seats (while work remains); give ready seats an item."""
@@ -296,9 +295,8 @@ class ActorPool:
             if slot.actor is None:
                 slot.actor = self.make_actor()
                 slot.warm_ref = self.warm(slot.actor)
-                slot.ready = False
+                slot.ready, slot.warm_started = False, time.monotonic()
                 self.warming[slot.warm_ref] = slot
-                slot.started_at = time.monotonic()  # type: ignore[attr-defined]
             elif slot.ready and id(slot) not in busy:
                 item, attempt = self.pending.popleft()
                 now = time.monotonic()
@@ -366,7 +364,7 @@ class ActorPool:
                 yield Outcome(flight.item, "timeout", flight.attempt, flight.started,
                               reason=f"ran longer than its time limit of {limit:g}s; stopped")
         for ref, slot in list(self.warming.items()):
-            if now - getattr(slot, "started_at", now) > WARMUP_TIMEOUT_S:
+            if now - slot.warm_started > WARMUP_TIMEOUT_S:
                 del self.warming[ref]
                 self._kill(slot)
                 raise FleetError(f"an actor did not start within {WARMUP_TIMEOUT_S:g}s; "
@@ -615,7 +613,7 @@ def _run_row(manifest: Manifest, options: FleetOptions, result: RunResult, start
     }
     return RunRow(
         name=manifest.name, status="stopped" if result.stopped else "finished",
-        manifest=manifest.base_dir, output=result.output, started_at=started,
+        manifest=manifest.source, output=result.output, started_at=started,
         finished_at=time.time(), n_cases=result.n_cases, n_ok=result.n_ok,
         n_error=result.n_error, n_timeout=result.n_timeout, n_skipped=result.n_resumed,
         n_missing=result.n_missing, concurrency=result.concurrency, ray_address=address,

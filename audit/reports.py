@@ -273,9 +273,11 @@ class Store:
         return {p.rsplit("/", 1)[-1].removesuffix(".parquet")
                 for p in self._parquet_files(self.folder("cases", run_id))}
 
-    def case_statuses(self, run_id: str) -> dict[str, int]:
-        """How many of the run's cases ended in each status (reads one column)."""
+    def case_statuses(self, run_id: str, ids: set[str] | None = None) -> dict[str, int]:
+        """How many of the run's cases (or of those in `ids`) ended in each status."""
         files = self._parquet_files(self.folder("cases", run_id))
+        if ids is not None:
+            files = [f for f in files if f.rsplit("/", 1)[-1].removesuffix(".parquet") in ids]
         counts: dict[str, int] = {}
         for path in files:
             status = pq.read_table(path, columns=["status"], filesystem=self.fs).column(0)

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Task = Literal["regression", "binary", "multiclass"]
 ALL_PROBES: tuple[str, ...] = (
@@ -145,9 +153,20 @@ class Manifest(_Strict):
     execution: Execution = Execution()
     entries: tuple[CaseEntry, ...] = Field((), alias="cases")
     fleet: tuple[FleetEntry, ...] = ()
-    base_dir: str = Field("", exclude=True, description="folder relative paths resolve against")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    _base_dir: str = PrivateAttr("")
+    _source: str = PrivateAttr("")
+
+    @property
+    def base_dir(self) -> str:
+        """The folder relative paths resolve against (the manifest file's folder)."""
+        return self._base_dir
+
+    @property
+    def source(self) -> str:
+        """The manifest file this came from ('' when parsed from a mapping)."""
+        return self._source
 
     @field_validator("probes")
     @classmethod
@@ -244,17 +263,19 @@ def load_manifest(path: str | Path) -> Manifest:
     if not isinstance(doc, dict):
         raise ManifestError(f"{path}: a manifest is a mapping of keys; received "
                             f"{type(doc).__name__}")
-    if "base_dir" in doc:
-        raise ManifestError(f"{path}: base_dir: unknown key")
     doc.setdefault("name", path.stem)
-    doc["base_dir"] = str(path.resolve().parent)
-    return parse_manifest(doc, where=str(path))
+    manifest = parse_manifest(doc, where=str(path), base_dir=str(path.resolve().parent))
+    manifest._source = str(path.resolve())
+    return manifest
 
 
-def parse_manifest(doc: dict[str, Any], where: str = "manifest") -> Manifest:
-    """Validate a manifest given as a mapping (YAML already parsed)."""
+def parse_manifest(doc: dict[str, Any], where: str = "manifest", base_dir: str = "") -> Manifest:
+    """Validate a manifest given as a mapping (YAML already parsed); relative paths in it
+    resolve against `base_dir` (default: the current folder)."""
     try:
-        return Manifest.model_validate(doc)
+        manifest = Manifest.model_validate(doc)
+        manifest._base_dir = base_dir or os.getcwd()
+        return manifest
     except ValidationError as exc:
         problems = [_describe(error) for error in exc.errors()]
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
@@ -304,7 +325,7 @@ def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         current = _inner_model(field.annotation)
         if current is None:
             return []
-    return [f.alias or name for name, f in current.model_fields.items() if name != "base_dir"]
+    return [f.alias or name for name, f in current.model_fields.items()]
 
 
 def _field_by_key(model: type[BaseModel], key: str) -> Any:

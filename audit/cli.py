@@ -1,0 +1,261 @@
+"""`audit`: the command line. Each command parses, calls one library function and renders.
+
+User errors (a bad manifest, no cluster, a bad query) end with one line on stderr and exit
+code 2, never a traceback. This process never imports TensorFlow; Ray actors do.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from audit.reports import ReportError
+from audit.spec import ManifestError
+
+app = typer.Typer(
+    name="audit",
+    help="Flatline: audit a fleet of Keras models. Does each output respond to its input, "
+    "and if not, why?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+ManifestArg = Annotated[Path, typer.Argument(help="A manifest (YAML), e.g. jobs/nightly.yaml.",
+                                             show_default=False)]
+OutputArg = Annotated[str, typer.Argument(
+    help="The report folder or URI (the manifest's `output`), e.g. reports/ or s3://b/reports.",
+    show_default=False)]
+AddressOpt = Annotated[str | None, typer.Option(
+    "--address", envvar="RAY_ADDRESS",
+    help="A Ray cluster (e.g. ray://head:10001 or head:6379); default: $RAY_ADDRESS, else an "
+    "embedded local Ray on 127.0.0.1.", show_default=False)]
+ConcurrencyOpt = Annotated[int | None, typer.Option(
+    "--max-concurrency", min=1, help="Run at most this many cases at once (default: as many as "
+    "the cluster's resources hold).", show_default=False)]
+TrustOpt = Annotated[bool, typer.Option(
+    "--trust-models", help="Load models that contain code (Keras safe_mode off). Only for "
+    "models you trust: a model file is code.")]
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """A domain error becomes one line on stderr and exit code 2."""
+    from audit.fleet import FleetError
+
+    try:
+        yield
+    except (ManifestError, ReportError, FleetError) as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+# ---------------------------------------------------------------- commands
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path | None, typer.Option(
+        "--folder", help="Build the zoo and write the report here (default: a temporary "
+        "folder, removed afterwards).", show_default=False)] = None,
+    scenario: Annotated[list[str] | None, typer.Option(
+        "--scenario", help="Only this zoo scenario (repeat for more; default: all).",
+        show_default=False)] = None,
+    probes: Annotated[str | None, typer.Option(
+        "--probes", help="Comma-separated probes (default: all), e.g. data,config,sensitivity.",
+        show_default=False)] = None,
+    max_concurrency: ConcurrencyOpt = None,
+) -> None:
+    """Build a zoo of small broken models, audit them on an embedded Ray, print the findings."""
+    from audit.demo import run_demo
+    from audit.fleet import FleetOptions
+    from audit.spec import ALL_PROBES
+
+    chosen = tuple(p.strip() for p in probes.split(",")) if probes else ALL_PROBES
+    with _user_errors(), _folder(folder) as where:
+        err.print(f"building the zoo in {where} ...")
+        result = run_demo(where, scenario, chosen, FleetOptions(max_concurrency=max_concurrency))
+        _render_summaries(_summaries(result.output, result.run_id))
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def run(
+    manifest: ManifestArg,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", help="Finish run RUN: skip its cases that already have a report.",
+        metavar="RUN", show_default=False)] = None,
+    run_id: Annotated[str | None, typer.Option(
+        "--run-id", help="Use this run id (e.g. chosen by `audit submit`); finished cases of "
+        "that run are skipped.", metavar="RUN", show_default=False)] = None,
+    address: AddressOpt = None,
+    max_concurrency: ConcurrencyOpt = None,
+    trust_models: TrustOpt = False,
+    output: Annotated[str | None, typer.Option(
+        "--output", help="Write the report here instead of the manifest's `output`.",
+        show_default=False)] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Audit every case of MANIFEST on Ray and write the Parquet report.
+
+    Exit code: 0 all cases ok, 1 some failed (error/timeout) or the run was stopped,
+    2 the run could not start.
+    """
+    from audit.fleet import FleetOptions, run_fleet
+    from audit.spec import load_manifest
+
+    if resume and run_id and resume != run_id:
+        err.print("error: --resume and --run-id name different runs; give one of them")
+        raise typer.Exit(2)
+    with _user_errors():
+        loaded = load_manifest(manifest)
+        result = run_fleet(loaded, FleetOptions(
+            run_id=resume or run_id, resume=bool(resume), address=address or None,
+            max_concurrency=max_concurrency, trust_models=trust_models, output=output,
+            progress=progress))
+    state = "stopped" if result.stopped else "finished"
+    out.print(f"run {result.run_id} {state}: {result.n_cases} cases, {result.n_ok} ok, "
+              f"{result.n_error} error, {result.n_timeout} timeout"
+              + (f", {result.n_missing} not run" if result.n_missing else "")
+              + (f" ({result.n_resumed} from before)" if result.n_resumed else ""),
+              highlight=False)
+    out.print(f"report: audit report {result.output} --run {result.run_id}", highlight=False)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def report(
+    output: OutputArg,
+    run_: Annotated[str | None, typer.Option(
+        "--run", help="Only this run (default: every run under OUTPUT).", metavar="RUN",
+        show_default=False)] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many cases per run.")] = 20,
+) -> None:
+    """Summarize runs: verdicts and faults per run, the worst cases first, each with what to
+    do about it."""
+    with _user_errors():
+        summaries = _summaries(output, run_, limit)
+    _render_summaries(summaries)
+
+
+@app.command()
+def query(
+    output: OutputArg,
+    sql: Annotated[str, typer.Argument(
+        help="SQL over the views runs, cases, findings, metrics (DuckDB), e.g. "
+        "\"select fault, count(*) from findings group by 1\".", show_default=False)],
+    csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+) -> None:
+    """Run SQL over a report with DuckDB (views: runs, cases, findings, metrics; each has a
+    run_id column from its folder)."""
+    from audit.reports import query as run_query
+
+    with _user_errors():
+        columns, rows = run_query(output, sql)
+    if csv:
+        import csv as csvlib
+
+        writer = csvlib.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        return
+    table = Table(*columns, show_lines=False)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+
+
+@app.command()
+def validate(manifest: ManifestArg, trust_models: TrustOpt = False) -> None:
+    """Check MANIFEST and list its cases (with their ids) without running anything."""
+    from audit.spec import load_manifest
+
+    with _user_errors():
+        loaded = load_manifest(manifest)
+        cases = loaded.cases(trust_models=trust_models)
+    table = Table("name", "case_id", "model", "data", "probes", title=f"{loaded.name}")
+    missing = 0
+    for case in cases:
+        flags = [_exists(case.model), _exists(case.data)]
+        missing += flags.count(False)
+        table.add_row(case.name, case.case_id, _mark(case.model, flags[0]),
+                      _mark(case.data, flags[1]), ",".join(case.probes))
+    out.print(table)
+    out.print(f"{len(cases)} cases; output {loaded.output_uri}"
+              + (f"; {missing} files not found here (those cases will end as error)"
+                 if missing else ""), highlight=False)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+@contextmanager
+def _folder(folder: Path | None) -> Iterator[Path]:
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="flatline-demo-") as tmp:
+        yield Path(tmp)
+
+
+def _summaries(output: str, run_id: str | None, limit: int = 20) -> list[Any]:
+    from audit.reports import summarize
+
+    return summarize(output, run_id, limit)
+
+
+def _render_summaries(summaries: list[Any]) -> None:
+    for s in summaries:
+        counts = ", ".join(f"{n} {v}" for v, n in sorted(s.verdicts.items()))
+        failed = sum(n for status, n in s.statuses.items() if status != "ok")
+        title = (f"run {s.run_id} ({s.name or '?'}, {s.status}): {s.n_cases} cases: {counts}"
+                 + (f"; {failed} failed" if failed else ""))
+        table = Table("case", "verdict", "fault", "recommendation", title=title,
+                      title_justify="left", show_lines=False)
+        for line in s.cases:
+            table.add_row(line.name, _verdict_style(line.verdict), line.primary_fault or "-",
+                          line.recommendation)
+        if s.more:
+            table.add_row(f"... {s.more} more", "", "", "")
+        out.print(table)
+        if s.faults:
+            out.print("faults: " + ", ".join(f"{f} x{n}" for f, n in s.faults.items()),
+                      highlight=False)
+
+
+def _verdict_style(verdict: str) -> str:
+    color = {"flat": "red", "impaired": "yellow", "error": "magenta", "healthy": "green"}
+    return f"[{color.get(verdict, 'white')}]{verdict}[/]"
+
+
+def _exists(location: str) -> bool:
+    if "://" in location and not location.startswith("file://"):
+        return True  # not checked here: object stores are read by the workers
+    return Path(location.removeprefix("file://")).exists()
+
+
+def _mark(location: str, found: bool) -> str:
+    return location if found else f"{location} [red](not found)[/red]"
+
+
+def main() -> None:  # pragma: no cover - `python -m audit.cli`
+    app()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+# The shared-cluster commands (submit, status, logs, stop), registered explicitly: jobs_cli.py.
+from audit import jobs_cli  # noqa: E402
+
+jobs_cli.register(app)
