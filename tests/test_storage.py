@@ -1,0 +1,143 @@
+"""Models, data and reports on an object store: a manifest whose `output`, models and data
+are s3:// URIs runs with `audit run`, against a real S3-speaking server (moto) on loopback,
+and the report reads back with the same layout, through pyarrow and DuckDB.
+
+Credentials and the endpoint come from the environment, as on a cluster: AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL (which pyarrow reads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from audit import jobs
+
+pytestmark = pytest.mark.ray
+
+BIN = Path(sys.executable).parent
+BUCKET = "flatline-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A moto S3 server on 127.0.0.1 (its own process group, stopped by pid) with a bucket."""
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
+    server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert server.poll() is None and time.monotonic() < deadline, "moto did not start"
+            time.sleep(0.2)
+        _s3(env).create_bucket(Bucket=BUCKET)
+        yield env
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+        log.close()
+
+
+def _s3(env: dict[str, str]):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def _upload_fleet(env: dict[str, str], tmp: Path, prefix: str, n: int) -> None:
+    """A tiny Keras model per case and its Parquet data, uploaded under `prefix`."""
+    import keras
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.save(tmp / "tiny.keras")
+    s3 = _s3(env)
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        x = rng.normal(size=(64, 3))
+        pq.write_table(pa.table({"x0": x[:, 0], "x1": x[:, 1], "x2": x[:, 2],
+                                 "y": x @ [1.0, 2.0, 3.0]}), tmp / f"m{i}.parquet")
+        s3.upload_file(str(tmp / "tiny.keras"), BUCKET, f"{prefix}/models/m{i}.keras")
+        s3.upload_file(str(tmp / f"m{i}.parquet"), BUCKET, f"{prefix}/data/m{i}.parquet")
+
+
+def test_run_with_models_data_and_reports_on_s3(
+    s3_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _upload_fleet(s3_env, tmp_path, "in", 2)
+    output = f"s3://{BUCKET}/reports"
+    manifest = tmp_path / "s3.yaml"
+    manifest.write_text(
+        f"name: on-s3\noutput: {output}\nresources: {{num_cpus: 1}}\nprobes: [data, config]\n"
+        f"fleet:\n  - models: s3://{BUCKET}/in/models/*.keras\n"
+        f"    data: s3://{BUCKET}/in/data/{{stem}}.parquet\n    label: y\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_"))}
+    env.update(s3_env, HOME=str(tmp_path))  # an embedded Ray may write ~/.ray/auth_token
+    result = subprocess.run([str(BIN / "audit"), "run", str(manifest), "--run-id", "s3run",
+                             "--no-progress"], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+    keys = sorted(o["Key"] for o in _s3(s3_env).list_objects_v2(
+        Bucket=BUCKET, Prefix="reports/")["Contents"])
+    case_ids = sorted(k.rsplit("/", 1)[1] for k in keys if k.startswith("reports/cases/"))
+    assert len(case_ids) == 2
+    expected = ["reports/runs/run_id=s3run/run.parquet"] + [
+        f"reports/{table}/run_id=s3run/{cid}"
+        for table in ("cases", "findings", "metrics") for cid in case_ids]
+    assert keys == sorted(expected), "same layout as on disk, no temporary objects left"
+
+    for key, value in s3_env.items():
+        monkeypatch.setenv(key, value)
+    import duckdb
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    fs, root = pafs.FileSystem.from_uri(output)
+    cases = ds.dataset(f"{root}/cases", filesystem=fs, format="parquet",
+                       partitioning="hive").to_table()
+    rows = duckdb.sql("select run_id, name, model, status from cases order by name").fetchall()
+    assert rows == [("s3run", "m0", f"s3://{BUCKET}/in/models/m0.keras", "ok"),
+                    ("s3run", "m1", f"s3://{BUCKET}/in/models/m1.keras", "ok")], cases
+    runs = ds.dataset(f"{root}/runs", filesystem=fs, format="parquet",
+                      partitioning="hive").to_table().to_pylist()
+    assert [(r["run_id"], r["status"], r["n_ok"]) for r in runs] == [("s3run", "finished", 2)]
+    counts = jobs.case_counts(output, "s3run", total=2)
+    assert counts == jobs.CaseCounts(done=2, failed=0, total=2, report="finished")
