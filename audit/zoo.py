@@ -162,14 +162,14 @@ def multiclass_loss_mismatch() -> tuple[Any, np.ndarray, np.ndarray, dict[str, A
     return model, x, y, _fit(model, x, y, _opt("adam", 1e-3), "binary_crossentropy", 20)
 
 
-def binary_saturated() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+def regression_saturated() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
     """Sigmoid hidden units initialized with huge weights sit in their flat tails."""
     import keras
 
-    x, y = _blobs(800, 10, 2, seed=7)
-    model = _mlp(10, [32, 32], 1, "sigmoid", act="sigmoid",
-                 kernel_initializer=keras.initializers.RandomNormal(stddev=8.0, seed=7))
-    return model, x, y, _fit(model, x, y, _opt("sgd", 0.01), "binary_crossentropy", 20)
+    x, y = _smooth_regression(800, 8, seed=7)
+    model = _mlp(8, [8, 8], 1, None, act="sigmoid",
+                 kernel_initializer=keras.initializers.RandomNormal(stddev=20.0, seed=7))
+    return model, x, y, _fit(model, x, y, _opt("sgd", 0.01), "mse", 20)
 
 
 def regression_dead_relu() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -223,11 +223,11 @@ def multiclass_undertrained() -> tuple[Any, np.ndarray, np.ndarray, dict[str, An
     return model, x, y, _fit(model, x, y, _opt("sgd", 0.01), "sparse_categorical_crossentropy", 1)
 
 
-def binary_optimizer_stalled() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
-    """A deep narrow tanh net with plain SGD sits on its plateau; Adam escapes it."""
-    x, y = _blobs(800, 8, 2, seed=14)
-    model = _mlp(8, [8] * 6, 1, "sigmoid", act="tanh")
-    return model, x, y, _fit(model, x, y, _opt("sgd", 0.01), "binary_crossentropy", 20)
+def regression_optimizer_stalled() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Three sigmoid layers under plain SGD(0.01) sit on a plateau; Adam leaves it at once."""
+    x, y = _smooth_regression(800, 8, seed=14)
+    model = _mlp(8, [16] * 3, 1, None, act="sigmoid")
+    return model, x, y, _fit(model, x, y, _opt("sgd", 0.01), "mse", 20)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -246,16 +246,16 @@ SCENARIOS: dict[str, Scenario] = {
                  "y = 2x + 1, Dense(1), Adam(1e-5), 100 epochs", linear_lr_too_low),
         Scenario("regression_lr_too_high", "regression", "lr_too_high",
                  "two ReLU layers, SGD at 3.0", regression_lr_too_high),
-        Scenario("binary_optimizer_stalled", "binary", "optimizer_stalled",
-                 "six narrow tanh layers, plain SGD(0.01)", binary_optimizer_stalled),
+        Scenario("regression_optimizer_stalled", "regression", "optimizer_stalled",
+                 "three sigmoid layers, plain SGD(0.01)", regression_optimizer_stalled),
         Scenario("regression_unscaled_inputs", "regression", "unscaled_inputs",
                  "features scaled 1e-3..1e3 into tanh units", regression_unscaled_inputs),
         Scenario("regression_unscaled_targets", "regression", "unscaled_targets",
                  "targets around 20000 +- 3000, Adam(1e-3)", regression_unscaled_targets),
         Scenario("multiclass_loss_mismatch", "multiclass", "loss_mismatch",
                  "3 classes, one sigmoid unit, binary cross-entropy", multiclass_loss_mismatch),
-        Scenario("binary_saturated", "binary", "saturated_activations",
-                 "sigmoid hidden units with N(0, 8) init", binary_saturated),
+        Scenario("regression_saturated", "regression", "saturated_activations",
+                 "two narrow sigmoid layers with N(0, 20) init", regression_saturated),
         Scenario("regression_dead_relu", "regression", "dead_relu",
                  "ReLU layers with bias init -8", regression_dead_relu),
         Scenario("deep_vanishing", "binary", "vanishing_gradient",

@@ -51,7 +51,7 @@ def run(subject: Subject, settings: ActivationSettings) -> ProbeResult:
         return ProbeResult(probe="activations", metrics={"hidden_layers": 0.0})
     mask = finite_rows(subject.x)
     idx = np.flatnonzero(mask)[sample_rows(int(mask.sum()), settings.max_rows, settings.seed)]
-    tap = keras.Model(subject.model.inputs, [layer.output for layer, _ in layers])
+    tap = keras.Model(subject.model.inputs[0], [layer.output for layer, _ in layers])
     outputs = tap(subject.x[idx], training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     metrics: dict[str, float] = {"hidden_layers": float(len(layers))}

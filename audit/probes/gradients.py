@@ -21,9 +21,10 @@ def run(subject: Subject, settings: GradientSettings) -> ProbeResult:
     model = subject.model
     weights = [np.asarray(w) for w in model.trainable_weights]
     bad_weights = int(sum(np.sum(~np.isfinite(w)) for w in weights))
+    finite = [np.abs(w[np.isfinite(w)]) for w in weights]
     metrics: dict[str, float] = {
         "nonfinite_weights": float(bad_weights),
-        "weight_abs_max": float(max((np.nanmax(np.abs(w)) for w in weights if w.size), default=0)),
+        "weight_abs_max": float(max((w.max() for w in finite if w.size), default=0.0)),
     }
     if not subject.retrainable:
         metrics["gradients_measured"] = 0.0

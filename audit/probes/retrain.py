@@ -247,7 +247,7 @@ def _with_head(model: Any, units: int, activation: str) -> Any:
     features = model.inputs[0] if k == 0 else layers[k - 1].output
     if len(features.shape) > 2:
         features = keras.layers.Flatten()(features)
-    return keras.Model(model.inputs, keras.layers.Dense(units, activation=activation)(features))
+    return keras.Model(model.inputs[0], keras.layers.Dense(units, activation=activation)(features))
 
 
 def _standardize(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
