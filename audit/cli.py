@@ -74,6 +74,7 @@ def demo(
     probes: Annotated[str | None, typer.Option(
         "--probes", help="Comma-separated probes (default: all), e.g. data,config,sensitivity.",
         show_default=False)] = None,
+    address: AddressOpt = None,
     max_concurrency: ConcurrencyOpt = None,
 ) -> None:
     """Build a zoo of small broken models, audit them on an embedded Ray, print the findings."""
@@ -84,7 +85,8 @@ def demo(
     chosen = tuple(p.strip() for p in probes.split(",")) if probes else ALL_PROBES
     with _user_errors(), _folder(folder) as where:
         err.print(f"building the zoo in {where} ...")
-        result = run_demo(where, scenario, chosen, FleetOptions(max_concurrency=max_concurrency))
+        result = run_demo(where, scenario, chosen, FleetOptions(
+            address=address or None, max_concurrency=max_concurrency))
         _render_summaries(_summaries(result.output, result.run_id))
     raise typer.Exit(result.exit_code)
 
@@ -183,7 +185,8 @@ def validate(manifest: ManifestArg, trust_models: TrustOpt = False) -> None:
     with _user_errors():
         loaded = load_manifest(manifest)
         cases = loaded.cases(trust_models=trust_models)
-    table = Table("name", "case_id", "model", "data", "probes", title=f"{loaded.name}")
+    table = Table("name", "case_id", "model", "data", "probes", title=loaded.name)
+    table.columns[1].overflow = "fold"
     missing = 0
     for case in cases:
         flags = [_exists(case.model), _exists(case.data)]

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -539,6 +540,8 @@ def _ray(options: FleetOptions) -> Iterator[str | None]:
     if ray.is_initialized():
         yield options.address
         return
+    if options.address:
+        _check_reachable(options.address)
     try:
         if options.address:
             ray.init(address=options.address, log_to_driver=options.worker_logs,
@@ -557,6 +560,20 @@ def _ray(options: FleetOptions) -> Iterator[str | None]:
         yield options.address
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast when nothing listens at `address` (ray.init would wait for minutes)."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rstrip("/").rpartition(":")
+    if not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as exc:
+        raise FleetError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); "
+                         "check --address or RAY_ADDRESS") from None
 
 
 @contextlib.contextmanager

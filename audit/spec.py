@@ -277,7 +277,8 @@ def parse_manifest(doc: dict[str, Any], where: str = "manifest", base_dir: str =
         manifest._base_dir = base_dir or os.getcwd()
         return manifest
     except ValidationError as exc:
-        problems = [_describe(error) for error in exc.errors()]
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # typos first
+        problems = [_describe(error) for error in errors]
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ManifestError(f"{where}: " + "; ".join(problems[:3]) + more) from None
 

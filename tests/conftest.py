@@ -1,0 +1,79 @@
+"""Shared fixtures. Sections are owned by the module named in their header; append, don't edit."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep every Ray on 127.0.0.1
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+# ---------------------------------------------------------------- engine: the zoo, built once
+
+
+@pytest.fixture(scope="session")
+def zoo_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Every zoo scenario, trained and saved once per test session."""
+    from audit.zoo import build_zoo
+
+    folder: Path = tmp_path_factory.mktemp("zoo")
+    return {case.name: case for case in build_zoo(folder)}
+
+
+@pytest.fixture(scope="session")
+def zoo_reports(zoo_cases: dict[str, object]) -> dict[str, object]:
+    """Every zoo scenario audited once with all probes and the default budget."""
+    from audit.engine import audit_case
+    from audit.spec import CaseSpec, Training
+
+    reports = {}
+    for name, case in zoo_cases.items():
+        spec = CaseSpec(name=name, model=case.model_path, data=case.data_path, label=case.label,
+                        training=Training(**case.training))
+        reports[name] = audit_case(spec)
+    return reports
+
+
+# ---------------------------------------------------------------- fleet, reports, cli (issue 3)
+
+
+@pytest.fixture(scope="session")
+def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny Keras regression model and its data, plus a corrupt model and a corrupt dataset:
+    cheap cases for fleet tests (probes data and config take ~0.1 s each)."""
+    import keras
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder: Path = tmp_path_factory.mktemp("tiny")
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    y = x @ np.array([1.0, 2.0, -1.0], dtype="float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.save(folder / "tiny.keras")
+    pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": y}),
+                   folder / "tiny.parquet")
+    (folder / "corrupt.keras").write_bytes(b"this is not a keras file")
+    (folder / "corrupt.parquet").write_bytes(b"PAR1 not really parquet")
+    return {"model": folder / "tiny.keras", "data": folder / "tiny.parquet",
+            "bad_model": folder / "corrupt.keras", "bad_data": folder / "corrupt.parquet"}
+
+
+@pytest.fixture(scope="module")
+def module_ray(request: pytest.FixtureRequest) -> object:
+    """One local Ray per test module, sized by the module's `RAY_INIT` dict; yields its GCS
+    address (for driver subprocesses) and shuts it down after the module."""
+    import ray
+
+    kwargs = {"num_cpus": 2, **getattr(request.module, "RAY_INIT", {})}
+    ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", **kwargs)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
