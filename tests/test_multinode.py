@@ -160,7 +160,7 @@ def test_cases_spread_over_two_nodes_and_survive_losing_one(
         remover = threading.Thread(target=_remove_when_busy,
                                    args=(cluster, worker, output, removed), daemon=True)
         remover.start()
-        nap = Injection(kind="sleep", seconds=1.0)
+        nap = Injection(kind="sleep", seconds=1.5)
         result = run_fleet(manifest, FleetOptions(
             run_id="multi", progress=False, handle_signals=False,
             inject={f"c{i:02d}": nap for i in range(N_CASES)}))
@@ -183,6 +183,9 @@ def test_cases_spread_over_two_nodes_and_survive_losing_one(
     late = [r for r in rows if r["finished_at"].timestamp() > removed["at"] + 1.0]
     assert late, "every case had finished before the node was removed"
     assert {r["node"] for r in late} == {HEAD_IP}
+    retried = [r for r in rows if r["attempts"] >= 2]
+    assert retried, "no case was in flight on the removed node"
+    assert {r["node"] for r in retried} == {HEAD_IP}
     for table in ("cases", "findings", "metrics"):  # each case written once, nothing half
         files = sorted(p.name for p in (output / table / "run_id=multi").iterdir())
         assert files == sorted(f"{r['case_id']}.parquet" for r in rows), table
