@@ -80,7 +80,7 @@ def load_subject(spec: CaseSpec) -> Subject:
             f"{spec.data}: feature column(s) {missing} not found; columns are {list(table)}"
         )
     x, malformed = _feature_matrix(table, features, spec.data)
-    x = _fit_input_shape(x, model, features, spec.model)
+    x = _fit_input_shape(x, model, features, spec.data, spec.model)
     y_raw = table[label]
     if y_raw.ndim == 1 and y_raw.dtype.kind in "fc":
         label_nan = int(np.sum(~np.isfinite(y_raw)))
@@ -286,7 +286,8 @@ def _feature_matrix(
         column = table[name]
         if column.dtype == object:
             values = np.array([_to_float(v) for v in column], dtype=np.float64)
-            malformed += int(sum(1 for v in column if v is not None and _to_float(v) != _to_float(v)))
+            malformed += int(sum(1 for v, f in zip(column, values, strict=True)
+                                 if v is not None and np.isnan(f)))
             column = values
         columns.append(column.astype(np.float32))
     return np.stack(columns, axis=1), malformed
@@ -301,7 +302,9 @@ def _to_float(value: Any) -> float:
         return float("nan")
 
 
-def _fit_input_shape(x: np.ndarray, model: Any, features: list[str], where: str) -> np.ndarray:
+def _fit_input_shape(
+    x: np.ndarray, model: Any, features: list[str], where: str, model_uri: str
+) -> np.ndarray:
     expected = tuple(model.inputs[0].shape[1:])
     if tuple(x.shape[1:]) == expected:
         return x
@@ -309,8 +312,8 @@ def _fit_input_shape(x: np.ndarray, model: Any, features: list[str], where: str)
         return x.reshape((len(x), *expected))
     shown = features if len(features) <= 8 else [*features[:8], "..."]
     raise SubjectError(
-        f"{where}: model expects inputs of shape {(None, *expected)} but the data gives "
-        f"{(None, *x.shape[1:])} from features {shown}"
+        f"{where}: model {model_uri} expects inputs of shape {(None, *expected)} but the data "
+        f"gives {(None, *x.shape[1:])} from features {shown}"
     )
 
 

@@ -24,7 +24,7 @@ class ProbeSettings(BaseModel):
     seed: int = 0
 
 
-class NotApplicable(Exception):  # noqa: N818 - reads as a result kind, not an error
+class NotApplicable(Exception):
     """Raised by a probe that cannot say anything about this subject (e.g. SavedModel retrain)."""
 
 
@@ -49,7 +49,8 @@ def run_probe(probe: Probe, subject: Any, settings: ProbeSettings | None = None)
         result = ProbeResult(probe=probe.name, status="not_applicable", error=str(exc))
     except Exception as exc:
         text = " ".join(str(exc).split())[:300] or type(exc).__name__
-        result = ProbeResult(probe=probe.name, status="error", error=f"{type(exc).__name__}: {text}")
+        error = f"{type(exc).__name__}: {text}"
+        result = ProbeResult(probe=probe.name, status="error", error=error)
     result.duration_s = time.perf_counter() - start
     return result
 

@@ -61,12 +61,10 @@ def head_problem(subject: Subject) -> str | None:
     if loss in REGRESSION_LOSSES and subject.task == "multiclass":
         return f"loss {loss} treats {n} class labels as numbers"
     if subject.task == "binary":
-        if loss in CATEGORICAL_LOSSES:
-            if units != 2:
-                return f"{loss} needs 2 output units for 2 classes; the model has {units}"
-        elif loss in BINARY_LOSSES or loss in REGRESSION_LOSSES:
-            if units != 1:
-                return f"{loss} on 2 classes needs 1 output unit; the model has {units}"
+        if loss in CATEGORICAL_LOSSES and units != 2:
+            return f"{loss} needs 2 output units for 2 classes; the model has {units}"
+        if loss in BINARY_LOSSES | REGRESSION_LOSSES and units != 1:
+            return f"{loss} on 2 classes needs 1 output unit; the model has {units}"
         if head == "softmax" and units == 1:
             return "a softmax over 1 unit always outputs 1.0"
     else:

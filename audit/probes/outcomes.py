@@ -70,7 +70,7 @@ def balanced_accuracy_gain(y: np.ndarray, classes: np.ndarray, n_classes: int) -
 def skill(
     y: np.ndarray, raw: np.ndarray, task: str, n_classes: int, head: Head
 ) -> float:
-    """Skill over the trivial predictor (mean or constant class), 1 = perfect, NaN if outputs are."""
+    """Skill over the trivial predictor (mean, constant class); 1 is perfect."""
     if not np.all(np.isfinite(raw)):
         return float("nan")
     if task == "regression":

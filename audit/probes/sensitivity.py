@@ -90,7 +90,8 @@ def run(subject: Subject, settings: SensitivitySettings) -> ProbeResult:
         responses = np.array(feature_response)
         top = float(responses.max())
         metrics["feature_response_max"] = top
-        metrics["inert_feature_fraction"] = float(np.mean(responses < 0.01 * top)) if top > 0 else 1.0
+        inert = float(np.mean(responses < 0.01 * top)) if top > 0 else 1.0
+        metrics["inert_feature_fraction"] = inert
         order = np.argsort(-responses)[:5]
         names = subject.feature_names
         details["most_influential_features"] = [

@@ -78,7 +78,8 @@ def _build_runner(jobs: list[TrainJob], batch_size: int) -> Callable[..., Any]:
                                                epoch0 + tf.cast(e, tf.int64)])))
                 for i in range(k)
             ]
-            live = tf.logical_and(active, tf.cast(epoch0 + tf.cast(e, tf.int64), tf.int32) < limits_t)
+            epoch = tf.cast(epoch0 + tf.cast(e, tf.int64), tf.int32)
+            live = tf.logical_and(active, epoch < limits_t)
             totals = tf.where(live, tf.zeros([k], tf.float32), totals)
             for s in tf.range(max_steps):
                 losses = []

@@ -1,0 +1,60 @@
+"""The fused trainer computes what `model.fit` computes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audit.probes.tfutil import make_loss, make_optimizer
+from audit.probes.trainer import TrainJob, train_together
+
+
+def _model(seed: int) -> object:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="tanh"),
+                             keras.layers.Dense(1)])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_full_batch_training_matches_model_fit(optimizer: str) -> None:
+    """With one batch per epoch, shuffling cannot matter: the weights must agree with fit."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (x @ rng.normal(size=(4, 1))).astype(np.float32)
+    ours, theirs = _model(1), _model(1)
+    job = TrainJob(ours, make_optimizer(optimizer, 0.05), make_loss("mse"), x, y, epochs=12,
+                   seed=0)
+    log = train_together([job], batch_size=64, chunks=3)[0]
+    theirs.compile(make_optimizer(optimizer, 0.05), "mse")
+    history = theirs.fit(x, y, epochs=12, batch_size=64, shuffle=False, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert log.epochs_run == 12 and log.stopped == "finished"
+    assert log.losses[-1] == pytest.approx(history.history["loss"][-1], rel=1e-4)
+
+
+def test_jobs_stop_on_their_own_epoch_count_and_on_request() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 4)).astype(np.float32)
+    y = x[:, :1].copy()
+    jobs = [TrainJob(_model(s), make_optimizer("adam", 0.01), make_loss("mse"), x, y,
+                     epochs=e, seed=s) for s, e in ((0, 3), (1, 8), (2, 8))]
+    before = [m.get_weights()[0].copy() for m in (j.model for j in jobs)]
+    logs = train_together(jobs, batch_size=16, chunks=4,
+                          should_stop=lambda i: "early_success" if i == 2 else None)
+    assert [log.epochs_run for log in logs] == [3, 8, 2]
+    assert [log.stopped for log in logs] == ["finished", "finished", "early_success"]
+    for job, w in zip(jobs, before, strict=True):
+        assert not np.allclose(job.model.get_weights()[0], w)
+
+
+def test_divergence_is_reported() -> None:
+    rng = np.random.default_rng(2)
+    x = (rng.normal(size=(32, 4)) * 100).astype(np.float32)
+    y = x[:, :1] * 100
+    job = TrainJob(_model(0), make_optimizer("sgd", 10.0), make_loss("mse"), x, y, epochs=20,
+                   seed=0)
+    log = train_together([job], batch_size=8, chunks=4)[0]
+    assert log.stopped == "diverged" and log.epochs_run < 20

@@ -1,0 +1,57 @@
+"""The zoo's diagnosis is right for every scenario, and healthy models are never blamed."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit import faults
+from audit.zoo import SCENARIOS, covered_faults
+
+FAULTY = [name for name, s in SCENARIOS.items() if s.expected_fault]
+HEALTHY = [name for name, s in SCENARIOS.items() if not s.expected_fault]
+
+
+def test_every_cause_has_a_scenario_and_three_models_are_healthy() -> None:
+    assert covered_faults() == set(faults.CAUSE_CODES)
+    assert len(HEALTHY) >= 3
+    assert {s.task for s in SCENARIOS.values()} == {"regression", "binary", "multiclass"}
+
+
+@pytest.mark.parametrize("name", FAULTY)
+def test_primary_fault_is_the_scenarios_fault(name: str, zoo_reports: dict) -> None:
+    report = zoo_reports[name]
+    assert report.status == "ok", report.error
+    assert report.primary_fault == SCENARIOS[name].expected_fault, [
+        (f.fault, f.severity, f.evidence.get("effect")) for f in report.findings
+    ]
+    assert report.verdict in ("flat", "impaired")
+    primary = report.findings[0]
+    assert primary.fault == report.primary_fault
+    assert primary.severity == "critical"
+    # confirmed by retraining across seeds, with the effect size in the evidence
+    assert primary.confirmed
+    assert primary.evidence["effect"] >= 0.2
+    assert len(primary.evidence["skill_with_change"]) == 3
+    assert primary.evidence["seeds_won"] >= 0.66
+    assert "retrained clone reached" in primary.recommendation
+
+
+@pytest.mark.parametrize("name", HEALTHY)
+def test_healthy_models_are_never_blamed(name: str, zoo_reports: dict) -> None:
+    report = zoo_reports[name]
+    assert report.status == "ok", report.error
+    assert report.verdict == "healthy"
+    assert report.primary_fault is None
+    assert all(f.severity == "info" for f in report.findings)
+
+
+def test_classic_cases_match_what_training_shows(zoo_reports: dict) -> None:
+    """Adam(1e-5) is flagged; raw 0..100 inputs train fine, whatever the write-up claims."""
+    low = zoo_reports["linear_lr_too_low"]
+    metrics = {(m.probe, m.metric): m.value for m in low.metrics}
+    assert metrics[("sensitivity", "skill")] < 0
+    assert low.findings[0].evidence["counterfactual"].startswith("lr_up")
+    raw = zoo_reports["linear_raw_inputs"]
+    raw_metrics = {(m.probe, m.metric): m.value for m in raw.metrics}
+    assert raw_metrics[("sensitivity", "skill")] > 0.9
+    assert raw.verdict == "healthy"
