@@ -1,14 +1,20 @@
-"""A compiled loop that trains several small models side by side in one TensorFlow graph.
+"""A compiled training loop for many short trainings of small models.
 
 The retraining probe runs a dozen or more short trainings of tiny models. With `model.fit`,
-per-epoch Python overhead dominates; here every job's data lives on the device as tensors, each
-epoch shuffles by a stateless seed, and one `tf.function` runs whole epochs of every still-active
-job. Jobs can be stopped between chunks (clear success, divergence, time budget) without
-retracing: an `active` mask decides inside the graph which jobs take a step.
+per-epoch Python overhead dominates; with one `tf.function` per model, tracing does (Keras
+layers are slow to trace, and every clone has its own variables). Here one graph per architecture
+(with optimizer family and loss) runs whole epochs in a `tf.while_loop`, the data kept on the
+device and shuffled by a stateless seed. Every seed and every variant that shares the
+architecture reuses that one trace: its weights and optimizer state are swapped into the traced
+template's variables and back. The learning rate is optimizer state, so a learning-rate ladder
+costs no retrace either.
+Training pauses between chunks of epochs so a job can stop early (clear success, divergence,
+the time budget).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -34,64 +40,100 @@ class TrainJob:
 
 @dataclass
 class TrainLog:
-    """What happened to one job: epochs run, last epoch's mean loss, why it stopped."""
+    """What happened to one job: epochs run, each chunk's last-epoch mean loss, why it stopped."""
 
     epochs_run: int = 0
     losses: list[float] = field(default_factory=list)
     stopped: str = "finished"  # finished | early_success | diverged | time_budget
 
 
-def _build_runner(jobs: list[TrainJob], batch_size: int) -> Callable[..., Any]:
-    """A tf.function that trains the active jobs for `n_epochs` epochs and returns mean losses."""
-    import tensorflow as tf
+def _config_key(obj: Any, drop: tuple[str, ...] = ("name",)) -> str:
+    config = obj.get_config() if hasattr(obj, "get_config") else {"repr": repr(obj)}
+    return json.dumps({k: v for k, v in config.items() if k not in drop}, sort_keys=True,
+                      default=str)
 
-    xs = [tf.constant(j.x, tf.float32) for j in jobs]
-    ys = [tf.constant(j.y) for j in jobs]
-    ws = [None if j.sample_weight is None else tf.constant(j.sample_weight, tf.float32)
-          for j in jobs]
-    sizes = [len(j.x) for j in jobs]
-    steps = [math.ceil(n / batch_size) for n in sizes]
-    max_steps = max(steps)
-    k = len(jobs)
-    limits_t = tf.constant([j.epochs for j in jobs], tf.int32)
-    for job in jobs:
+
+def trace_key(job: TrainJob) -> tuple[Any, ...]:
+    """Jobs with equal keys can share one traced training graph."""
+    layers = tuple((type(layer).__name__, _config_key(layer)) for layer in job.model.layers)
+    return (
+        layers,
+        type(job.optimizer).__name__,
+        _config_key(job.optimizer, ("name", "learning_rate")),
+        type(job.loss).__name__,
+        _config_key(job.loss),
+        job.x.shape[1:],
+        job.y.shape[1:],
+        str(job.y.dtype),
+        job.sample_weight is not None,
+    )
+
+
+class _Graph:
+    """One traced training loop over the template job's variables, shared by every job with the
+    same `trace_key`: a job's state is copied into the template's variables, trained, and copied
+    back (cheap for small models, and far cheaper than tracing Keras layers again)."""
+
+    def __init__(self, template: TrainJob, batch_size: int) -> None:
+        import tensorflow as tf
+
+        self.template = template
+        model, optimizer, loss_fn = template.model, template.optimizer, template.loss
+        variables = model.trainable_variables
+
+        @tf.function(reduce_retracing=True)
+        def run(x: Any, y: Any, w: Any, epochs: Any, epoch0: Any, seed: Any) -> Any:
+            n = tf.shape(x)[0]
+            steps = (n + batch_size - 1) // batch_size
+            last = tf.constant(0.0, tf.float32)
+            for e in tf.range(epochs):
+                key = tf.stack([seed, epoch0 + tf.cast(e, tf.int64)])
+                perm = tf.argsort(tf.random.stateless_uniform([n], seed=key))
+                total = tf.constant(0.0, tf.float32)
+                for s in tf.range(steps):
+                    idx = perm[s * batch_size : (s + 1) * batch_size]
+                    with tf.GradientTape() as tape:
+                        out = model(tf.gather(x, idx), training=True)
+                        loss = loss_fn(tf.gather(y, idx), out, sample_weight=tf.gather(w, idx))
+                    grads = tape.gradient(loss, variables)
+                    optimizer.apply_gradients(zip(grads, variables, strict=True))
+                    total += tf.cast(loss, tf.float32)
+                last = total / tf.cast(steps, tf.float32)
+            return last
+
+        self.run = run
+
+    def _pairs(self, job: TrainJob) -> list[tuple[Any, Any]]:
+        t = self.template
+        return [*zip(job.model.variables, t.model.variables, strict=True),
+                *zip(job.optimizer.variables, t.optimizer.variables, strict=True)]
+
+    def train(self, job: TrainJob, data: _Data, epochs: int, epoch0: int) -> float:
+        """Train `job` for `epochs` epochs from epoch `epoch0`; its variables hold the result."""
+        import tensorflow as tf
+
+        pairs = [] if job is self.template else self._pairs(job)
+        for mine, shared in pairs:
+            shared.assign(mine)
+        loss = self.run(data.x, data.y, data.w, tf.constant(epochs),
+                        tf.constant(epoch0, tf.int64), data.seed)
+        for mine, shared in pairs:
+            mine.assign(shared)
+        return float(loss)
+
+
+class _Data:
+    """A job's data as device tensors, built once."""
+
+    def __init__(self, job: TrainJob) -> None:
+        import tensorflow as tf
+
         job.optimizer.build(job.model.trainable_variables)
-
-    def step_fn(i: int, idx: Any) -> Any:
-        job = jobs[i]
-        xb, yb = tf.gather(xs[i], idx), tf.gather(ys[i], idx)
-        wb = None if ws[i] is None else tf.gather(ws[i], idx)
-        variables = job.model.trainable_variables
-        with tf.GradientTape() as tape:
-            loss = job.loss(yb, job.model(xb, training=True), sample_weight=wb)
-        grads = tape.gradient(loss, variables)
-        job.optimizer.apply_gradients(zip(grads, variables, strict=True))
-        return tf.cast(loss, tf.float32)
-
-    @tf.function
-    def run(n_epochs: Any, active: Any, epoch0: Any) -> Any:
-        totals = tf.zeros([k], tf.float32)
-        for e in tf.range(n_epochs):
-            perms = [
-                tf.argsort(tf.random.stateless_uniform(
-                    [sizes[i]], seed=tf.stack([tf.constant(jobs[i].seed, tf.int64),
-                                               epoch0 + tf.cast(e, tf.int64)])))
-                for i in range(k)
-            ]
-            epoch = tf.cast(epoch0 + tf.cast(e, tf.int64), tf.int32)
-            live = tf.logical_and(active, epoch < limits_t)
-            totals = tf.where(live, tf.zeros([k], tf.float32), totals)
-            for s in tf.range(max_steps):
-                losses = []
-                for i in range(k):
-                    idx = perms[i][s * batch_size : (s + 1) * batch_size]
-                    take = tf.logical_and(live[i], s < steps[i])
-                    losses.append(tf.cond(take, lambda i=i, idx=idx: step_fn(i, idx),
-                                          lambda: tf.constant(0.0, tf.float32)))
-                totals = totals + tf.stack(losses)
-        return totals / tf.constant(steps, tf.float32)  # the last epoch's mean loss per job
-
-    return run
+        self.x = tf.constant(job.x, tf.float32)
+        self.y = tf.constant(job.y)
+        weights = job.sample_weight if job.sample_weight is not None else np.ones(len(job.x))
+        self.w = tf.constant(weights, tf.float32)
+        self.seed = tf.constant(job.seed, tf.int64)
 
 
 def train_together(
@@ -103,34 +145,41 @@ def train_together(
 ) -> list[TrainLog]:
     """Train every job for its epochs, checking between chunks whether a job should stop.
 
-    `should_stop(i)` is called after each chunk for each active job and returns a reason
-    (e.g. "early_success") or None to keep going. Past `deadline` (time.monotonic()), all stop.
+    `should_stop(i)` is called after each chunk for each job still running (its model holds the
+    trained weights by then) and returns a reason (e.g. "early_success") or None to go on.
+    Past `deadline` (a `time.monotonic()` value) every job stops with "time_budget".
     """
-    import tensorflow as tf
-
     logs = [TrainLog() for _ in jobs]
     if not jobs:
         return logs
-    run = _build_runner(jobs, batch_size)
-    longest = max(j.epochs for j in jobs)
+    data = [_Data(job) for job in jobs]
+    graphs: dict[tuple[Any, ...], _Graph] = {}
+    for job in jobs:
+        key = trace_key(job)
+        if key not in graphs:
+            graphs[key] = _Graph(job, batch_size)
+    runners = [graphs[trace_key(job)] for job in jobs]
+    longest = max(job.epochs for job in jobs)
     chunk = max(1, math.ceil(longest / max(chunks, 1)))
-    active = np.ones(len(jobs), dtype=bool)
+    active = [True] * len(jobs)
     done = 0
-    while done < longest and active.any():
-        n = min(chunk, longest - done)
-        losses = run(tf.constant(n), tf.constant(active), tf.constant(done, tf.int64)).numpy()
-        done += n
-        for i in np.flatnonzero(active):
-            logs[i].epochs_run = min(done, jobs[i].epochs)
-            logs[i].losses.append(float(losses[i]))
-            if not np.isfinite(losses[i]):
-                logs[i].stopped, active[i] = "diverged", False
-            elif done >= jobs[i].epochs:
+    while done < longest and any(active):
+        for i, job in enumerate(jobs):
+            if not active[i]:
+                continue
+            n = min(chunk, job.epochs - done)
+            log = logs[i]
+            log.losses.append(runners[i].train(job, data[i], n, done))
+            log.epochs_run = done + n
+            if not math.isfinite(log.losses[-1]):
+                log.stopped, active[i] = "diverged", False
+            elif log.epochs_run >= job.epochs:
                 active[i] = False
-            elif should_stop is not None and (reason := should_stop(int(i))):
-                logs[i].stopped, active[i] = reason, False
+            elif should_stop is not None and (reason := should_stop(i)):
+                log.stopped, active[i] = reason, False
+        done += chunk
         if deadline is not None and time.monotonic() > deadline:
-            for i in np.flatnonzero(active):
+            for i in (i for i, a in enumerate(active) if a):
                 logs[i].stopped = "time_budget"
             break
     return logs
