@@ -58,3 +58,19 @@ def test_divergence_is_reported() -> None:
                    seed=0)
     log = train_together([job], batch_size=8, chunks=4)[0]
     assert log.stopped == "diverged" and log.epochs_run < 20
+
+
+def test_minibatches_without_shuffling_match_fit_step_for_step() -> None:
+    """A partial last batch, momentum and the epoch loss weighted by batch size, as fit has it."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(70, 4)).astype(np.float32)
+    y = (x[:, :1] * 2 - x[:, 1:2]).astype(np.float32)
+    ours, theirs = _model(4), _model(4)
+    optimizer = lambda: make_optimizer("sgd", 0.05, extra=(("momentum", 0.9),))  # noqa: E731
+    job = TrainJob(ours, optimizer(), make_loss("mse"), x, y, epochs=5, seed=0, shuffle=False)
+    log = train_together([job], batch_size=16)[0]
+    theirs.compile(optimizer(), "mse")
+    history = theirs.fit(x, y, epochs=5, batch_size=16, shuffle=False, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert log.losses[-1] == pytest.approx(history.history["loss"][-1], rel=1e-4)

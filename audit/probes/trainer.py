@@ -36,6 +36,7 @@ class TrainJob:
     epochs: int
     seed: int
     sample_weight: np.ndarray | None = None
+    shuffle: bool = True  # off only to compare with `model.fit(shuffle=False)` step for step
 
 
 @dataclass
@@ -66,6 +67,7 @@ def trace_key(job: TrainJob) -> tuple[Any, ...]:
         job.y.shape[1:],
         str(job.y.dtype),
         job.sample_weight is not None,
+        job.shuffle,
     )
 
 
@@ -80,6 +82,7 @@ class _Graph:
         self.template = template
         model, optimizer, loss_fn = template.model, template.optimizer, template.loss
         variables = model.trainable_variables
+        shuffle = template.shuffle
 
         @tf.function(reduce_retracing=True)
         def run(x: Any, y: Any, w: Any, epochs: Any, epoch0: Any, seed: Any) -> Any:
@@ -88,7 +91,8 @@ class _Graph:
             last = tf.constant(0.0, tf.float32)
             for e in tf.range(epochs):
                 key = tf.stack([seed, epoch0 + tf.cast(e, tf.int64)])
-                perm = tf.argsort(tf.random.stateless_uniform([n], seed=key))
+                perm = (tf.argsort(tf.random.stateless_uniform([n], seed=key)) if shuffle
+                        else tf.range(n))
                 total = tf.constant(0.0, tf.float32)
                 for s in tf.range(steps):
                     idx = perm[s * batch_size : (s + 1) * batch_size]
@@ -97,8 +101,8 @@ class _Graph:
                         loss = loss_fn(tf.gather(y, idx), out, sample_weight=tf.gather(w, idx))
                     grads = tape.gradient(loss, variables)
                     optimizer.apply_gradients(zip(grads, variables, strict=True))
-                    total += tf.cast(loss, tf.float32)
-                last = total / tf.cast(steps, tf.float32)
+                    total += tf.cast(loss, tf.float32) * tf.cast(tf.size(idx), tf.float32)
+                last = total / tf.cast(n, tf.float32)  # weighted by batch size, as fit reports
             return last
 
         self.run = run
