@@ -222,6 +222,7 @@ class _Slot:
 
     actor: Any = None
     warm_ref: Any = None
+    info: Any = None  # what the actor's warm-up returned (where it runs)
     ready: bool = False
     uses: int = 0
     failures: int = 0
@@ -235,6 +236,7 @@ class _Flight:
     attempt: int
     started: float
     deadline: float
+    where: Any = None  # the slot's actor info, for rows the driver writes
 
 
 @dataclass
@@ -247,6 +249,7 @@ class Outcome:
     started: float
     status: dict[str, Any] | None = None
     reason: str | None = None
+    where: Any = None
 
 
 class ActorPool:
@@ -303,7 +306,7 @@ class ActorPool:
                 now = time.monotonic()
                 ref = self.submit(slot.actor, item, attempt)
                 self.flights[ref] = _Flight(slot, item, attempt, time.time(),
-                                            now + self.time_limit(item))
+                                            now + self.time_limit(item), slot.info)
                 busy.add(id(slot))
 
     def _step(self) -> Iterator[Outcome]:
@@ -325,7 +328,7 @@ class ActorPool:
 
         slot = self.warming.pop(ref)
         try:
-            ray.get(ref)
+            slot.info = ray.get(ref)
         except ray.exceptions.RayError as exc:
             slot.failures += 1
             self._kill(slot)
@@ -348,7 +351,8 @@ class ActorPool:
                 self.pending.appendleft((flight.item, flight.attempt + 1))
                 return
             yield Outcome(flight.item, "error", flight.attempt, flight.started, reason=(
-                f"worker failed on all {flight.attempt} attempts; last: {reason}"))
+                f"worker failed on all {flight.attempt} attempts; last: {reason}"),
+                where=flight.where)
             return
         slot.uses += 1
         if slot.uses >= self.max_uses:
@@ -363,7 +367,8 @@ class ActorPool:
                 self._kill(flight.slot)
                 limit = self.time_limit(flight.item)
                 yield Outcome(flight.item, "timeout", flight.attempt, flight.started,
-                              reason=f"ran longer than its time limit of {limit:g}s; stopped")
+                              reason=f"ran longer than its time limit of {limit:g}s; stopped",
+                              where=flight.where)
         for ref, slot in list(self.warming.items()):
             if now - slot.warm_started > WARMUP_TIMEOUT_S:
                 del self.warming[ref]
@@ -379,7 +384,7 @@ class ActorPool:
                 ray.kill(slot.actor, no_restart=True)
         if slot.warm_ref is not None:
             self.warming.pop(slot.warm_ref, None)
-        slot.actor, slot.warm_ref, slot.ready, slot.uses = None, None, False, 0
+        slot.actor, slot.warm_ref, slot.ready, slot.uses, slot.info = None, None, False, 0, None
 
 
 def _reason(exc: BaseException) -> str:
@@ -407,13 +412,15 @@ def _reason(exc: BaseException) -> str:
 
 
 def run_fleet(manifest: Manifest, options: FleetOptions | None = None,
-              cases: list[CaseSpec] | None = None) -> RunResult:
+              cases: list[CaseSpec] | None = None,
+              on_case: Callable[[RunResult], None] | None = None) -> RunResult:
     """Run every case of `manifest` on Ray and write the report; return the counts.
 
     Connects to `options.address` or starts an embedded local Ray (unless Ray is already
     initialized in this process, which is then used as is). Raises `FleetError` (or
     `ReportError`) when the run cannot start. SIGTERM/SIGINT stop it cleanly: finished cases
-    stay written and the run row says `stopped`.
+    stay written and the run row says `stopped`. `on_case(result)` is called after each case
+    ends, with the counts so far (for progress displays and measurements).
     """
     options = options or FleetOptions()
     cases = cases if cases is not None else manifest.cases(trust_models=options.trust_models)
@@ -428,7 +435,7 @@ def run_fleet(manifest: Manifest, options: FleetOptions | None = None,
         size = _pool_size(manifest.resources, options, len(todo), manifest)
         result.concurrency = size
         with _stop_on_signals(options.handle_signals) as stop:
-            _execute(manifest, store, run_id, todo, size, options, result, stop)
+            _execute(manifest, store, run_id, todo, size, options, result, stop, on_case)
         result.stopped = stop.is_set()
         result.duration_s = time.time() - started
         store.write_run(run_id, _run_row(manifest, options, result, started, address))
@@ -460,7 +467,8 @@ def _count_previous(store: Store, run_id: str, ids: list[str], result: RunResult
 
 
 def _execute(manifest: Manifest, store: Store, run_id: str, todo: list[CaseSpec], size: int,
-             options: FleetOptions, result: RunResult, stop: threading.Event) -> None:
+             options: FleetOptions, result: RunResult, stop: threading.Event,
+             on_case: Callable[[RunResult], None] | None) -> None:
     """Stream the cases through the pool; record each failure at once; show progress."""
     import ray
 
@@ -485,6 +493,8 @@ def _execute(manifest: Manifest, store: Store, run_id: str, todo: list[CaseSpec]
         for outcome in pool.run(iter(todo)):
             _record(store, run_id, outcome, result)
             advance()
+            if on_case is not None:
+                on_case(result)
 
 
 def _record(store: Store, run_id: str, outcome: Outcome, result: RunResult) -> None:
@@ -499,11 +509,14 @@ def _record(store: Store, run_id: str, outcome: Outcome, result: RunResult) -> N
             result.n_error += 1
         return
     spec: CaseSpec = outcome.item
+    where = outcome.where or {}
     now = time.time()
     store.write_case(run_id, CaseReport(
         case_id=spec.case_id, name=spec.name, model=spec.model, data=spec.data, task=spec.task,
         status=outcome.kind, verdict="error", error=outcome.reason, started_at=outcome.started,
-        finished_at=now, duration_s=now - outcome.started, attempts=outcome.attempt))
+        finished_at=now, duration_s=now - outcome.started, attempts=outcome.attempt,
+        node=where.get("node"), gpu_ids=list(where.get("gpu_ids", [])),
+        worker=where.get("worker")))
     if outcome.kind == "timeout":
         result.n_timeout += 1
     else:

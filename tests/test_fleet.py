@@ -1,0 +1,338 @@
+"""The fleet on a real local Ray (2 CPUs, 2 stand-in GPUs), read back with DuckDB.
+
+Failures are injected through `FleetOptions.inject` (the fleet's explicit testing hook: a
+case, by name, exits its worker, raises in it, or sleeps). Every test checks that no case is
+lost or reported twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+
+from audit.fleet import (
+    FleetError,
+    FleetOptions,
+    Injection,
+    RunResult,
+    _pool_size,
+    gpu_memory_limit_mb,
+    run_fleet,
+)
+from audit.spec import Manifest, Resources, load_manifest
+
+pytestmark = pytest.mark.ray
+RAY_INIT = {"num_cpus": 2, "num_gpus": 2}
+
+
+def _manifest(folder: Path, cases: list[dict[str, Any]], **top: Any) -> Manifest:
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"name": folder.name, "output": "out", "resources": {"num_cpus": 1},
+           "probes": ["data", "config"], "cases": cases, **top}
+    (folder / "m.yaml").write_text(yaml.safe_dump(doc))
+    return load_manifest(folder / "m.yaml")
+
+
+def _good(files: dict[str, Path], name: str) -> dict[str, Any]:
+    return {"name": name, "model": str(files["model"]), "data": str(files["data"])}
+
+
+def _rows(output: Path | str, run_id: str, table: str = "cases") -> list[dict[str, Any]]:
+    """A run's rows through the documented query."""
+    sql = (f"select * from read_parquet('{output}/{table}/**/*.parquet', hive_partitioning=true,"
+           f" union_by_name=true) where run_id = '{run_id}' order by name")
+    con = duckdb.connect()
+    cursor = con.execute(sql)
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _assert_each_case_once(output: Path, run_id: str, names: list[str]) -> dict[str, Any]:
+    rows = _rows(output, run_id)
+    assert sorted(r["name"] for r in rows) == sorted(names)
+    assert len({r["case_id"] for r in rows}) == len(names)
+    for table in ("cases", "findings", "metrics"):
+        files = sorted(p.name for p in (output / table / f"run_id={run_id}").iterdir())
+        assert files == sorted(f"{r['case_id']}.parquet" for r in rows), table
+    return {r["name"]: r for r in rows}
+
+
+def _quiet(**over: Any) -> FleetOptions:
+    return FleetOptions(progress=False, handle_signals=False, **over)
+
+
+# ---------------------------------------------------------------- faults, in one run
+
+
+FAULTY = {
+    "good-a": None,
+    "good-b": None,
+    "exits-once": Injection(kind="exit", attempts=1),
+    "exits-always": Injection(kind="exit"),
+    "too-slow": Injection(kind="sleep", seconds=120),
+}
+
+
+@pytest.fixture(scope="module")
+def faulty(module_ray: str, tiny_files: dict[str, Path],
+           tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, dict[str, Any]]:
+    """One run holding every kind of fault next to healthy cases, on four actors that each
+    hold half a CPU and half a (stand-in) GPU."""
+    folder = tmp_path_factory.mktemp("faulty")
+    cases = [_good(tiny_files, name) for name in FAULTY]
+    cases[-1]["time_limit_s"] = 4
+    cases.append({"name": "bad-model", "model": str(tiny_files["bad_model"]),
+                  "data": str(tiny_files["data"])})
+    cases.append({"name": "bad-data", "model": str(tiny_files["model"]),
+                  "data": str(tiny_files["bad_data"])})
+    manifest = _manifest(folder, cases, execution={"max_attempts": 2},
+                         resources={"num_cpus": 0.5, "num_gpus": 0.5})
+    inject = {name: fault for name, fault in FAULTY.items() if fault}
+    result = run_fleet(manifest, _quiet(run_id="faulty", inject=inject))
+    rows = _assert_each_case_once(folder / "out", "faulty", [c["name"] for c in cases])
+    return result, rows
+
+
+def test_healthy_cases_finish_next_to_faulty_ones(faulty: tuple[RunResult, dict]) -> None:
+    result, rows = faulty
+    assert rows["good-a"]["status"] == rows["good-b"]["status"] == "ok"
+    assert rows["good-a"]["verdict"] in ("healthy", "impaired", "flat")
+    assert (result.n_cases, result.n_ok, result.n_error, result.n_timeout) == (7, 3, 3, 1)
+    assert result.exit_code == 1
+
+
+def test_a_worker_that_dies_is_replaced_and_the_case_retried(faulty: tuple) -> None:
+    _, rows = faulty
+    row = rows["exits-once"]
+    assert (row["status"], row["attempts"], row["error"]) == ("ok", 2, None)
+
+
+def test_a_case_that_always_crashes_ends_as_error_with_a_reason(faulty: tuple) -> None:
+    _, rows = faulty
+    row = rows["exits-always"]
+    assert (row["status"], row["verdict"], row["attempts"]) == ("error", "error", 2)
+    assert "worker" in row["error"] and "died" in row["error"] and "\n" not in row["error"]
+
+
+def test_a_case_over_its_time_limit_ends_as_timeout(faulty: tuple) -> None:
+    _, rows = faulty
+    row = rows["too-slow"]
+    assert row["status"] == "timeout" and "time limit of 4s" in row["error"]
+    assert 3.5 < row["duration_s"] < 30
+
+
+def test_bad_model_and_data_files_end_as_error_with_one_line(faulty: tuple) -> None:
+    _, rows = faulty
+    for name, fragment in (("bad-model", "corrupt.keras"), ("bad-data", "corrupt.parquet")):
+        row = rows[name]
+        assert (row["status"], row["attempts"]) == ("error", 1), name
+        assert fragment in row["error"] and "\n" not in row["error"], row["error"]
+
+
+def test_the_run_row_is_written_with_counts_and_settings(faulty: tuple) -> None:
+    result, rows = faulty
+    output = Path(result.output)
+    (run,) = _rows(output, "faulty", "runs")
+    assert (run["run_id"], run["status"], run["n_cases"], run["n_ok"]) == ("faulty", "finished",
+                                                                           7, 3)
+    assert (run["n_error"], run["n_timeout"], run["package_version"]) == (3, 1, "0.1.0")
+    assert '"max_attempts": 2' in run["settings"] and '"inject"' not in run["settings"]
+    last_case = max(r["finished_at"] for r in rows.values())
+    assert run["finished_at"] >= last_case
+
+
+# ---------------------------------------------------------------- resources
+
+
+def test_fractional_gpus_pack_as_declared_and_gpu_ids_are_recorded(faulty: tuple) -> None:
+    result, rows = faulty
+    assert result.concurrency == 4  # 2 GPUs / 0.5, 2 CPUs / 0.5
+    spans: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+    for row in rows.values():
+        if row["worker"] is None:
+            continue  # its worker never started a case
+        assert len(row["gpu_ids"]) == 1 and row["gpu_ids"][0] in ("0", "1"), row
+        spans[row["gpu_ids"][0]].append((row["started_at"].timestamp(),
+                                         row["finished_at"].timestamp()))
+    assert sum(len(v) for v in spans.values()) >= 5
+    for gpu, intervals in spans.items():  # never more than two halves on one GPU at once
+        most = max(sum(1 for s, f in intervals if s <= t < f) for t, _ in intervals)
+        assert most <= 2, (gpu, intervals)
+
+
+def test_pool_size_follows_resources_and_caps(module_ray: str, tiny_files: dict) -> None:
+    manifest = _manifest_obj(tiny_files)
+    assert _pool_size(Resources(num_cpus=1, num_gpus=0.25), _quiet(), 100, manifest) == 2
+    assert _pool_size(Resources(num_cpus=0.5, num_gpus=0.5), _quiet(), 100, manifest) == 4
+    assert _pool_size(Resources(num_cpus=0.25), _quiet(max_concurrency=3), 100, manifest) == 3
+    assert _pool_size(Resources(num_cpus=0.25), _quiet(), 5, manifest) == 5
+    with pytest.raises(FleetError, match=r"num_gpus=3 per case but the cluster has 2 GPUs"):
+        _pool_size(Resources(num_gpus=3), _quiet(), 1, manifest)
+
+
+def _manifest_obj(files: dict[str, Path]) -> Manifest:
+    from audit.spec import parse_manifest
+
+    return parse_manifest({"name": "n", "cases": [_good(files, "x")]})
+
+
+def test_gpu_memory_share() -> None:
+    assert gpu_memory_limit_mb(0.25, 16000) == 3800
+    assert gpu_memory_limit_mb(1.0, 16000) is None and gpu_memory_limit_mb(0.5, None) is None
+
+
+def test_resume_of_an_unknown_run_is_refused(module_ray: str, tiny_files: dict,
+                                             tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, [_good(tiny_files, "x")])
+    with pytest.raises(FleetError, match="--resume nope: no such run"):
+        run_fleet(manifest, _quiet(run_id="nope", resume=True))
+
+
+# ---------------------------------------------------------------- stop, kill, resume
+
+DRIVER = """
+import sys
+from audit.fleet import FleetOptions, Injection, run_fleet
+from audit.spec import load_manifest
+path, address, run_id, resume = sys.argv[1:5]
+manifest = load_manifest(path)
+nap = Injection(kind="sleep", seconds=1.5)
+result = run_fleet(manifest, FleetOptions(
+    address=address, run_id=run_id, resume=resume == "1", progress=False, max_concurrency=1,
+    inject={case.name: nap for case in manifest.cases()}))
+sys.exit(result.exit_code)
+"""
+
+
+def _driver(manifest: Path, address: str, resume: bool) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", DRIVER, str(manifest), address, "stopme",
+                             "1" if resume else "0"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def _wait_for_cases(folder: Path, more_than: int, proc: subprocess.Popen[bytes]) -> int:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = len(list(folder.glob("*.parquet"))) if folder.exists() else 0
+        if done > more_than:
+            return done
+        time.sleep(0.1)
+    raise AssertionError(f"driver made no progress: {proc.poll()} {proc.stderr.read()[-2000:]}"
+                         if proc.stderr and proc.poll() is not None else "driver made no progress")
+
+
+def test_stopped_then_killed_driver_resumes_with_every_case_exactly_once(
+    module_ray: str, tiny_files: dict[str, Path], tmp_path: Path
+) -> None:
+    names = [f"s{i}" for i in range(6)]
+    manifest = _manifest(tmp_path, [_good(tiny_files, n) for n in names])
+    cases_dir = tmp_path / "out" / "cases" / "run_id=stopme"
+    run_file = tmp_path / "out" / "runs" / "run_id=stopme" / "run.parquet"
+
+    first = _driver(Path(manifest.source), module_ray, resume=False)
+    try:
+        _wait_for_cases(cases_dir, 0, first)
+        first.send_signal(signal.SIGTERM)  # what `ray job stop` sends
+        assert first.wait(timeout=60) == 1
+    finally:
+        first.kill()
+    stopped = len(list(cases_dir.glob("*.parquet")))
+    assert 1 <= stopped < 6
+    run = duckdb.connect().execute(f"select status, n_ok, n_missing from '{run_file}'").fetchone()
+    assert run == ("stopped", stopped, 6 - stopped)
+
+    second = _driver(Path(manifest.source), module_ray, resume=True)
+    try:
+        killed_at = _wait_for_cases(cases_dir, stopped, second)
+        os.kill(second.pid, signal.SIGKILL)
+        second.wait(timeout=30)
+    finally:
+        second.kill()
+    assert killed_at > stopped
+
+    result = run_fleet(manifest, _quiet(run_id="stopme", resume=True))
+    assert result.n_resumed >= killed_at and result.exit_code == 0
+    rows = _assert_each_case_once(tmp_path / "out", "stopme", names)
+    assert {r["status"] for r in rows.values()} == {"ok"}
+    status = duckdb.connect().execute(f"select status, n_ok from '{run_file}'").fetchone()
+    assert status == ("finished", 6)
+
+
+# ---------------------------------------------------------------- throughput and memory
+
+
+def _cheap_fleet(folder: Path, files: dict[str, Path], n: int) -> Manifest:
+    return _manifest(folder, [_good(files, f"c{i:03d}") for i in range(n)],
+                     execution={"cases_per_actor": 1000})
+
+
+def _throughput(output: Path, run_id: str) -> float:
+    """Steady-state cases per minute: over the time every worker was running cases (from the
+    last worker's first start to the first worker's last finish), so the actors' start-up
+    (importing TensorFlow, a fixed cost per actor) is left out."""
+    rows = _rows(output, run_id)
+    by_worker: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for row in rows:
+        by_worker[row["worker"]].append(row)
+    start = max(min(r["started_at"] for r in w) for w in by_worker.values()).timestamp()
+    end = min(max(r["finished_at"] for r in w) for w in by_worker.values()).timestamp()
+    inside = [r for r in rows if r["started_at"].timestamp() >= start
+              and r["finished_at"].timestamp() <= end]
+    return 60.0 * len(inside) / (end - start)
+
+
+def test_two_slots_finish_a_fleet_clearly_faster_than_one(
+    module_ray: str, tiny_files: dict[str, Path], tmp_path: Path
+) -> None:
+    manifest = _cheap_fleet(tmp_path, tiny_files, 60)
+    one = run_fleet(manifest, _quiet(run_id="one-slot", max_concurrency=1))
+    two = run_fleet(manifest, _quiet(run_id="two-slots", max_concurrency=2))
+    assert (one.n_ok, one.concurrency, two.n_ok, two.concurrency) == (60, 1, 60, 2)
+    rate_1, rate_2 = (_throughput(tmp_path / "out", r) for r in ("one-slot", "two-slots"))
+    print(f"\ncases/min: 1 slot {rate_1:.0f}, 2 slots {rate_2:.0f}, ratio {rate_2 / rate_1:.2f}")
+    assert rate_2 / rate_1 > 1.3
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_driver_memory_stays_flat_as_the_fleet_grows(
+    module_ray: str, tiny_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """500 cheap cases: the driver's Python heap and RSS after case 500 are those after 100."""
+    manifest = _cheap_fleet(tmp_path, tiny_files, 500)
+    cases = manifest.cases()
+    seen: dict[int, tuple[int, int]] = {}
+
+    def measure(result: RunResult) -> None:
+        done = result.n_ok + result.n_failed
+        if done in (100, 500):
+            seen[done] = (tracemalloc.get_traced_memory()[0], _rss())
+
+    tracemalloc.start()
+    try:
+        result = run_fleet(manifest, _quiet(run_id="five-hundred"), cases=cases,
+                           on_case=measure)
+    finally:
+        tracemalloc.stop()
+    assert result.n_ok == 500
+    _assert_each_case_once(tmp_path / "out", "five-hundred", [c.name for c in cases])
+    heap = seen[500][0] - seen[100][0]
+    rss = seen[500][1] - seen[100][1]
+    print(f"\ndriver growth from case 100 to case 500: heap {heap / 1024:.0f} KiB, "
+          f"RSS {rss / 2**20:.1f} MiB")
+    assert heap < 200 * 1024  # holding the results would take megabytes
+    assert rss < 32 * 2**20
