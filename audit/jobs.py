@@ -472,20 +472,30 @@ def list_runs(client: JobSubmissionClient, limit: int = 20) -> list[RunInfo]:
 
 
 def stop_run(
-    client: JobSubmissionClient, run_id: str, wait_s: float = 60.0, poll_s: float = 0.5
+    client: JobSubmissionClient,
+    run_id: str,
+    wait_s: float = 60.0,
+    pending_wait_s: float = 5.0,
+    poll_s: float = 0.5,
 ) -> RunInfo:
-    """Ask the run's driver to stop (SIGTERM: it records what finished) and wait for it."""
+    """Ask the run's driver to stop (SIGTERM: it records what finished) and wait for it.
+
+    A PENDING job whose driver Ray cannot place (e.g. more --num-gpus than the cluster has)
+    does not react to a stop: Ray fails it only at its start timeout. We wait `pending_wait_s`
+    for it, not `wait_s`, and return it still PENDING.
+    """
     run = get_run(client, run_id)
     if run.state in TERMINAL_STATES:
         return run
     _call(f"stop {run.submission_id}", client.stop_job, run.submission_id)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
+    start = time.monotonic()
+    while True:
         run = get_run(client, run_id)
-        if run.state in TERMINAL_STATES:
-            break
+        waited = time.monotonic() - start
+        if run.state in TERMINAL_STATES or waited > wait_s or (
+                run.state == "PENDING" and waited > pending_wait_s):
+            return run
         time.sleep(poll_s)
-    return run
 
 
 def case_counts(output: str, run_id: str, total: int | None = None) -> CaseCounts | None:

@@ -50,8 +50,16 @@ def cluster_config(address: str | None) -> jobs.ClusterConfig:
         or DEFAULT_ADDRESS
     )
     token, source = jobs.find_token()
-    logging.getLogger("ray.dashboard").setLevel(logging.WARNING)  # no "Uploading package" chatter
     return jobs.ClusterConfig(address=resolved, token=token, token_source=source)
+
+
+def _connect(address: str | None) -> Any:
+    """The Jobs API client, with Ray's INFO chatter ("Uploading package ...") silenced."""
+    client = jobs.connect(cluster_config(address))
+    for name in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk",
+                 "ray._private.runtime_env.packaging"):  # Ray sets these to INFO on import
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return client
 
 
 def _one_line_errors(fn: Callable[..., None]) -> Callable[..., None]:
@@ -95,7 +103,7 @@ def submit(
         num_cpus=num_cpus,
         num_gpus=num_gpus,
     )
-    client = jobs.connect(cluster_config(address))
+    client = _connect(address)
     result = jobs.submit(client, info, options)
     if result.created:
         typer.echo(f"submitted run {result.run_id} as job {result.submission_id}")
@@ -119,7 +127,7 @@ def status(
     limit: Annotated[int, typer.Option("--limit", help="How many recent runs to list.")] = 20,
 ) -> None:
     """Show one run (state, duration, cases), or a table of recent runs."""
-    client = jobs.connect(cluster_config(address))
+    client = _connect(address)
     if run is not None:
         _show_run(jobs.get_run(client, run))
         return
@@ -144,7 +152,7 @@ def logs(
     ] = False,
 ) -> None:
     """Print a run's log; with --follow, stream it (reconnecting) until the run ends."""
-    client = jobs.connect(cluster_config(address))
+    client = _connect(address)
     if follow:
         _follow(client, run)
     else:
@@ -159,14 +167,23 @@ def stop(
         float, typer.Option("--wait", help="Seconds to wait for the run to stop.")
     ] = 60.0,
 ) -> None:
-    """Stop a run: its driver records the finished cases and marks the run stopped."""
-    client = jobs.connect(cluster_config(address))
+    """Stop a run: its driver records the finished cases and marks the run stopped.
+
+    Exit code 0 when the run has ended, 1 when it is still pending or running.
+    """
+    client = _connect(address)
     info = jobs.stop_run(client, run, wait_s=wait)
     if info.state in jobs.TERMINAL_STATES:
         typer.echo(f"run {info.run_id} is {info.state} ({_cases(info)} cases)")
+        return
+    if info.state == "PENDING":
+        typer.echo(f"run {info.run_id} is still PENDING: Ray has not placed its driver (does the "
+                   "cluster have the --num-cpus/--num-gpus it asked for?) and fails it at its "
+                   "start timeout (RAY_JOB_START_TIMEOUT_SECONDS, 15 min by default)")
     else:
-        typer.echo(f"run {info.run_id} is still {info.state} after {wait:.0f}s; "
-                   "Ray stops it forcibly soon")
+        typer.echo(f"run {info.run_id} is still {info.state} after {wait:.0f}s; Ray kills its "
+                   "driver once the stop grace period ends")
+    raise typer.Exit(1)
 
 
 def _follow(client: Any, run: str) -> None:

@@ -7,6 +7,7 @@ of it (and of the jobs it ran) is stopped by pid at the end, whatever happens.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shlex
 import signal
@@ -323,6 +324,11 @@ def test_submit_follow_and_read_the_report(head: RayHead, tmp_path: Path,
     first = audit("submit", str(manifest), "--address", head.address, env=head.env)
     assert first.returncode == 0, first.stderr
     assert f"submitted run {run_id} as job audit-{run_id}" in first.stdout
+    assert "INFO" not in first.stderr, first.stderr  # Ray's upload chatter is silenced
+    client = jobs.connect(jobs.ClusterConfig(head.address, TOKEN))
+    meta = client.get_job_info(f"audit-{run_id}").metadata
+    assert meta["flatline_run_id"] == run_id
+    assert meta["flatline_manifest_digest"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
     again = audit("submit", str(manifest), "--address", head.address, env=head.env)
     assert again.returncode == 0 and "already submitted" in again.stdout, again.stderr
 
@@ -374,6 +380,21 @@ def test_follow_reconnects_without_repeating_lines(head: RayHead) -> None:
         f"line {i}" for i in range(12)]
 
 
+def test_driver_resources_reach_ray(head: RayHead, tmp_path: Path, tiny_model: Path) -> None:
+    """--num-gpus 3 on a head with 2 GPUs: Ray cannot place the driver, so nothing runs."""
+    manifest = write_fleet(tmp_path / "fleet", tiny_model, 1, tmp_path / "out")
+    submitted = audit("submit", str(manifest), "--address", head.address, "--run-id",
+                      "too-big", "--num-gpus", "3", "--num-cpus", "1", env=head.env)
+    assert submitted.returncode == 0, submitted.stderr
+    time.sleep(3)
+    client = jobs.connect(jobs.ClusterConfig(head.address, TOKEN))
+    assert jobs.get_run(client, "too-big").state == "PENDING"
+    stopped = audit("stop", "too-big", "--address", head.address, env=head.env)
+    assert stopped.returncode == 1 and "still PENDING: Ray has not placed its driver" in \
+        stopped.stdout, stopped
+    assert not (tmp_path / "out").exists()
+
+
 def test_stop_keeps_finished_cases_and_marks_the_run_stopped(
     head: RayHead, tmp_path: Path, tiny_model: Path
 ) -> None:
@@ -384,7 +405,12 @@ def test_stop_keeps_finished_cases_and_marks_the_run_stopped(
                       "to-stop", env=head.env)
     assert submitted.returncode == 0, submitted.stderr
     cases = output / "cases" / "run_id=to-stop"
-    wait_for(lambda: cases.exists() and any(cases.glob("*.parquet")), 240, "a finished case")
+    try:
+        wait_for(lambda: cases.exists() and any(cases.glob("*.parquet")), 240, "a finished case")
+    except AssertionError as exc:
+        status = audit("status", "--address", head.address, env=head.env).stdout
+        logs = audit("logs", "to-stop", "--address", head.address, env=head.env).stdout
+        raise AssertionError(f"{exc}\n{status}\n{logs[-3000:]}") from None
 
     stopped = audit("stop", "to-stop", "--address", head.address, env=head.env, timeout=120)
     assert stopped.returncode == 0, stopped.stderr
