@@ -141,3 +141,13 @@ def test_run_with_models_data_and_reports_on_s3(
     assert [(r["run_id"], r["status"], r["n_ok"]) for r in runs] == [("s3run", "finished", 2)]
     counts = jobs.case_counts(output, "s3run", total=2)
     assert counts == jobs.CaseCounts(done=2, failed=0, total=2, report="finished")
+
+    query = subprocess.run([str(BIN / "audit"), "query", output,
+                            "select run_id, count(*) as n from cases group by 1"],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert query.returncode == 0, query.stderr
+    assert "s3run" in query.stdout and "2" in query.stdout
+    report = subprocess.run([str(BIN / "audit"), "report", output, "--run", "s3run"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert "m0" in report.stdout and "m1" in report.stdout
