@@ -74,3 +74,36 @@ def test_minibatches_without_shuffling_match_fit_step_for_step() -> None:
     for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert log.losses[-1] == pytest.approx(history.history["loss"][-1], rel=1e-4)
+
+
+def test_stacked_members_train_exactly_like_separate_models() -> None:
+    """Members with their own learning rate, clipping, weights and epochs, stacked as one."""
+    import keras
+
+    from audit.probes.ensemble import stack_key
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(50, 4)).astype(np.float32)
+    y = (x[:, :1] - x[:, 1:2] ** 2).astype(np.float32)
+    settings = [(0.01, None, 6), (0.05, None, 4), (0.01, 0.1, 6)]
+
+    def jobs(functional: bool) -> list[TrainJob]:
+        out = []
+        for seed, (lr, clip, epochs) in enumerate(settings):
+            model = _model(seed)
+            if functional:  # the same network as a functional model: trains un-stacked
+                model = keras.Model(model.inputs[0], model.outputs[0])
+            out.append(TrainJob(model, make_optimizer("adam", lr, clip), make_loss("mse"),
+                                x, y, epochs=epochs, seed=seed))
+        return out
+
+    stacked, separate = jobs(False), jobs(True)
+    assert len({stack_key(j) for j in stacked}) == 1
+    assert all(stack_key(j) is None for j in separate)
+    logs_a = train_together(stacked, batch_size=16)
+    logs_b = train_together(separate, batch_size=16)
+    for a, b, la, lb in zip(stacked, separate, logs_a, logs_b, strict=True):
+        assert la.epochs_run == lb.epochs_run
+        for wa, wb in zip(a.model.get_weights(), b.model.get_weights(), strict=True):
+            np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
+        assert la.losses[-1] == pytest.approx(lb.losses[-1], rel=1e-4)

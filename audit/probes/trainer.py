@@ -72,17 +72,22 @@ def trace_key(job: TrainJob) -> tuple[Any, ...]:
 
 
 class _Graph:
-    """One traced training loop over the template job's variables, shared by every job with the
+    """One traced training loop over a template copy of the model, shared by every job with the
     same `trace_key`: a job's state is copied into the template's variables, trained, and copied
     back (cheap for small models, and far cheaper than tracing Keras layers again)."""
 
-    def __init__(self, template: TrainJob, batch_size: int) -> None:
+    def __init__(self, first: TrainJob, batch_size: int) -> None:
+        import keras
         import tensorflow as tf
 
-        self.template = template
-        model, optimizer, loss_fn = template.model, template.optimizer, template.loss
+        # the template is a copy of its own: no job's state lives in the traced variables
+        model = keras.models.clone_model(first.model)
+        optimizer = type(first.optimizer).from_config(first.optimizer.get_config())
+        optimizer.build(model.trainable_variables)
+        loss_fn = first.loss
+        self.model, self.optimizer = model, optimizer
         variables = model.trainable_variables
-        shuffle = template.shuffle
+        shuffle = first.shuffle
 
         @tf.function(reduce_retracing=True)
         def run(x: Any, y: Any, w: Any, epochs: Any, epoch0: Any, seed: Any) -> Any:
@@ -107,16 +112,12 @@ class _Graph:
 
         self.run = run
 
-    def _pairs(self, job: TrainJob) -> list[tuple[Any, Any]]:
-        t = self.template
-        return [*zip(job.model.variables, t.model.variables, strict=True),
-                *zip(job.optimizer.variables, t.optimizer.variables, strict=True)]
-
     def train(self, job: TrainJob, data: _Data, epochs: int, epoch0: int) -> float:
         """Train `job` for `epochs` epochs from epoch `epoch0`; its variables hold the result."""
         import tensorflow as tf
 
-        pairs = [] if job is self.template else self._pairs(job)
+        pairs = [*zip(job.model.variables, self.model.variables, strict=True),
+                 *zip(job.optimizer.variables, self.optimizer.variables, strict=True)]
         for mine, shared in pairs:
             shared.assign(mine)
         loss = self.run(data.x, data.y, data.w, tf.constant(epochs),
@@ -140,6 +141,13 @@ class _Data:
         self.seed = tf.constant(job.seed, tf.int64)
 
 
+def chunk_bounds(epochs: list[int], chunks: int) -> list[int]:
+    """Epoch counts at which training pauses: every chunk, and wherever some job ends."""
+    longest = max(epochs)
+    step = max(1, math.ceil(longest / max(chunks, 1)))
+    return sorted({*range(step, longest, step), *epochs, longest})
+
+
 def train_together(
     jobs: list[TrainJob],
     batch_size: int,
@@ -149,39 +157,66 @@ def train_together(
 ) -> list[TrainLog]:
     """Train every job for its epochs, checking between chunks whether a job should stop.
 
+    Plain Dense stacks sharing an architecture, optimizer family and loss train stacked as one
+    `Ensemble`; any other model trains in a traced graph shared with its look-alikes.
     `should_stop(i)` is called after each chunk for each job still running (its model holds the
     trained weights by then) and returns a reason (e.g. "early_success") or None to go on.
     Past `deadline` (a `time.monotonic()` value) every job stops with "time_budget".
     """
+    import tensorflow as tf
+
+    from audit.probes.ensemble import Ensemble, stack_key
+
     logs = [TrainLog() for _ in jobs]
     if not jobs:
         return logs
-    data = [_Data(job) for job in jobs]
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    singles: list[int] = []
+    for i, job in enumerate(jobs):
+        key = stack_key(job)
+        if key is None:
+            singles.append(i)
+        else:
+            groups.setdefault(key, []).append(i)
+    ensembles = [(members, Ensemble([jobs[i] for i in members], batch_size))
+                 for members in groups.values()]
+    data = {i: _Data(jobs[i]) for i in singles}
     graphs: dict[tuple[Any, ...], _Graph] = {}
-    for job in jobs:
-        key = trace_key(job)
-        if key not in graphs:
-            graphs[key] = _Graph(job, batch_size)
-    runners = [graphs[trace_key(job)] for job in jobs]
-    longest = max(job.epochs for job in jobs)
-    chunk = max(1, math.ceil(longest / max(chunks, 1)))
+    for i in singles:
+        graphs.setdefault(trace_key(jobs[i]), _Graph(jobs[i], batch_size))
     active = [True] * len(jobs)
     done = 0
-    while done < longest and any(active):
-        for i, job in enumerate(jobs):
-            if not active[i]:
+
+    def record(i: int, loss: float, upto: int) -> None:
+        log = logs[i]
+        log.losses.append(loss)
+        log.epochs_run = upto
+        if not math.isfinite(loss):
+            log.stopped, active[i] = "diverged", False
+        elif upto >= jobs[i].epochs:
+            active[i] = False
+        elif should_stop is not None and (reason := should_stop(i)):
+            log.stopped, active[i] = reason, False
+
+    for bound in chunk_bounds([job.epochs for job in jobs], chunks):
+        if not any(active):
+            break
+        n = bound - done
+        for members, ensemble in ensembles:
+            mask = [active[i] for i in members]
+            if not any(mask):
                 continue
-            n = min(chunk, job.epochs - done)
-            log = logs[i]
-            log.losses.append(runners[i].train(job, data[i], n, done))
-            log.epochs_run = done + n
-            if not math.isfinite(log.losses[-1]):
-                log.stopped, active[i] = "diverged", False
-            elif log.epochs_run >= job.epochs:
-                active[i] = False
-            elif should_stop is not None and (reason := should_stop(i)):
-                log.stopped, active[i] = reason, False
-        done += chunk
+            losses = ensemble.run(tf.constant(n), tf.constant(done, tf.int64),
+                                  tf.constant(mask)).numpy()
+            for k, i in enumerate(members):
+                if mask[k]:
+                    ensemble.write_back(k)
+                    record(i, float(losses[k]), bound)
+        for i in singles:
+            if active[i]:
+                graph = graphs[trace_key(jobs[i])]
+                record(i, graph.train(jobs[i], data[i], n, done), bound)
+        done = bound
         if deadline is not None and time.monotonic() > deadline:
             for i in (i for i, a in enumerate(active) if a):
                 logs[i].stopped = "time_budget"

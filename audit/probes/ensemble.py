@@ -1,0 +1,198 @@
+"""Many small dense networks trained as one: every weight gets a leading "member" axis.
+
+The retraining probe trains the same small architecture a dozen or more times (seeds x
+counterfactuals). For plain stacks of Dense layers, those trainings are stacked: kernels become
+`(members, in, out)`, biases `(members, 1, out)`, one batched matmul per layer serves every
+member, and a single Keras optimizer updates the stacked variables. Supported optimizers update
+each element on its own, so stacking changes nothing in the math; per-member learning rates ride
+along as a `(members, 1, 1)` tensor, gradient-norm clipping is done per member, each member sums
+its own batch-mean loss (so its gradient is exactly its own), shuffles with its own seed and
+stops at its own epoch count. One small graph per architecture, whatever the number of members.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+#: optimizers whose update treats every element on its own (safe to stack)
+ELEMENTWISE_OPTIMIZERS = {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "Nadam",
+                          "Adadelta", "Lion"}
+_UNSTACKABLE_OPTIMIZER_KEYS = ("global_clipnorm", "use_ema", "gradient_accumulation_steps",
+                               "loss_scale_factor")
+_PLAIN_DENSE_KEYS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                     "kernel_constraint", "bias_constraint", "lora_rank")
+
+
+def dense_stack(model: Any) -> list[tuple[Any, Any]] | None:
+    """The model as [(dense_layer, activation_fn)], or None when it is not a plain Dense stack."""
+    import keras
+
+    if not isinstance(model, keras.Sequential) or len(model.inputs[0].shape) != 2:
+        return None
+    stack: list[tuple[Any, Any]] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            config = layer.get_config()
+            plain = not any(config.get(k) for k in _PLAIN_DENSE_KEYS)
+            if not plain or layer.dtype_policy.name != "float32":
+                return None
+            stack.append((layer, layer.activation))
+        elif isinstance(layer, keras.layers.Activation) and stack:
+            previous, act = stack[-1]
+            stack[-1] = (previous, _compose(act, layer.activation))
+        else:
+            return None
+    return stack or None
+
+
+def _compose(first: Any, second: Any) -> Any:
+    return lambda t: second(first(t))
+
+
+def stack_key(job: Any) -> tuple[Any, ...] | None:
+    """Jobs with equal keys train together as one ensemble; None: this job cannot be stacked."""
+    stack = dense_stack(job.model)
+    optimizer = job.optimizer
+    name = type(optimizer).__name__
+    if stack is None or name not in ELEMENTWISE_OPTIMIZERS:
+        return None
+    config = optimizer.get_config()
+    if any(config.get(k) for k in _UNSTACKABLE_OPTIMIZER_KEYS):
+        return None
+    if not isinstance(config.get("learning_rate"), (int, float)):
+        return None
+    layers = tuple((tuple(layer.kernel.shape), layer.use_bias,
+                    json.dumps(layer.get_config().get("activation"), default=str))
+                   for layer, _ in stack)
+    drop = ("name", "learning_rate", "clipnorm")
+    return (
+        "stack",
+        layers,
+        tuple(a.__name__ if hasattr(a, "__name__") else id(a) for _, a in stack),
+        name,
+        json.dumps({k: v for k, v in config.items() if k not in drop}, sort_keys=True,
+                   default=str),
+        type(job.loss).__name__,
+        json.dumps({k: v for k, v in job.loss.get_config().items() if k != "name"},
+                   sort_keys=True, default=str),
+        job.x.shape,
+        job.y.shape[1:],
+        str(job.y.dtype),
+        job.shuffle,
+    )
+
+
+class Ensemble:
+    """The stacked state and traced training loop of jobs sharing one `stack_key`."""
+
+    def __init__(self, jobs: list[Any], batch_size: int) -> None:
+        import keras
+        import tensorflow as tf
+
+        self.jobs = jobs
+        stacks = [dense_stack(job.model) for job in jobs]
+        first = stacks[0]
+        self.activations = [act for _, act in first]
+        self.use_bias = [layer.use_bias for layer, _ in first]
+        self.kernels = [keras.Variable(np.stack([np.asarray(s[i][0].kernel) for s in stacks]))
+                        for i in range(len(first))]
+        self.biases = [
+            keras.Variable(np.stack([np.asarray(s[i][0].bias)[None, :] for s in stacks]))
+            for i in range(len(first)) if self.use_bias[i]
+        ]
+        template = jobs[0].optimizer
+        config = {k: v for k, v in template.get_config().items()
+                  if k not in ("name", "learning_rate", "clipnorm")}
+        rates = np.array([float(job.optimizer.get_config()["learning_rate"]) for job in jobs],
+                         dtype=np.float32).reshape(-1, 1, 1)
+        self._rates = tf.constant(rates)
+        self.optimizer = type(template)(learning_rate=lambda: self._rates, **config)
+        self.variables = [*self.kernels, *self.biases]
+        self.optimizer.build(self.variables)
+        clip = [job.optimizer.clipnorm or math.inf for job in jobs]
+        self.clipnorm = tf.constant(np.array(clip, dtype=np.float32))
+        self.loss = jobs[0].loss
+        self.x = tf.constant(np.stack([job.x for job in jobs]).astype(np.float32))
+        self.y = tf.constant(np.stack([job.y for job in jobs]))
+        self.w = tf.constant(np.stack([
+            job.sample_weight if job.sample_weight is not None else np.ones(len(job.x))
+            for job in jobs]).astype(np.float32))
+        self.seeds = tf.constant([job.seed for job in jobs], tf.int64)
+        self.shuffle = jobs[0].shuffle
+        self.batch_size = batch_size
+        self.run = tf.function(self._run, reduce_retracing=True)
+
+    def forward(self, x: Any) -> Any:
+        import tensorflow as tf
+
+        h = x
+        biases = iter(self.biases)
+        for kernel, use_bias, act in zip(self.kernels, self.use_bias, self.activations,
+                                         strict=True):
+            h = tf.matmul(h, kernel)
+            if use_bias:
+                h = h + next(biases)
+            h = act(h)
+        return h
+
+    def _clip(self, grads: list[Any]) -> list[Any]:
+        """Keras' clipnorm, per member: each gradient tensor scaled to norm <= clipnorm."""
+        import tensorflow as tf
+
+        clipped = []
+        for g in grads:
+            norm = tf.sqrt(tf.reduce_sum(tf.square(g), axis=list(range(1, len(g.shape)))))
+            limit = self.clipnorm
+            scale = tf.where(norm > limit, limit / tf.maximum(norm, 1e-12), tf.ones_like(norm))
+            clipped.append(g * tf.reshape(scale, [-1] + [1] * (len(g.shape) - 1)))
+        return clipped
+
+    def _run(self, epochs: Any, epoch0: Any, active: Any) -> Any:
+        """Train the active members for `epochs` epochs; returns each member's last epoch loss."""
+        import tensorflow as tf
+
+        members = len(self.jobs)
+        n = self.x.shape[1]
+        b = self.batch_size
+        steps = (n + b - 1) // b
+        keep = tf.reshape(active, [-1, 1, 1])
+        last = tf.zeros([members], tf.float32)
+        for e in tf.range(epochs):
+            if self.shuffle:
+                keys = tf.stack([self.seeds, tf.fill([members], epoch0 + tf.cast(e, tf.int64))],
+                                axis=1)
+                perm = tf.map_fn(lambda k: tf.argsort(tf.random.stateless_uniform([n], seed=k)),
+                                 keys, fn_output_signature=tf.int32)
+            else:
+                perm = tf.tile(tf.range(n)[None, :], [members, 1])
+            total = tf.zeros([members], tf.float32)
+            for s in tf.range(steps):
+                idx = perm[:, s * b : (s + 1) * b]
+                xb = tf.gather(self.x, idx, batch_dims=1)
+                yb = tf.gather(self.y, idx, batch_dims=1)
+                wb = tf.gather(self.w, idx, batch_dims=1)
+                with tf.GradientTape() as tape:
+                    per_sample = self.loss.call(yb, self.forward(xb)) * wb
+                    per_member = tf.reduce_mean(per_sample, axis=1)
+                    objective = tf.reduce_sum(per_member)
+                grads = self._clip(tape.gradient(objective, self.variables))
+                before = [tf.identity(v) for v in self.variables]
+                self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
+                for var, old in zip(self.variables, before, strict=True):
+                    var.assign(tf.where(keep, var, old))
+                total += per_member * tf.cast(tf.shape(idx)[1], tf.float32)
+            last = total / tf.cast(n, tf.float32)
+        return last
+
+    def write_back(self, i: int) -> None:
+        """Copy member `i`'s weights into its job's own Keras model."""
+        biases = iter(self.biases)
+        layers = [layer for layer, _ in dense_stack(self.jobs[i].model)]
+        for layer, kernel, use_bias in zip(layers, self.kernels, self.use_bias, strict=True):
+            layer.kernel.assign(kernel[i])
+            if use_bias:
+                layer.bias.assign(next(biases)[i][0])
