@@ -33,7 +33,6 @@ def write_demo_manifest(folder: Path, names: list[str] | None = None,
         "output": "reports",
         "resources": {"num_cpus": 1},
         "probes": list(probes),
-        "budget": {"epochs": 20, "max_seconds": 120, "seeds": 1},
         "cases": [_case_entry(case, folder) for case in cases],
     }
     path = folder / MANIFEST_NAME
