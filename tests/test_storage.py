@@ -38,9 +38,11 @@ def _free_port() -> int:
 def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A moto S3 server on 127.0.0.1 (its own process group, stopped by pid) with a bucket."""
     port = _free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
+    folder = tmp_path_factory.mktemp("moto")  # its log and request recording land here
+    log = (folder / "moto.log").open("w")
     server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                              cwd=folder)
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -73,6 +75,32 @@ def _s3(env: dict[str, str]):
 
     return boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
                         aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def _recorded_writes(env: dict[str, str]) -> list[tuple[str, str]]:
+    """(method, path?query) of every request the server saw since recording started."""
+    import json
+    import urllib.request
+    from urllib.parse import unquote, urlsplit
+
+    url = f"{env['AWS_ENDPOINT_URL']}/moto-api/recorder/download-recording"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        entries = [json.loads(line) for line in response.read().decode().splitlines() if line]
+    out = []
+    for entry in entries:
+        parts = urlsplit(entry["url"])
+        query = f"?{parts.query}" if parts.query else ""
+        out.append((entry["method"], unquote(parts.path) + query))
+    return out
+
+
+def _start_recording(env: dict[str, str]) -> None:
+    import urllib.request
+
+    base = env["AWS_ENDPOINT_URL"]
+    for action in ("stop-recording", "reset-recording", "start-recording"):
+        request = urllib.request.Request(f"{base}/moto-api/recorder/{action}", method="POST")
+        urllib.request.urlopen(request, timeout=30).close()
 
 
 def _upload_fleet(env: dict[str, str], tmp: Path, prefix: str, n: int) -> None:
@@ -110,6 +138,7 @@ def test_run_with_models_data_and_reports_on_s3(
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_"))}
     env.update(s3_env, HOME=str(tmp_path))  # an embedded Ray may write ~/.ray/auth_token
+    _start_recording(s3_env)
     result = subprocess.run([str(BIN / "audit"), "run", str(manifest), "--run-id", "s3run",
                              "--no-progress"], env=env, capture_output=True, text=True,
                             timeout=300)
@@ -123,6 +152,19 @@ def test_run_with_models_data_and_reports_on_s3(
         f"reports/{table}/run_id=s3run/{cid}"
         for table in ("cases", "findings", "metrics") for cid in case_ids]
     assert keys == sorted(expected), "same layout as on disk, no temporary objects left"
+    assert not _s3(s3_env).list_multipart_uploads(Bucket=BUCKET).get("Uploads"), \
+        "a write left an unfinished multipart upload"
+    writes = _recorded_writes(s3_env)
+    for key in keys:  # each file appears once, whole: one PutObject or one completed upload
+        path = f"/{BUCKET}/{key}"
+        finished = [w for w in writes if (w[1] == path and w[0] == "PUT")
+                    or (w[0] == "POST" and w[1].startswith(f"{path}?uploadId="))]
+        assert len(finished) == 1, (key, finished)
+    run_row = max(i for i, w in enumerate(writes) if w[1].startswith(
+        f"/{BUCKET}/reports/runs/run_id=s3run/run.parquet") and "partNumber" not in w[1])
+    last_case = max(i for i, w in enumerate(writes)
+                    if w[0] in ("PUT", "POST") and w[1].startswith(f"/{BUCKET}/reports/cases/"))
+    assert run_row > last_case, "the run row is written last"
 
     for key, value in s3_env.items():
         monkeypatch.setenv(key, value)
