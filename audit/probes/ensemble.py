@@ -124,7 +124,6 @@ class Ensemble:
         self.seeds = tf.constant([job.seed for job in jobs], tf.int64)
         self.shuffle = jobs[0].shuffle
         self.batch_size = batch_size
-        self.run = tf.function(self._run, reduce_retracing=True)
 
     def forward(self, x: Any) -> Any:
         import tensorflow as tf
@@ -151,8 +150,10 @@ class Ensemble:
             clipped.append(g * tf.reshape(scale, [-1] + [1] * (len(g.shape) - 1)))
         return clipped
 
-    def _run(self, epochs: Any, epoch0: Any, active: Any) -> Any:
-        """Train the active members for `epochs` epochs; returns each member's last epoch loss."""
+    def train_epochs(self, epochs: Any, epoch0: Any, active: Any) -> Any:
+        """Train the active members for `epochs` epochs; returns each member's last epoch loss.
+
+        Graph code: the trainer calls it inside one `tf.function` that holds every ensemble."""
         import tensorflow as tf
 
         members = len(self.jobs)

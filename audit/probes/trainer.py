@@ -141,6 +141,25 @@ class _Data:
         self.seed = tf.constant(job.seed, tf.int64)
 
 
+def _one_graph(ensembles: list[Any]) -> Callable[..., Any]:
+    """All ensembles' epochs in one traced function: one trace, and they run side by side."""
+    import tensorflow as tf
+
+    def skip(size: int) -> Callable[[], Any]:
+        return lambda: tf.zeros([size], tf.float32)
+
+    @tf.function(reduce_retracing=True)
+    def run(epochs: Any, epoch0: Any, masks: list[Any]) -> list[Any]:
+        return [
+            tf.cond(tf.reduce_any(mask),
+                    lambda e=e, mask=mask: e.train_epochs(epochs, epoch0, mask),
+                    skip(len(e.jobs)))
+            for e, mask in zip(ensembles, masks, strict=True)
+        ]
+
+    return run
+
+
 def chunk_bounds(epochs: list[int], chunks: int) -> list[int]:
     """Epoch counts at which training pauses: every chunk, and wherever some job ends."""
     longest = max(epochs)
@@ -180,6 +199,7 @@ def train_together(
             groups.setdefault(key, []).append(i)
     ensembles = [(members, Ensemble([jobs[i] for i in members], batch_size))
                  for members in groups.values()]
+    run_ensembles = _one_graph([e for _, e in ensembles])
     data = {i: _Data(jobs[i]) for i in singles}
     graphs: dict[tuple[Any, ...], _Graph] = {}
     for i in singles:
@@ -202,16 +222,16 @@ def train_together(
         if not any(active):
             break
         n = bound - done
-        for members, ensemble in ensembles:
-            mask = [active[i] for i in members]
-            if not any(mask):
-                continue
-            losses = ensemble.run(tf.constant(n), tf.constant(done, tf.int64),
-                                  tf.constant(mask)).numpy()
-            for k, i in enumerate(members):
-                if mask[k]:
-                    ensemble.write_back(k)
-                    record(i, float(losses[k]), bound)
+        masks = [[active[i] for i in members] for members, _ in ensembles]
+        if ensembles and any(any(m) for m in masks):
+            all_losses = run_ensembles(tf.constant(n), tf.constant(done, tf.int64),
+                                       [tf.constant(m) for m in masks])
+            for (members, ensemble), mask, losses in zip(ensembles, masks, all_losses,
+                                                         strict=True):
+                for k, i in enumerate(members):
+                    if mask[k]:
+                        ensemble.write_back(k)
+                        record(i, float(losses[k]), bound)
         for i in singles:
             if active[i]:
                 graph = graphs[trace_key(jobs[i])]
