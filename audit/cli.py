@@ -88,6 +88,8 @@ def demo(
         result = run_demo(where, scenario, chosen, FleetOptions(
             address=address or None, max_concurrency=max_concurrency))
         _render_summaries(_summaries(result.output, result.run_id))
+    err.print(f"zoo, manifest and report are in {folder}" if folder else
+              "pass --folder DIR to keep the zoo, its manifest and the report", highlight=False)
     raise typer.Exit(result.exit_code)
 
 

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from audit.fleet import (
+    ActorPool,
     FleetError,
     FleetOptions,
     Injection,
@@ -169,6 +170,32 @@ def test_fractional_gpus_pack_as_declared_and_gpu_ids_are_recorded(faulty: tuple
     for gpu, intervals in spans.items():  # never more than two halves on one GPU at once
         most = max(sum(1 for s, f in intervals if s <= t < f) for t, _ in intervals)
         assert most <= 2, (gpu, intervals)
+
+
+def test_actor_pool_recycles_actors_and_knows_nothing_of_cases(module_ray: str) -> None:
+    """The scheduler alone, with a trivial actor: items are opaque, each actor serves at most
+    `max_uses` of them, and at most `size` run at once."""
+    import ray
+
+    @ray.remote(num_cpus=0.25)
+    class Echo:
+        def ready(self) -> dict[str, Any]:
+            return {}
+
+        def run(self, item: int, attempt: int) -> tuple[int, str, float, float]:
+            started = time.time()
+            time.sleep(0.05)
+            return item, ray.get_runtime_context().get_actor_id(), started, time.time()
+
+    pool = ActorPool(size=2, make_actor=Echo.remote, warm=lambda a: a.ready.remote(),
+                     submit=lambda a, item, attempt: a.run.remote(item, attempt),
+                     time_limit=lambda item: 30.0, max_attempts=1, max_uses=3, poll_s=0.1)
+    outcomes = list(pool.run(iter(range(12))))
+    assert sorted(o.status[0] for o in outcomes) == list(range(12))
+    uses = collections.Counter(o.status[1] for o in outcomes)
+    assert len(uses) >= 4 and max(uses.values()) <= 3, uses
+    spans = [(o.status[2], o.status[3]) for o in outcomes]
+    assert max(sum(1 for s, f in spans if s <= t < f) for t, _ in spans) <= 2
 
 
 def test_pool_size_follows_resources_and_caps(module_ray: str, tiny_files: dict) -> None:
