@@ -72,7 +72,9 @@ def module_ray(request: pytest.FixtureRequest) -> object:
     import ray
 
     kwargs = {"num_cpus": 2, **getattr(request.module, "RAY_INIT", {})}
-    ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", **kwargs)
+    # address="local": always a new instance, even when a `ray start` head runs on this machine
+    ray.init(address="local", include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR", **kwargs)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
