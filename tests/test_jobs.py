@@ -24,8 +24,6 @@ import pytest
 
 from audit import jobs
 
-pytestmark = pytest.mark.ray
-
 BIN = Path(sys.executable).parent
 TOKEN = "flatline-test-token-5b1e0c"
 
@@ -296,6 +294,7 @@ def test_cli_does_not_import_tensorflow() -> None:
 # ---------------------------------------------------------------- on a real head
 
 
+@pytest.mark.ray
 def test_wrong_token_is_refused_in_one_line_and_nothing_runs(
     head: RayHead, tmp_path: Path, tiny_model: Path
 ) -> None:
@@ -315,6 +314,7 @@ def test_wrong_token_is_refused_in_one_line_and_nothing_runs(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.ray
 def test_submit_follow_and_read_the_report(head: RayHead, tmp_path: Path,
                                            tiny_model: Path) -> None:
     output = tmp_path / "reports"
@@ -352,6 +352,7 @@ def test_submit_follow_and_read_the_report(head: RayHead, tmp_path: Path,
     assert logs.stdout.count(f"--run-id {run_id}") == follow.stdout.count(f"--run-id {run_id}")
 
 
+@pytest.mark.ray
 def test_follow_reconnects_without_repeating_lines(head: RayHead) -> None:
     """Failure injection: the first two log streams drop after one chunk each."""
     client = jobs.connect(jobs.ClusterConfig(head.address, TOKEN))
@@ -380,6 +381,7 @@ def test_follow_reconnects_without_repeating_lines(head: RayHead) -> None:
         f"line {i}" for i in range(12)]
 
 
+@pytest.mark.ray
 def test_driver_resources_reach_ray(head: RayHead, tmp_path: Path, tiny_model: Path) -> None:
     """--num-gpus 3 on a head with 2 GPUs: Ray cannot place the driver, so nothing runs."""
     manifest = write_fleet(tmp_path / "fleet", tiny_model, 1, tmp_path / "out")
@@ -395,6 +397,7 @@ def test_driver_resources_reach_ray(head: RayHead, tmp_path: Path, tiny_model: P
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.ray
 def test_stop_keeps_finished_cases_and_marks_the_run_stopped(
     head: RayHead, tmp_path: Path, tiny_model: Path
 ) -> None:
