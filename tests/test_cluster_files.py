@@ -155,6 +155,8 @@ def test_raycluster_has_a_cpu_head_autoscaling_gpus_and_token_auth() -> None:
 
 
 def test_rayjob_runs_the_nightly_audit_and_cleans_up() -> None:
+    from audit.spec import parse_manifest
+
     spec = _kind("RayJob", "rayjob-nightly.yaml")["spec"]
     params = _parse_audit(spec["entrypoint"])
     assert params["manifest"] is not None
@@ -164,6 +166,8 @@ def test_rayjob_runs_the_nightly_audit_and_cleans_up() -> None:
     manifest = yaml.safe_load(_kind("ConfigMap", "rayjob-nightly.yaml")["data"]["nightly.yaml"])
     assert Path(str(params["manifest"])).name == "nightly.yaml"
     assert manifest["output"].startswith("s3://"), "a RayJob's reports must outlive its cluster"
+    parsed = parse_manifest(manifest, where="flatline-nightly-manifest")  # the real schema
+    assert parsed.entries and all(e.model.startswith("s3://") for e in parsed.entries)
 
 
 def test_launcher_has_a_cpu_head_gpu_workers_and_token_auth() -> None:
