@@ -284,6 +284,16 @@ def test_no_cluster_is_one_line_and_exit_2(tmp_path: Path, tiny_model: Path) -> 
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_bad_manifest_is_one_line_and_exit_2_before_any_cluster(tmp_path: Path) -> None:
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text("name: bad\noutput: /tmp/x\ncases:\n  - {model: m.keras, dat: d.csv}\n")
+    result = audit("submit", str(manifest), "--address", "http://127.0.0.1:9", env=dict(
+        os.environ))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "cases[0]" in result.stderr, result.stderr
+    assert "Ray cluster" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 def test_cli_does_not_import_tensorflow() -> None:
     code = ("import sys, typer; from audit import jobs_cli; app = typer.Typer(); "
             "jobs_cli.register(app); assert 'tensorflow' not in sys.modules; "
