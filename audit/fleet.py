@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -548,6 +549,8 @@ def _pool_size(resources: Resources, options: FleetOptions, n_todo: int,
 @contextlib.contextmanager
 def _ray(options: FleetOptions) -> Iterator[str | None]:
     """Use an initialized Ray as is; else connect to `address` or start an embedded one."""
+    if not options.address or _is_loopback(options.address):
+        loopback_only()  # before Ray looks up this machine's address
     import ray
 
     if ray.is_initialized():
@@ -560,19 +563,38 @@ def _ray(options: FleetOptions) -> Iterator[str | None]:
             ray.init(address=options.address, log_to_driver=options.worker_logs,
                      logging_level="ERROR")
         else:
-            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # loopback only
             ray.init(address="local", include_dashboard=False, log_to_driver=options.worker_logs,
                      logging_level="ERROR")
-    except ray.exceptions.AuthenticationError as exc:
-        raise FleetError(f"Ray at {options.address} refused the connection: "
-                         f"{' '.join(str(exc).split())[:200]}; set RAY_AUTH_TOKEN") from None
+    except ray.exceptions.AuthenticationError:
+        raise FleetError(
+            f"Ray at {options.address} requires a token and none was found; set RAY_AUTH_TOKEN "
+            "(or RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token) to the cluster's token") from None
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         where = options.address or "an embedded local Ray"
-        raise FleetError(f"cannot start on {where}: {' '.join(str(exc).split())[:200]}") from None
+        hint = ("; the port answers but the cluster did not accept this client: is the token "
+                "right (RAY_AUTH_TOKEN) and the address the head's GCS port (6379 by default)?"
+                if options.address and "Failed to connect" in str(exc) else "")
+        raise FleetError(f"cannot start on {where}: {' '.join(str(exc).split())[:200]}{hint}"
+                         ) from None
     try:
         yield options.address
     finally:
         ray.shutdown()
+
+
+def loopback_only() -> None:
+    """Keep a local Ray on 127.0.0.1 (by default it binds, and rewrites 127.0.0.1 to, this
+    machine's network address). Ray reads the variable when first imported, so when it already
+    is, its constant is set too."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
+    return host in ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 def _check_reachable(address: str) -> None:

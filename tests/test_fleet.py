@@ -214,6 +214,16 @@ def _manifest_obj(files: dict[str, Path]) -> Manifest:
     return parse_manifest({"name": "n", "cases": [_good(files, "x")]})
 
 
+def test_loopback_only_holds_even_after_ray_was_imported() -> None:
+    import ray._private.ray_constants as constants
+
+    from audit.fleet import loopback_only
+
+    loopback_only()
+    assert constants.ENABLE_RAY_CLUSTER is False
+    assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"
+
+
 def test_gpu_memory_share() -> None:
     assert gpu_memory_limit_mb(0.25, 16000) == 3800
     assert gpu_memory_limit_mb(1.0, 16000) is None and gpu_memory_limit_mb(0.5, None) is None
