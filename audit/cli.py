@@ -115,15 +115,13 @@ def run(
     Exit code: 0 all cases ok, 1 some failed (error/timeout) or the run was stopped,
     2 the run could not start.
     """
-    from audit.fleet import FleetOptions, run_fleet
-    from audit.spec import load_manifest
+    from audit.fleet import FleetOptions, run_manifest
 
     if resume and run_id and resume != run_id:
         err.print("error: --resume and --run-id name different runs; give one of them")
         raise typer.Exit(2)
     with _user_errors():
-        loaded = load_manifest(manifest)
-        result = run_fleet(loaded, FleetOptions(
+        result = run_manifest(manifest, FleetOptions(
             run_id=resume or run_id, resume=bool(resume), address=address or None,
             max_concurrency=max_concurrency, trust_models=trust_models, output=output,
             progress=progress))

@@ -41,8 +41,10 @@ __all__ = [
     "RunResult",
     "configure_tensorflow",
     "gpu_memory_limit_mb",
+    "loopback_only",
     "new_run_id",
     "run_fleet",
+    "run_manifest",
 ]
 
 WARMUP_TIMEOUT_S = 600.0  # an actor that cannot start (import TF) within this is given up
@@ -441,6 +443,13 @@ def run_fleet(manifest: Manifest, options: FleetOptions | None = None,
         result.duration_s = time.time() - started
         store.write_run(run_id, _run_row(manifest, options, result, started, address))
     return result
+
+
+def run_manifest(path: str | os.PathLike[str], options: FleetOptions | None = None) -> RunResult:
+    """Load the manifest at `path` and run it (what `audit run` does)."""
+    from audit.spec import load_manifest
+
+    return run_fleet(load_manifest(path), options)
 
 
 def _plan(store: Store, manifest: Manifest, options: FleetOptions) -> tuple[str, set[str]]:
