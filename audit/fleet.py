@@ -363,11 +363,14 @@ class ActorPool:
         yield Outcome(flight.item, "ok", flight.attempt, flight.started, status=status)
 
     def _expire(self) -> Iterator[Outcome]:
+        import ray
+
         now = time.monotonic()
         for ref, flight in list(self.flights.items()):
             if now > flight.deadline:
                 del self.flights[ref]
                 self._kill(flight.slot)
+                ray.wait([ref], timeout=10)  # the actor is gone: it can no longer write the case
                 limit = self.time_limit(flight.item)
                 yield Outcome(flight.item, "timeout", flight.attempt, flight.started,
                               reason=f"ran longer than its time limit of {limit:g}s; stopped",
