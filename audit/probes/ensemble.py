@@ -114,6 +114,7 @@ class Ensemble:
         self.variables = [*self.kernels, *self.biases]
         self.optimizer.build(self.variables)
         clip = [job.optimizer.clipnorm or math.inf for job in jobs]
+        self.clips = any(math.isfinite(c) for c in clip)
         self.clipnorm = tf.constant(np.array(clip, dtype=np.float32))
         self.loss = jobs[0].loss
         self.x = tf.constant(np.stack([job.x for job in jobs]).astype(np.float32))
@@ -150,8 +151,10 @@ class Ensemble:
             clipped.append(g * tf.reshape(scale, [-1] + [1] * (len(g.shape) - 1)))
         return clipped
 
-    def train_epochs(self, epochs: Any, epoch0: Any, active: Any) -> Any:
-        """Train the active members for `epochs` epochs; returns each member's last epoch loss.
+    def train_epochs(self, epochs: Any, epoch0: Any) -> Any:
+        """Train every member for `epochs` epochs; returns each member's last epoch loss.
+
+        The caller keeps the losses and copies out the weights of running members only.
 
         Graph code: the trainer calls it inside one `tf.function` that holds every ensemble."""
         import tensorflow as tf
@@ -160,7 +163,6 @@ class Ensemble:
         n = self.x.shape[1]
         b = self.batch_size
         steps = (n + b - 1) // b
-        keep = tf.reshape(active, [-1, 1, 1])
         last = tf.zeros([members], tf.float32)
         for e in tf.range(epochs):
             if self.shuffle:
@@ -180,11 +182,12 @@ class Ensemble:
                     per_sample = self.loss.call(yb, self.forward(xb)) * wb
                     per_member = tf.reduce_mean(per_sample, axis=1)
                     objective = tf.reduce_sum(per_member)
-                grads = self._clip(tape.gradient(objective, self.variables))
-                before = [tf.identity(v) for v in self.variables]
+                grads = tape.gradient(objective, self.variables)
+                if self.clips:
+                    grads = self._clip(grads)
+                # members that already stopped keep training here, harmlessly: every member's
+                # math is its own, and a stopped member's weights are never copied out again
                 self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
-                for var, old in zip(self.variables, before, strict=True):
-                    var.assign(tf.where(keep, var, old))
                 total += per_member * tf.cast(tf.shape(idx)[1], tf.float32)
             last = total / tf.cast(n, tf.float32)
         return last

@@ -152,7 +152,7 @@ def _one_graph(ensembles: list[Any]) -> Callable[..., Any]:
     def run(epochs: Any, epoch0: Any, masks: list[Any]) -> list[Any]:
         return [
             tf.cond(tf.reduce_any(mask),
-                    lambda e=e, mask=mask: e.train_epochs(epochs, epoch0, mask),
+                    lambda e=e: e.train_epochs(epochs, epoch0),
                     skip(len(e.jobs)))
             for e, mask in zip(ensembles, masks, strict=True)
         ]
