@@ -244,10 +244,14 @@ def _with_head(model: Any, units: int, activation: str) -> Any:
 
     layers = model.layers
     k = max(i for i, layer in enumerate(layers) if layer.trainable_weights)
+    head = keras.layers.Dense(units, activation=activation)
+    if isinstance(model, keras.Sequential) and len(model.inputs[0].shape) == 2:
+        # stays a Sequential, so the trainer can stack it with its seeds
+        return keras.Sequential([keras.Input(model.inputs[0].shape[1:]), *layers[:k], head])
     features = model.inputs[0] if k == 0 else layers[k - 1].output
     if len(features.shape) > 2:
         features = keras.layers.Flatten()(features)
-    return keras.Model(model.inputs[0], keras.layers.Dense(units, activation=activation)(features))
+    return keras.Model(model.inputs[0], head(features))
 
 
 def _standardize(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
