@@ -257,8 +257,14 @@ class Candidate:
 
 
 def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dict[str, Any]]],
-                    underperforming: bool, th: Thresholds = THRESHOLDS) -> list[Candidate]:
-    """Faults ranked by how well the evidence explains them, best first."""
+                    underperforming: bool, flat: bool,
+                    th: Thresholds = THRESHOLDS) -> list[Candidate]:
+    """Faults ranked by how well the evidence explains them, best first.
+
+    Static signals alone blame a fault only when the model underperforms and retraining did
+    not speak against it: either no counterfactual ran at all (the retrain probe was skipped or
+    not applicable), or the output is flat. A fault whose own change was tried and failed is
+    ruled out."""
     by_fault: dict[str, Candidate] = {}
 
     def offer(fault: str, score: float, confirmed: bool, outcome: Outcome | None) -> None:
@@ -285,10 +291,13 @@ def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dic
                       by_fault[fault].outcome if fault in by_fault else None)
     ranked = sorted(by_fault.values(), key=lambda c: (c.fault in DEFINITIVE and c.support >= 1,
                                                       c.confirmed, c.score), reverse=True)
-    if not any(c.confirmed for c in ranked) and underperforming:
+    retrained = bool(outcomes)
+    ruled_out = {NATIVE.get(_family(o.name)) for o in outcomes if not o.confirmed}
+    if not any(c.confirmed for c in ranked) and underperforming and (flat or not retrained):
         statics = [Candidate(f, s + th.priority_weight * (1 - PRIORITY.index(f) / 13), False,
                              None, s, ev)
-                   for f, (s, ev) in support.items() if s >= 1.0 and f not in by_fault]
+                   for f, (s, ev) in support.items()
+                   if s >= 1.0 and f not in by_fault and f not in ruled_out]
         ranked += sorted(statics, key=lambda c: c.score, reverse=True)
     return ranked
 
@@ -329,7 +338,7 @@ def diagnose(results: dict[str, ProbeResult], task: str,
     retrain = results.get("retrain")
     outcomes = (counterfactual_outcomes(retrain, skill, th)
                 if retrain is not None and retrain.status == "ok" else [])
-    ranked = rank_candidates(outcomes, support, poor, th)
+    ranked = rank_candidates(outcomes, support, poor, flat, th)
     findings: list[Finding] = []
     primary = ranked[0] if ranked else None
     for i, cand in enumerate(ranked):

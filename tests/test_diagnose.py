@@ -82,3 +82,21 @@ def test_near_ties_go_to_the_fault_with_static_support() -> None:
                                   nonsaturating=[0.92, 0.9, 0.9])}
     assert diagnose(results, "regression").primary_fault == "dead_relu"
     assert THRESHOLDS.dead_relu == 0.7
+
+
+def test_static_signals_ruled_out_by_retraining_blame_nothing() -> None:
+    """Noisy data caps skill; raw inputs look unscaled, yet standardizing them changes nothing."""
+    results = {"data": data(feature_scale_log10=1.7), "sensitivity": sensitivity(0.35, 0.6),
+               "retrain": retrain(baseline=[0.34, 0.36, 0.35],
+                                  standardize_inputs=[0.35, 0.36, 0.34])}
+    d = diagnose(results, "regression")
+    assert (d.verdict, d.primary_fault) == ("healthy", None)
+    assert [f.severity for f in d.findings if f.fault == "unscaled_inputs"] == ["info"]
+
+
+def test_without_retraining_a_strong_static_signal_is_an_unconfirmed_warning() -> None:
+    results = {"data": data(), "sensitivity": sensitivity(0.2, 0.5),
+               "activations": ProbeResult("activations", metrics={"dead_fraction_max": 0.95})}
+    d = diagnose(results, "regression")
+    assert (d.verdict, d.primary_fault) == ("impaired", "dead_relu")
+    assert not d.findings[0].confirmed and d.findings[0].confidence < 0.6

@@ -97,7 +97,19 @@ def sgd_diverging(keras: Any) -> tuple[Any, np.ndarray, np.ndarray, Any, str, in
     return model, x, y, keras.optimizers.SGD(4.0), "mse", 15
 
 
+def noisy_raw_inputs_healthy(keras: Any) -> tuple[Any, np.ndarray, np.ndarray, Any, str, int]:
+    """Raw inputs in 0..50 and a noisy target (R² about 0.4 at best): the model is as good as
+    the data allows, so nothing may be blamed, however unscaled the inputs look."""
+    rng = np.random.default_rng(109)
+    x = rng.uniform(0, 50, (1000, 4)).astype(np.float32)
+    y = (0.05 * x[:, 0] - 0.03 * x[:, 1] + rng.normal(0, 1.0, 1000)).astype(np.float32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(1)])
+    return model, x, y, keras.optimizers.Adam(3e-3), "mse", 40
+
+
 CASES: dict[str, tuple[Callable[[Any], tuple], str | None]] = {
+    "noisy_raw_inputs_healthy": (noisy_raw_inputs_healthy, None),
     "two_branch_healthy": (two_branch_healthy, None),
     "momentum_regression_healthy": (momentum_regression_healthy, None),
     "wide_sgd_lr_too_low": (wide_sgd_lr_too_low, "lr_too_low"),
