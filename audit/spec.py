@@ -396,10 +396,11 @@ def expand_glob(pattern: str) -> list[str]:
 
     fs, path = pafs.FileSystem.from_uri(pattern)
     scheme = pattern.split("://", 1)[0]
+    query = pattern[len(_without_query(pattern)):]  # e.g. ?endpoint_override=...: kept
     root = _glob_root(path)
     selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
     regex = _glob_regex(path)
-    return sorted(f"{scheme}://{info.path}" for info in fs.get_file_info(selector)
+    return sorted(f"{scheme}://{info.path}{query}" for info in fs.get_file_info(selector)
                   if regex.fullmatch(info.path))
 
 
@@ -425,13 +426,19 @@ def _glob_regex(path: str) -> re.Pattern[str]:
     return re.compile(out)
 
 
+def _without_query(location: str) -> str:
+    """`s3://b/m.keras?endpoint_override=...` -> `s3://b/m.keras`."""
+    head, _, tail = location.rpartition("?")
+    return head if is_uri(location) and head and "=" in tail else location
+
+
 def _stem(location: str) -> str:
-    name = location.rstrip("/").rsplit("/", 1)[-1]
+    name = _without_query(location).rstrip("/").rsplit("/", 1)[-1]
     return name.split(".", 1)[0] if not name.startswith(".") else name
 
 
 def _parent_name(location: str) -> str:
-    parts = location.rstrip("/").rsplit("/", 2)
+    parts = _without_query(location).rstrip("/").rsplit("/", 2)
     return parts[-2] if len(parts) >= 2 else ""
 
 
