@@ -252,13 +252,15 @@ def _mark(location: str, found: bool) -> str:
     return location if found else f"{location} [red](not found)[/red]"
 
 
-def main() -> None:  # pragma: no cover - `python -m audit.cli`
-    app()
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
 # The shared-cluster commands (submit, status, logs, stop), registered explicitly: jobs_cli.py.
 from audit import jobs_cli  # noqa: E402
 
 jobs_cli.register(app)
+
+
+def main() -> None:  # pragma: no cover - `python -m audit.cli`
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
