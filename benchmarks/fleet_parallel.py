@@ -1,7 +1,7 @@
 """Cases per minute with one worker slot vs two, on the same fleet, in the same process.
 
-    python benchmarks/fleet_parallel.py                      # 16 cases, probes up to gradients
-    python benchmarks/fleet_parallel.py --cases 8 --probes data,config,retrain --epochs 5
+    python benchmarks/fleet_parallel.py              # 24 cases, every probe, retrain 5 epochs
+    python benchmarks/fleet_parallel.py --cases 200 --probes data,config    # cheap cases
 
 Builds small Keras models (a few architectures) with their data in a temporary folder, starts an
 embedded local Ray with 2 CPUs, runs the fleet with `--max-concurrency 1`, then 2, and prints
@@ -68,8 +68,9 @@ def rates(output: str, run_id: str, wall_s: float) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", type=int, default=16)
-    parser.add_argument("--probes", default="data,config,sensitivity,activations,gradients")
+    parser.add_argument("--cases", type=int, default=24)
+    parser.add_argument("--probes",
+                        default="data,config,sensitivity,activations,gradients,retrain")
     parser.add_argument("--epochs", type=int, default=5, help="retrain budget (if retrain)")
     args = parser.parse_args()
 

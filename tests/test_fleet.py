@@ -332,10 +332,10 @@ def _throughput(output: Path, run_id: str) -> float:
 def test_two_slots_finish_a_fleet_clearly_faster_than_one(
     module_ray: str, tiny_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    manifest = _cheap_fleet(tmp_path, tiny_files, 60)
+    manifest = _cheap_fleet(tmp_path, tiny_files, 120)
     one = run_fleet(manifest, _quiet(run_id="one-slot", max_concurrency=1))
     two = run_fleet(manifest, _quiet(run_id="two-slots", max_concurrency=2))
-    assert (one.n_ok, one.concurrency, two.n_ok, two.concurrency) == (60, 1, 60, 2)
+    assert (one.n_ok, one.concurrency, two.n_ok, two.concurrency) == (120, 1, 120, 2)
     rate_1, rate_2 = (_throughput(tmp_path / "out", r) for r in ("one-slot", "two-slots"))
     print(f"\ncases/min: 1 slot {rate_1:.0f}, 2 slots {rate_2:.0f}, ratio {rate_2 / rate_1:.2f}")
     assert rate_2 / rate_1 > 1.3
