@@ -647,6 +647,13 @@ def zoo_cases(folder: Path, names: list[str]) -> tuple[dict[str, Any], float]:
     return {n: known[n] for n in names}, build_s
 
 
+def case_names(plan: Plan, wanted: set[str], table: bool) -> list[str]:
+    """The zoo cases the per-case part of the run visits, in order."""
+    per_case = wanted & {"perturbation", "perturbation_floor", "audit_vs_one_fit"} or table
+    names = [*(plan.cases if per_case else []), *(plan.retrain if "retrain" in wanted else [])]
+    return list(dict.fromkeys(names))
+
+
 def measure_cases(plan: Plan, zoo: dict[str, Any], wanted: set[str], args: argparse.Namespace,
                   failures: list[str]) -> tuple[dict[str, list[dict[str, Any]]],
                                                 list[dict[str, Any]]]:
@@ -659,8 +666,7 @@ def measure_cases(plan: Plan, zoo: dict[str, Any], wanted: set[str], args: argpa
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in PER_CASE}
     table: list[dict[str, Any]] = []
     settings = retrain_settings(args)
-    names = [*plan.cases, *plan.retrain] if wanted & set(PER_CASE) or args.table else []
-    for name in dict.fromkeys(names):
+    for name in dict.fromkeys(case_names(plan, wanted, args.table)):
         case = zoo[name]
         log(f"case {name}:")
         keras.backend.clear_session()  # no case pays for the models earlier cases left behind
@@ -709,7 +715,7 @@ def run(args: argparse.Namespace) -> int:
     settings = retrain_settings(args)
     with quiet_tensorflow(), tempfile.TemporaryDirectory(prefix="flatline-bench-") as tmp:
         folder = Path(tmp)
-        needed = [*plan.cases, *plan.retrain, *(plan.fleet if fleet_on else [])]
+        needed = [*case_names(plan, wanted, args.table), *(plan.fleet if fleet_on else [])]
         zoo, zoo_s = zoo_cases(Path(args.zoo) if args.zoo else folder / "zoo",
                                list(dict.fromkeys(needed)))
         rows, table = measure_cases(plan, zoo, wanted, args, failures)
