@@ -329,9 +329,23 @@ def _throughput(output: Path, run_id: str) -> float:
     return 60.0 * len(inside) / (end - start)
 
 
+BUSY = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass\n" \
+       "print(time.process_time())"
+
+
+def _two_free_cores() -> float:
+    """Share of a core each of two busy loops gets at once (about 1.0 on an idle 2-core box)."""
+    procs = [subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    return min(float(p.communicate(timeout=30)[0]) for p in procs) / 1.5
+
+
 def test_two_slots_finish_a_fleet_clearly_faster_than_one(
     module_ray: str, tiny_files: dict[str, Path], tmp_path: Path
 ) -> None:
+    free = _two_free_cores()
+    if free < 0.75:  # another workload holds a core: two slots cannot be twice one here
+        pytest.skip(f"two CPU-bound processes got only {free:.0%} of a core each")
     manifest = _cheap_fleet(tmp_path, tiny_files, 120)
     one = run_fleet(manifest, _quiet(run_id="one-slot", max_concurrency=1))
     two = run_fleet(manifest, _quiet(run_id="two-slots", max_concurrency=2))
