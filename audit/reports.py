@@ -251,20 +251,15 @@ class Store:
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
         payload = buffer.getvalue()
-        folder = path.rsplit("/", 1)[0]
-        if self.local:
-            os.makedirs(folder, exist_ok=True)
-            tmp = f"{folder}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex[:8]}.tmp"
-            try:
-                with open(tmp, "wb") as out:
+        try:
+            if self.local:
+                _replace_local(path, payload)
+            else:
+                with self.fs.open_output_stream(path) as out:  # one object, appears whole
                     out.write(payload)
-                os.replace(tmp, path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(tmp)
-        else:
-            with self.fs.open_output_stream(path) as out:  # one object, appears whole
-                out.write(payload)
+        except OSError as exc:
+            raise ReportError(f"cannot write {path} under {self.output}: {_one_line(exc)}"
+                              ) from None
 
     # reading -------------------------------------------------------------
 
@@ -311,6 +306,20 @@ class Store:
                 if limit and len(found) >= limit:
                     break
         return found
+
+
+def _replace_local(path: str, payload: bytes) -> None:
+    """Write a temporary sibling, then rename it over `path`: readers see all or nothing."""
+    folder, name = path.rsplit("/", 1)
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "wb") as out:
+            out.write(payload)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
 
 
 def _safe_name(case_id: str) -> str:

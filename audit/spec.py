@@ -203,7 +203,13 @@ class Manifest(_Strict):
 
     def _fleet_specs(self, index: int, entry: FleetEntry, trust: bool) -> list[CaseSpec]:
         where = f"fleet[{index}]"
-        models = expand_glob(resolve_location(entry.models, self.base_dir))
+        try:
+            models = expand_glob(resolve_location(entry.models, self.base_dir))
+        except (OSError, ValueError) as exc:  # an object store this machine cannot reach
+            raise ManifestFilesMissing(
+                f"{where}.models: cannot list {entry.models!r} from here "
+                f"({' '.join(str(exc).split())[:200]})"
+            ) from None
         if not models:
             raise ManifestFilesMissing(
                 f"{where}.models: no files match {entry.models!r} (looked in {self.base_dir})"

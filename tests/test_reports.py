@@ -144,7 +144,7 @@ def test_a_failed_write_leaves_neither_a_half_file_nor_a_temp_file(
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ReportError, match=r"cannot write .*findings.*: disk full"):
         store.write_case("r1", _report("a"))
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     monkeypatch.undo()
