@@ -20,6 +20,7 @@ from audit.spec import (
     expand_glob,
     load_manifest,
     parse_manifest,
+    resolve_location,
 )
 
 JOBS = Path(__file__).resolve().parents[1] / "jobs"
@@ -112,12 +113,15 @@ def test_relative_paths_resolve_against_the_manifest_folder(
 
 
 def test_uris_and_absolute_paths_are_kept(tmp_path: Path) -> None:
+    model = f"file://{tmp_path}/m.keras"  # (an s3:// model would be hashed over the network)
     doc = {"name": "n", "output": "s3://bucket/reports",
-           "cases": [_case(model="s3://bucket/m.keras", data=str(tmp_path / "d.parquet"))]}
+           "cases": [_case(model=model, data=str(tmp_path / "d.parquet"))]}
     manifest = parse_manifest(doc, base_dir=str(tmp_path / "elsewhere"))
     (case,) = manifest.cases()
-    assert (case.model, case.data) == ("s3://bucket/m.keras", str(tmp_path / "d.parquet"))
+    assert (case.model, case.data) == (model, str(tmp_path / "d.parquet"))
     assert manifest.output_uri == "s3://bucket/reports"
+    assert resolve_location("gs://b/m.keras?x=1", str(tmp_path)) == "gs://b/m.keras?x=1"
+    assert resolve_location("~/m.keras", "/base") == str(Path.home() / "m.keras")
 
 
 def test_top_level_settings_flow_into_cases_and_cases_override_them(tmp_path: Path) -> None:
