@@ -656,16 +656,39 @@ def _progress(enabled: bool, name: str, result: RunResult) -> Iterator[Callable[
         TimeRemainingColumn,
     )
 
+    console = Console(stderr=True)
+    if not console.is_terminal:  # a log (e.g. a Ray Job's): a plain line now and then
+        yield _progress_lines(console, name, result)
+        return
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn(), TextColumn("ETA"),
-        TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+        TimeRemainingColumn(), console=console, transient=False)
     done = result.n_ok + result.n_failed
     task = progress.add_task(f"audit {name}", total=result.n_cases, completed=done,
                              failed=result.n_failed)
     with progress:
         yield lambda: progress.update(task, completed=result.n_ok + result.n_failed,
                                       failed=result.n_failed)
+
+
+def _progress_lines(console: Any, name: str, result: RunResult,
+                    every_s: float = 30.0) -> Callable[[], None]:
+    """A progress callback printing `done/total, failed, ETA` at most every `every_s`."""
+    start, first = time.monotonic(), result.n_ok + result.n_failed
+    last = [start]
+
+    def tick() -> None:
+        now, done = time.monotonic(), result.n_ok + result.n_failed
+        if now - last[0] < every_s and done < result.n_cases:
+            return
+        last[0] = now
+        rate = (done - first) / max(now - start, 1e-9)
+        eta = f"{(result.n_cases - done) / rate:.0f}s" if rate > 0 else "?"
+        console.print(f"audit {name}: {done}/{result.n_cases} cases, {result.n_failed} failed, "
+                      f"ETA {eta}", highlight=False)
+
+    return tick
 
 
 def _run_row(manifest: Manifest, options: FleetOptions, result: RunResult, started: float,

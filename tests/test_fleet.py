@@ -224,6 +224,23 @@ def test_loopback_only_holds_even_after_ray_was_imported() -> None:
     assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"
 
 
+def test_progress_in_a_log_is_a_line_now_and_then_with_an_eta() -> None:
+    import io
+
+    from rich.console import Console
+
+    from audit.fleet import _progress_lines
+
+    out = io.StringIO()
+    result = RunResult(run_id="r", output="o", n_cases=4)
+    tick = _progress_lines(Console(file=out, width=200), "fleet", result, every_s=3600)
+    for status in ("ok", "ok", "error", "ok"):
+        result.n_ok += status == "ok"
+        result.n_error += status == "error"
+        tick()
+    assert out.getvalue().splitlines() == ["audit fleet: 4/4 cases, 1 failed, ETA 0s"]
+
+
 def test_gpu_memory_share() -> None:
     assert gpu_memory_limit_mb(0.25, 16000) == 3800
     assert gpu_memory_limit_mb(1.0, 16000) is None and gpu_memory_limit_mb(0.5, None) is None
