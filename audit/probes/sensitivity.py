@@ -25,26 +25,30 @@ class SensitivitySettings(ProbeSettings):
 def perturbation_batch(
     x: np.ndarray, std: np.ndarray, settings: SensitivitySettings, rng: np.random.Generator
 ) -> tuple[np.ndarray, list[tuple[str, slice]]]:
-    """All perturbed inputs stacked in one array, with the slice each perturbation occupies."""
+    """All perturbed inputs in one preallocated array, with the slice each perturbation holds."""
     n = len(x)
-    blocks, names = [x], ["original"]
-    for scale in settings.scales:
-        blocks.append(x + rng.standard_normal(x.shape).astype(np.float32) * std * scale)
-        names.append(f"noise_{scale:g}")
-    blocks.append(x[rng.permutation(n)])
-    names.append("row_swap")
-    flat_std = std.reshape(-1)
-    rows = x[: settings.max_feature_rows].reshape(min(n, settings.max_feature_rows), -1)
-    for j in range(min(rows.shape[1], settings.max_features)):
-        moved = rows.copy()
-        moved[:, j] += flat_std[j] * rng.standard_normal(len(rows)).astype(np.float32)
-        blocks.append(moved.reshape((len(rows), *x.shape[1:])))
-        names.append(f"feature_{j}")
-    slices, start = [], 0
-    for name, block in zip(names, blocks, strict=True):
-        slices.append((name, slice(start, start + len(block))))
-        start += len(block)
-    return np.concatenate(blocks, axis=0), slices
+    rows = min(n, settings.max_feature_rows)
+    flat = x.reshape(n, -1)
+    swept = min(flat.shape[1], settings.max_features)
+    names = ["original", *(f"noise_{s:g}" for s in settings.scales), "row_swap",
+             *(f"feature_{j}" for j in range(swept))]
+    sizes = [n] * (len(settings.scales) + 2) + [rows] * swept
+    batch = np.empty((sum(sizes), flat.shape[1]), dtype=np.float32)
+    k = len(settings.scales)
+    batch[:n] = flat
+    noise = rng.standard_normal((k, n, flat.shape[1]), dtype=np.float32)
+    scales = np.asarray(settings.scales, dtype=np.float32).reshape(k, 1, 1)
+    batch[n : (k + 1) * n] = (flat + noise * std.reshape(1, -1) * scales).reshape(k * n, -1)
+    batch[(k + 1) * n : (k + 2) * n] = flat[rng.permutation(n)]
+    sweep = np.broadcast_to(flat[:rows], (swept, rows, flat.shape[1])).copy()
+    j = np.arange(swept)
+    sweep[j, :, j] += std.reshape(-1)[:swept, None] * rng.standard_normal((swept, rows),
+                                                                          dtype=np.float32)
+    batch[(k + 2) * n :] = sweep.reshape(swept * rows, -1)
+    bounds = np.cumsum([0, *sizes])
+    slices = [(name, slice(int(a), int(b)))
+              for name, a, b in zip(names, bounds[:-1], bounds[1:], strict=True)]
+    return batch.reshape((len(batch), *x.shape[1:])), slices
 
 
 def run(subject: Subject, settings: SensitivitySettings) -> ProbeResult:
