@@ -506,6 +506,7 @@ def measure_fleet(cases: list[Any], retrain_names: set[str], folder: Path,
     used["runs"] = detail
     used["run_order"] = [*(["loop"] if "loop" in detail else []),
                          *(f"{s} slot(s)" for s in order)]
+    used["cpu_parallel_capacity_start"] = capacity
     used["cpu_parallel_capacity_after"] = parallel_capacity()
     out = []
     if "fleet_parallel" in wanted:
@@ -797,8 +798,8 @@ def parser() -> argparse.ArgumentParser:
             then a per-probe time table, and writes the figures per case, with the machine
             and the git commit, to benchmarks/results/latest.json. Each comparison first
             checks that both sides computed the same result; a failed check prints
-            MISMATCH and the exit status is 1. The full run takes about 10 minutes on
-            2 cores (one of them building the zoo), --quick about 3."""),
+            MISMATCH and the exit status is 1. The full run takes about 9 minutes on
+            2 cores (one of them building the zoo), --quick about 2."""),
         epilog=f"comparisons:\n{lines}\n\n" + textwrap.dedent("""\
             examples:
               python benchmarks/run.py --quick
