@@ -722,6 +722,7 @@ def run(args: argparse.Namespace) -> int:
         args.table = "audit_vs_one_fit" in wanted
     fleet_on = bool(wanted & {"fleet_parallel", "fleet_overhead"})
     started, wall0 = time.time(), time.perf_counter()
+    git_start = git_info()  # others may commit to this tree while the run lasts
     load_start = os.getloadavg()
     log(f"load average at start: {load_start[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
     failures: list[str] = []
@@ -766,7 +767,8 @@ def run(args: argparse.Namespace) -> int:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": duration,
         "command": ["python", "benchmarks/run.py", *sys.argv[1:]],
-        "git": git_info(),
+        "git": {**git_start, "at_end": (end := git_info()),
+                "changed_during_run": end != git_start},
         "machine": {**machine(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
         "zoo_build_s": zoo_s,
         "plan": {"cases": plan.cases, "retrain": plan.retrain, "fleet": plan.fleet,
