@@ -214,6 +214,14 @@ def _json_default(value: Any) -> Any:
 # ---------------------------------------------------------------- the store
 
 
+def _single_put(uri: str) -> str:
+    """An s3:// URI whose writes go up in one PUT per file (pyarrow otherwise sends a small
+    file as a three-request multipart upload, which a killed worker can leave half-open)."""
+    if not uri.startswith("s3://") or "allow_delayed_open" in uri:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}allow_delayed_open=true"
+
+
 class Store:
     """The report folder or bucket prefix at `output`, read and written through `pyarrow.fs`."""
 
@@ -221,7 +229,7 @@ class Store:
         self.output = output
         try:
             if "://" in output and not output.startswith("file://"):
-                self.fs, self.root = pafs.FileSystem.from_uri(output)
+                self.fs, self.root = pafs.FileSystem.from_uri(_single_put(output))
             else:
                 self.fs = pafs.LocalFileSystem()
                 self.root = os.path.abspath(output.removeprefix("file://"))
