@@ -800,7 +800,7 @@ def parser() -> argparse.ArgumentParser:
             then a per-probe time table, and writes the figures per case, with the machine
             and the git commit, to benchmarks/results/latest.json. Each comparison first
             checks that both sides computed the same result; a failed check prints
-            MISMATCH and the exit status is 1. The full run takes about 9 minutes on
+            MISMATCH and the exit status is 1. The full run takes 9-10 minutes on
             2 cores (one of them building the zoo), --quick about 2."""),
         epilog=f"comparisons:\n{lines}\n\n" + textwrap.dedent("""\
             examples:
