@@ -177,18 +177,11 @@ def case_spec(case: Any) -> Any:
 
 
 def perturbation_inputs(subject: Any, settings: Any) -> tuple[np.ndarray, list[tuple[str, slice]]]:
-    """The sensitivity probe's own perturbed inputs: the rows, std and rng `sensitivity.run`
-    uses (kept in step with it by hand: the probe has no hook that returns its batch)."""
-    from audit.probes.base import finite_rows, sample_rows
-    from audit.probes.sensitivity import perturbation_batch
+    """The sensitivity probe's own perturbed inputs, from the probe's own hook."""
+    from audit.probes.sensitivity import probe_inputs
 
-    mask = finite_rows(subject.x, subject.y)
-    idx = np.flatnonzero(mask)[sample_rows(int(mask.sum()), settings.max_rows, settings.seed)]
-    x = subject.x[idx]
-    std = np.std(x, axis=0, keepdims=True)
-    std = np.where(std > 0, std, np.maximum(np.abs(np.mean(x, axis=0, keepdims=True)), 1.0))
-    rng = np.random.default_rng(settings.seed)
-    return perturbation_batch(x, std.astype(np.float32), settings, rng)
+    _, batch, slices = probe_inputs(subject, settings)
+    return batch, slices
 
 
 def measure_perturbation(subject: Any, repeats: int) -> tuple[dict[str, Any], dict[str, Any]]:

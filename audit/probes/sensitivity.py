@@ -51,16 +51,25 @@ def perturbation_batch(
     return batch.reshape((len(batch), *x.shape[1:])), slices
 
 
-def run(subject: Subject, settings: SensitivitySettings) -> ProbeResult:
+def probe_inputs(
+    subject: Subject, settings: SensitivitySettings
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, slice]]]:
+    """The labels of the probed rows, and the batch of every perturbed input with its slices
+    (what `run` feeds the model; benchmarks reuse it so they time exactly the same inputs)."""
     mask = finite_rows(subject.x, subject.y)
     if mask.sum() < 2:
         raise ValueError("fewer than 2 rows with finite features and label")
     idx = np.flatnonzero(mask)[sample_rows(int(mask.sum()), settings.max_rows, settings.seed)]
-    x, y = subject.x[idx], subject.y[idx]
+    x = subject.x[idx]
     std = np.std(x, axis=0, keepdims=True)
     std = np.where(std > 0, std, np.maximum(np.abs(np.mean(x, axis=0, keepdims=True)), 1.0))
     rng = np.random.default_rng(settings.seed)
     batch, slices = perturbation_batch(x, std.astype(np.float32), settings, rng)
+    return subject.y[idx], batch, slices
+
+
+def run(subject: Subject, settings: SensitivitySettings) -> ProbeResult:
+    y, batch, slices = probe_inputs(subject, settings)
     raw = predict(subject.model, batch)
     head = subject_head(subject)
     scores = raw if subject.task == "regression" else head.probabilities(raw)
@@ -72,7 +81,7 @@ def run(subject: Subject, settings: SensitivitySettings) -> ProbeResult:
         "spread_ratio": outcomes.spread_ratio(y, raw[slices[0][1]], subject.task,
                                               subject.n_classes, head),
         "nan_output_fraction": float(np.mean(~np.isfinite(base).all(axis=1))),
-        "rows": float(len(x)),
+        "rows": float(len(y)),
     }
     if subject.task != "regression":
         classes = outcomes.predicted_classes(base, subject.n_classes)
