@@ -105,12 +105,9 @@ class Execution(_Strict):
     max_concurrency: int | None = Field(None, ge=1, description="at most this many actors")
 
 
-class CaseEntry(_Strict):
-    """One `cases:` item of a manifest; unset settings come from the manifest's top level."""
+class _CaseSettings(_Strict):
+    """What a `cases:` item and a `fleet:` item both may set; unset ones come from the top."""
 
-    name: str | None = Field(None, min_length=1, description="default: the model file's stem")
-    model: str = Field(min_length=1)
-    data: str = Field(min_length=1)
     label: str | None = None
     features: tuple[str, ...] | None = None
     task: Task | None = None
@@ -121,7 +118,15 @@ class CaseEntry(_Strict):
     time_limit_s: float | None = Field(None, gt=0)
 
 
-class FleetEntry(_Strict):
+class CaseEntry(_CaseSettings):
+    """One `cases:` item of a manifest; unset settings come from the manifest's top level."""
+
+    name: str | None = Field(None, min_length=1, description="default: the model file's stem")
+    model: str = Field(min_length=1)
+    data: str = Field(min_length=1)
+
+
+class FleetEntry(_CaseSettings):
     """One `fleet:` item: every model matching a glob, each with its data from a template.
 
     Templates may use `{stem}` (the model's file name without suffix), `{parent}` (its folder's
@@ -131,14 +136,6 @@ class FleetEntry(_Strict):
     models: str = Field(min_length=1, description="glob, e.g. models/**/*.keras")
     data: str = Field(min_length=1, description="template, e.g. data/{stem}.parquet")
     name: str = Field("{stem}", min_length=1, description="template of the case name")
-    label: str | None = None
-    features: tuple[str, ...] | None = None
-    task: Task | None = None
-    training: Training = Training()
-    probes: tuple[str, ...] | None = None
-    budget: Budget | None = None
-    seed: int | None = None
-    time_limit_s: float | None = Field(None, gt=0)
 
 
 class Manifest(_Strict):
