@@ -11,6 +11,7 @@ All thresholds live in `Thresholds`, named and documented.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -370,13 +371,8 @@ def diagnose(results: dict[str, ProbeResult], task: str,
         verdict, primary_fault = "impaired", primary.fault
     else:
         verdict, primary_fault = "healthy", None
-        findings = [replace_severity(f, "info") for f in findings]
+        findings = [dataclasses.replace(f, severity="info") for f in findings]
     return Diagnosis(verdict, primary_fault, findings)
-
-
-def replace_severity(finding: Finding, severity: str) -> Finding:
-    return Finding(finding.fault, severity, finding.confidence, finding.confirmed,  # type: ignore[arg-type]
-                   finding.probe, finding.evidence, finding.recommendation)
 
 
 _PROBE_OF = {"bad_data": "data", "class_imbalance": "data", "unscaled_inputs": "data",
