@@ -274,9 +274,9 @@ def retrain_jobs(subject: Any, settings: Any) -> tuple[list[Any], list[str]] | N
         return None
     plans = retrain.plan_variants(subject, split, settings)
     seeds = [settings.seed * 1000 + s for s in range(settings.seeds)]
-    variants = [retrain.build_variant(subject, split, plan, seed)
-                for plan in plans for seed in seeds]
-    return [v.job for v in variants], [f"{v.plan.name}/seed{v.seed}" for v in variants]
+    variants = [retrain.build_variant(subject, split, plan) for plan in plans]
+    jobs = [(v, job) for v in variants for job in retrain.seeded_jobs(v, seeds)]
+    return [job for _, job in jobs], [f"{v.plan.name}/seed{job.seed}" for v, job in jobs]
 
 
 def fit_jobs(jobs: list[Any], batch_size: int) -> list[list[float]]:
@@ -290,6 +290,7 @@ def fit_jobs(jobs: list[Any], batch_size: int) -> list[list[float]]:
     out = []
     for job in jobs:
         optimizer = job.optimizer.__class__.from_config(job.optimizer.get_config())
+        job.model.set_weights(job.start_weights())
         job.model.compile(optimizer=optimizer, loss=job.loss)
         history = job.model.fit(job.x, job.y, sample_weight=job.sample_weight,
                                 epochs=job.epochs, batch_size=batch_size, shuffle=False,
@@ -344,7 +345,7 @@ def measure_retrain(subject: Any, settings: Any) -> dict[str, Any]:
     if not ours:
         return {"case": subject.name, "skipped": "every job trains on rows with NaN/inf"}
     for a, b in zip(ours, theirs, strict=True):
-        for wa, wb in zip(a.model.get_weights(), b.model.get_weights(), strict=True):
+        for wa, wb in zip(a.start_weights(), b.start_weights(), strict=True):
             if not np.array_equal(wa, wb):
                 raise Mismatch(f"{subject.name}: the two job sets start from different weights")
     for job in ours:

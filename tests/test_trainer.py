@@ -29,7 +29,7 @@ def test_full_batch_training_matches_model_fit(optimizer: str) -> None:
     log = train_together([job], batch_size=64, chunks=3)[0]
     theirs.compile(make_optimizer(optimizer, 0.05), "mse")
     history = theirs.fit(x, y, epochs=12, batch_size=64, shuffle=False, verbose=0)
-    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+    for a, b in zip(log.weights, theirs.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert log.epochs_run == 12 and log.stopped == "finished"
     assert log.losses[-1] == pytest.approx(history.history["loss"][-1], rel=1e-4)
@@ -41,13 +41,15 @@ def test_jobs_stop_on_their_own_epoch_count_and_on_request() -> None:
     y = x[:, :1].copy()
     jobs = [TrainJob(_model(s), make_optimizer("adam", 0.01), make_loss("mse"), x, y,
                      epochs=e, seed=s) for s, e in ((0, 3), (1, 8), (2, 8))]
-    before = [m.get_weights()[0].copy() for m in (j.model for j in jobs)]
+    before = [j.model.get_weights() for j in jobs]
     logs = train_together(jobs, batch_size=16, chunks=4,
-                          should_stop=lambda i: "early_success" if i == 2 else None)
+                          should_stop=lambda i, _log: "early_success" if i == 2 else None)
     assert [log.epochs_run for log in logs] == [3, 8, 2]
     assert [log.stopped for log in logs] == ["finished", "finished", "early_success"]
-    for job, w in zip(jobs, before, strict=True):
-        assert not np.allclose(job.model.get_weights()[0], w)
+    for job, log, w in zip(jobs, logs, before, strict=True):
+        assert not np.allclose(log.weights[0], w[0])  # trained ...
+        for a, b in zip(job.model.get_weights(), w, strict=True):  # ... and the model untouched
+            np.testing.assert_array_equal(a, b)
 
 
 def test_divergence_is_reported() -> None:
@@ -71,7 +73,7 @@ def test_minibatches_without_shuffling_match_fit_step_for_step() -> None:
     log = train_together([job], batch_size=16)[0]
     theirs.compile(optimizer(), "mse")
     history = theirs.fit(x, y, epochs=5, batch_size=16, shuffle=False, verbose=0)
-    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+    for a, b in zip(log.weights, theirs.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert log.losses[-1] == pytest.approx(history.history["loss"][-1], rel=1e-4)
 
@@ -102,8 +104,8 @@ def test_stacked_members_train_exactly_like_separate_models() -> None:
     assert all(stack_key(j) is None for j in separate)
     logs_a = train_together(stacked, batch_size=16)
     logs_b = train_together(separate, batch_size=16)
-    for a, b, la, lb in zip(stacked, separate, logs_a, logs_b, strict=True):
+    for la, lb in zip(logs_a, logs_b, strict=True):
         assert la.epochs_run == lb.epochs_run
-        for wa, wb in zip(a.model.get_weights(), b.model.get_weights(), strict=True):
+        for wa, wb in zip(la.weights, lb.weights, strict=True):
             np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
         assert la.losses[-1] == pytest.approx(lb.losses[-1], rel=1e-4)

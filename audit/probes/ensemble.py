@@ -80,6 +80,7 @@ def stack_key(job: Any) -> tuple[Any, ...] | None:
         json.dumps({k: v for k, v in job.loss.get_config().items() if k != "name"},
                    sort_keys=True, default=str),
         job.x.shape,
+        None if job.x_val is None else job.x_val.shape,
         job.y.shape[1:],
         str(job.y.dtype),
         job.shuffle,
@@ -94,14 +95,20 @@ class Ensemble:
         import tensorflow as tf
 
         self.jobs = jobs
-        stacks = [dense_stack(job.model) for job in jobs]
-        first = stacks[0]
+        first = dense_stack(jobs[0].model)
         self.activations = [act for _, act in first]
         self.use_bias = [layer.use_bias for layer, _ in first]
-        self.kernels = [keras.Variable(np.stack([np.asarray(s[i][0].kernel) for s in stacks]))
-                        for i in range(len(first))]
+        #: where each stacked variable's values sit in a member's `model.weights`
+        self.positions = [_positions(job.model) for job in jobs]
+        starts = [job.start_weights() for job in jobs]
+        self.kernels = [
+            keras.Variable(np.stack([w[pos[i][0]] for w, pos in zip(starts, self.positions,
+                                                                    strict=True)]))
+            for i in range(len(first))
+        ]
         self.biases = [
-            keras.Variable(np.stack([np.asarray(s[i][0].bias)[None, :] for s in stacks]))
+            keras.Variable(np.stack([w[pos[i][1]][None, :] for w, pos in zip(
+                starts, self.positions, strict=True)]))
             for i in range(len(first)) if self.use_bias[i]
         ]
         template = jobs[0].optimizer
@@ -122,6 +129,10 @@ class Ensemble:
         self.w = tf.constant(np.stack([
             job.sample_weight if job.sample_weight is not None else np.ones(len(job.x))
             for job in jobs]).astype(np.float32))
+        self.x_val = tf.constant(np.stack([
+            job.x_val if job.x_val is not None else job.x[:0] for job in jobs]).astype(np.float32))
+        #: (members, validation rows, outputs): what `train_epochs` predicts after training
+        self.output_shape = (len(jobs), self.x_val.shape[1], first[-1][0].kernel.shape[-1])
         self.seeds = tf.constant([job.seed for job in jobs], tf.int64)
         self.shuffle = jobs[0].shuffle
         self.batch_size = batch_size
@@ -152,9 +163,10 @@ class Ensemble:
         return clipped
 
     def train_epochs(self, epochs: Any, epoch0: Any) -> Any:
-        """Train every member for `epochs` epochs; returns each member's last epoch loss.
+        """Train every member for `epochs` epochs; returns each member's last epoch loss and
+        its outputs on its validation rows.
 
-        The caller keeps the losses and copies out the weights of running members only.
+        The caller keeps the results and copies out the weights of running members only.
 
         Graph code: the trainer calls it inside one `tf.function` that holds every ensemble."""
         import tensorflow as tf
@@ -190,13 +202,28 @@ class Ensemble:
                 self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
                 total += per_member * tf.cast(tf.shape(idx)[1], tf.float32)
             last = total / tf.cast(n, tf.float32)
-        return last
+        return last, self.forward(self.x_val)
 
-    def write_back(self, i: int) -> None:
-        """Copy member `i`'s weights into its job's own Keras model."""
-        biases = iter(self.biases)
-        layers = [layer for layer, _ in dense_stack(self.jobs[i].model)]
-        for layer, kernel, use_bias in zip(layers, self.kernels, self.use_bias, strict=True):
-            layer.kernel.assign(kernel[i])
-            if use_bias:
-                layer.bias.assign(next(biases)[i][0])
+    def member_weights(self) -> list[list[np.ndarray]]:
+        """Every member's current weights, each in its model's `model.weights` order."""
+        kernels = [np.array(k) for k in self.kernels]
+        biases = iter([np.array(b) for b in self.biases])
+        stacked_biases = [next(biases) if use else None for use in self.use_bias]
+        out = []
+        for m, positions in enumerate(self.positions):
+            weights: dict[int, np.ndarray] = {}
+            for (k_pos, b_pos), kernel, bias in zip(positions, kernels, stacked_biases,
+                                                    strict=True):
+                weights[k_pos] = kernel[m]
+                if b_pos is not None and bias is not None:
+                    weights[b_pos] = bias[m][0]
+            out.append([weights[k] for k in range(len(weights))])
+        return out
+
+
+def _positions(model: Any) -> list[tuple[int, int | None]]:
+    """For each Dense layer of a plain stack: the index of its kernel and bias (None without
+    one) in `model.weights`."""
+    index = {id(w): k for k, w in enumerate(model.weights)}
+    return [(index[id(layer.kernel)], index[id(layer.bias)] if layer.use_bias else None)
+            for layer, _ in dense_stack(model)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from audit.probes.tfutil import (
     predict,
     subject_head,
 )
-from audit.probes.trainer import TrainJob, train_together
+from audit.probes.trainer import TrainJob, TrainLog, train_together
 from audit.results import ProbeResult
 from audit.subject import Subject
 
@@ -84,15 +84,15 @@ class Split:
 
 @dataclass
 class Variant:
-    """A plan built for one seed: the training job and how to score it on validation."""
+    """A plan built once: its model, its training job (trained once per seed, each seed
+    starting from its own initial weights) and how to score it on validation."""
 
     plan: Plan
-    seed: int
+    model: Any
     job: TrainJob
     x_val: np.ndarray
     y_val: np.ndarray
     head: Head
-    skills: list[float] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- planning
@@ -263,10 +263,9 @@ def _standardize(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return ((x.reshape(len(x), -1) - mean) / std).reshape(x.shape).astype(np.float32)
 
 
-def build_variant(subject: Subject, split: Split, plan: Plan, seed: int) -> Variant:
-    """Clone, change and compile-free prepare one variant for one seed."""
-    import keras
-
+def build_variant(subject: Subject, split: Split, plan: Plan) -> Variant:
+    """Clone, change and compile-free prepare one plan (weights come per seed, see
+    `seeded_jobs`)."""
     t = subject.training
     x_tr, y_tr, x_val, y_val = split.x_train, split.y_train, split.x_val, split.y_val
     if plan.drop_bad_rows:
@@ -276,7 +275,6 @@ def build_variant(subject: Subject, split: Split, plan: Plan, seed: int) -> Vari
         x_tr, x_val = _standardize(x_tr, split.x_train), _standardize(x_val, split.x_train)
     if plan.standardize_targets:
         y_tr, y_val = _standardize(y_tr, split.y_train), _standardize(y_val, split.y_train)
-    keras.utils.set_random_seed(seed)
     model = _clone(subject.model, plan.architecture)
     loss_name, from_logits = t.loss, t.from_logits
     if plan.fit_loss:
@@ -304,18 +302,52 @@ def build_variant(subject: Subject, split: Split, plan: Plan, seed: int) -> Vari
         x=x_tr.astype(np.float32),
         y=encode_targets(y_tr, subject.task, loss_name, head.units),
         epochs=int(plan.epochs or 1),
-        seed=seed,
+        seed=0,
         sample_weight=weights,
+        x_val=x_val.astype(np.float32),
     )
-    return Variant(plan, seed, job, x_val, y_val, head)
+    return Variant(plan, model, job, x_val, y_val, head)
+
+
+def initial_weights(model: Any, seed: int) -> list[np.ndarray]:
+    """Fresh starting values of `model.weights`, drawn from each layer's own initializers
+    under `seed`: what a clone built under that seed would start from, without building one
+    (a clone costs a Keras variable per weight). Layers whose weights do not name their
+    initializer (`<weight>_initializer`) fall back to a seeded clone."""
+    drawn: dict[int, np.ndarray] = {}
+    for k, layer in enumerate(model.layers):
+        for j, variable in enumerate(layer.weights):
+            init = getattr(layer, f"{variable.name}_initializer", None)
+            if init is None or not callable(init):
+                continue
+            config = init.get_config() if hasattr(init, "get_config") else {}
+            if "seed" in config:
+                mixed = (seed * 1_000_003 + k * 1009 + j) % (2**31 - 1)
+                init = type(init).from_config({**config, "seed": mixed})
+            drawn[id(variable)] = np.asarray(init(tuple(variable.shape), dtype=variable.dtype))
+    if all(id(v) in drawn for v in model.weights):
+        return [drawn[id(v)] for v in model.weights]
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.models.clone_model(model).get_weights()
+
+
+def seeded_jobs(variant: Variant, seeds: list[int]) -> list[TrainJob]:
+    """The variant's job once per seed: its own shuffling seed and initial weights."""
+    return [replace(variant.job, seed=seed, weights=initial_weights(variant.model, seed))
+            for seed in seeds]
 
 
 # ---------------------------------------------------------------- scoring
 
 
-def score(variant: Variant, subject: Subject) -> tuple[float, float]:
-    """Validation skill and output spread ratio of a trained variant."""
-    raw = predict(variant.job.model, variant.x_val)
+def score(variant: Variant, log: TrainLog, subject: Subject) -> tuple[float, float]:
+    """Validation skill and output spread ratio of one trained seed of the variant."""
+    raw = log.outputs
+    if raw is None:
+        variant.model.set_weights(log.weights)
+        raw = predict(variant.model, variant.x_val)
     args = (variant.y_val, raw, subject.task, subject.n_classes, variant.head)
     return outcomes.skill(*args), outcomes.spread_ratio(*args)
 
@@ -344,34 +376,37 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
         return ProbeResult(probe="retrain", metrics=metrics,
                            details={"skipped": "the model already does well on validation"})
     seeds = [settings.seed * 1000 + s for s in range(settings.seeds)]
-    variants = [build_variant(subject, split, plan, seed) for plan in plans for seed in seeds]
+    variants = [build_variant(subject, split, plan) for plan in plans]
+    runs = [(variant, job) for variant in variants for job in seeded_jobs(variant, seeds)]
 
-    def should_stop(i: int) -> str | None:
-        skill_now, _ = score(variants[i], subject)
+    def should_stop(i: int, log: TrainLog) -> str | None:
+        skill_now, _ = score(runs[i][0], log, subject)
         return "early_success" if skill_now >= settings.early_success_skill else None
 
-    logs = train_together([v.job for v in variants], subject.training.batch_size,
+    logs = train_together([job for _, job in runs], subject.training.batch_size,
                           chunks=settings.chunks, deadline=started + settings.max_seconds,
                           should_stop=should_stop)
     details: dict[str, Any] = {"variants": {}}
-    for plan in plans:
-        mine = [(v, log) for v, log in zip(variants, logs, strict=True) if v.plan is plan]
-        skills, spreads = zip(*(score(v, subject) for v, _ in mine), strict=True)
+    for variant in variants:
+        plan = variant.plan
+        mine = [(job, log) for (v, job), log in zip(runs, logs, strict=True) if v is variant]
+        skills, spreads = zip(*(score(variant, log, subject) for _, log in mine),
+                              strict=True)
         prefix = f"{plan.name}."
         metrics[prefix + "skill_mean"] = _nanmean(skills)
         metrics[prefix + "skill_min"] = _nanmin(skills)
         metrics[prefix + "spread_mean"] = _nanmean(spreads)
         metrics[prefix + "diverged"] = float(np.mean([not np.isfinite(s) for s in skills]))
         metrics[prefix + "epochs"] = float(max(log.epochs_run for _, log in mine))
-        for (v, _), s in zip(mine, skills, strict=True):
-            metrics[f"{prefix}skill.seed{v.seed}"] = float(s)
+        for (job, _), s in zip(mine, skills, strict=True):
+            metrics[f"{prefix}skill.seed{job.seed}"] = float(s)
         details["variants"][plan.name] = {
             "change": plan.change,
             "stopped": [log.stopped for _, log in mine],
             "final_loss": [log.losses[-1] if log.losses else None for _, log in mine],
         }
     metrics["variants"] = float(len(plans))
-    metrics["trainings"] = float(len(variants))
+    metrics["trainings"] = float(len(runs))
     metrics["time_budget_hit"] = float(any(log.stopped == "time_budget" for log in logs))
     return ProbeResult(probe="retrain", metrics=metrics, details=details)
 

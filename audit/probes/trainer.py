@@ -26,7 +26,13 @@ import numpy as np
 
 @dataclass
 class TrainJob:
-    """One model to train: its data, loss, optimizer, epoch count and shuffling seed."""
+    """One training: the architecture, its starting weights, data, loss, optimizer, epoch count
+    and shuffling seed.
+
+    `model` only describes the network (jobs may share one model object; the trainer never
+    changes its weights). `weights` are the starting values of `model.weights` (None: the
+    model's current ones). `optimizer` is read for its config only, so jobs may share it too.
+    """
 
     model: Any
     optimizer: Any
@@ -37,15 +43,24 @@ class TrainJob:
     seed: int
     sample_weight: np.ndarray | None = None
     shuffle: bool = True  # off only to compare with `model.fit(shuffle=False)` step for step
+    weights: list[np.ndarray] | None = None
+    x_val: np.ndarray | None = None  # rows the model predicts after every chunk (validation)
+
+    def start_weights(self) -> list[np.ndarray]:
+        return self.weights if self.weights is not None else self.model.get_weights()
 
 
 @dataclass
 class TrainLog:
-    """What happened to one job: epochs run, each chunk's last-epoch mean loss, why it stopped."""
+    """What happened to one job: epochs run, each chunk's last-epoch mean loss, why it stopped,
+    the trained values of `model.weights` (set `model.set_weights(log.weights)` to use), and
+    the trained model's outputs on the job's `x_val` (rows x outputs; None without `x_val`)."""
 
     epochs_run: int = 0
     losses: list[float] = field(default_factory=list)
     stopped: str = "finished"  # finished | early_success | diverged | time_budget
+    weights: list[np.ndarray] = field(default_factory=list)
+    outputs: np.ndarray | None = None
 
 
 def _config_key(obj: Any, drop: tuple[str, ...] = ("name",)) -> str:
@@ -73,19 +88,23 @@ def trace_key(job: TrainJob) -> tuple[Any, ...]:
 
 class _Graph:
     """One traced training loop over a template copy of the model, shared by every job with the
-    same `trace_key`: a job's state is copied into the template's variables, trained, and copied
-    back (cheap for small models, and far cheaper than tracing Keras layers again)."""
+    same `trace_key`: a job's weights and optimizer state are copied into the template's
+    variables, trained, and copied out (cheap for small models, and far cheaper than tracing
+    Keras layers again)."""
 
     def __init__(self, first: TrainJob, batch_size: int) -> None:
         import keras
         import tensorflow as tf
 
-        # the template is a copy of its own: no job's state lives in the traced variables
         model = keras.models.clone_model(first.model)
         optimizer = type(first.optimizer).from_config(first.optimizer.get_config())
         optimizer.build(model.trainable_variables)
         loss_fn = first.loss
         self.model, self.optimizer = model, optimizer
+        #: a fresh optimizer's state; every job starts from it with its own learning rate
+        self.fresh_state = [np.array(v) for v in optimizer.variables]
+        rate = optimizer.learning_rate
+        self.rate_index = next((k for k, v in enumerate(optimizer.variables) if v is rate), None)
         variables = model.trainable_variables
         shuffle = first.shuffle
 
@@ -112,48 +131,64 @@ class _Graph:
 
         self.run = run
 
+    def start_state(self, job: TrainJob) -> list[np.ndarray]:
+        """A fresh optimizer state carrying `job`'s learning rate."""
+        state = [v.copy() for v in self.fresh_state]
+        if self.rate_index is not None:
+            rate = job.optimizer.get_config()["learning_rate"]
+            state[self.rate_index] = np.asarray(rate, state[self.rate_index].dtype)
+        return state
+
     def train(self, job: TrainJob, data: _Data, epochs: int, epoch0: int) -> float:
-        """Train `job` for `epochs` epochs from epoch `epoch0`; its variables hold the result."""
+        """Train `job` for `epochs` epochs from epoch `epoch0`; `data` holds its state."""
         import tensorflow as tf
 
-        pairs = [*zip(job.model.variables, self.model.variables, strict=True),
-                 *zip(job.optimizer.variables, self.optimizer.variables, strict=True)]
-        for mine, shared in pairs:
-            shared.assign(mine)
+        from audit.probes.tfutil import predict
+
+        if data.optimizer_state is None:
+            data.optimizer_state = self.start_state(job)
+        for variable, value in zip(self.model.weights, data.weights, strict=True):
+            variable.assign(value)
+        for variable, value in zip(self.optimizer.variables, data.optimizer_state, strict=True):
+            variable.assign(value)
         loss = self.run(data.x, data.y, data.w, tf.constant(epochs),
                         tf.constant(epoch0, tf.int64), data.seed)
-        for mine, shared in pairs:
-            mine.assign(shared)
+        data.weights = [np.array(v) for v in self.model.weights]
+        data.optimizer_state = [np.array(v) for v in self.optimizer.variables]
+        if job.x_val is not None:
+            data.outputs = predict(self.model, job.x_val)
         return float(loss)
 
 
 class _Data:
-    """A job's data as device tensors, built once."""
+    """A job's data as device tensors (built once), and its weights and optimizer state
+    between chunks."""
 
     def __init__(self, job: TrainJob) -> None:
         import tensorflow as tf
 
-        job.optimizer.build(job.model.trainable_variables)
         self.x = tf.constant(job.x, tf.float32)
         self.y = tf.constant(job.y)
         weights = job.sample_weight if job.sample_weight is not None else np.ones(len(job.x))
         self.w = tf.constant(weights, tf.float32)
         self.seed = tf.constant(job.seed, tf.int64)
+        self.weights = job.start_weights()
+        self.optimizer_state: list[np.ndarray] | None = None
+        self.outputs: np.ndarray | None = None
 
 
 def _one_graph(ensembles: list[Any]) -> Callable[..., Any]:
     """All ensembles' epochs in one traced function: one trace, and they run side by side."""
     import tensorflow as tf
 
-    def skip(size: int) -> Callable[[], Any]:
-        return lambda: tf.zeros([size], tf.float32)
+    def skip(ensemble: Any) -> Callable[[], Any]:
+        return lambda: (tf.zeros([len(ensemble.jobs)], tf.float32),
+                        tf.zeros(ensemble.output_shape, tf.float32))
 
     @tf.function(reduce_retracing=True)
     def run(epochs: Any, epoch0: Any, masks: list[Any]) -> list[Any]:
         return [
-            tf.cond(tf.reduce_any(mask),
-                    lambda e=e: e.train_epochs(epochs, epoch0),
-                    skip(len(e.jobs)))
+            tf.cond(tf.reduce_any(mask), lambda e=e: e.train_epochs(epochs, epoch0), skip(e))
             for e, mask in zip(ensembles, masks, strict=True)
         ]
 
@@ -172,21 +207,22 @@ def train_together(
     batch_size: int,
     chunks: int = 4,
     deadline: float | None = None,
-    should_stop: Callable[[int], str | None] | None = None,
+    should_stop: Callable[[int, TrainLog], str | None] | None = None,
 ) -> list[TrainLog]:
     """Train every job for its epochs, checking between chunks whether a job should stop.
 
     Plain Dense stacks sharing an architecture, optimizer family and loss train stacked as one
     `Ensemble`; any other model trains in a traced graph shared with its look-alikes.
-    `should_stop(i)` is called after each chunk for each job still running (its model holds the
-    trained weights by then) and returns a reason (e.g. "early_success") or None to go on.
+    `should_stop(i, log)` is called after each chunk for each job still running (its log holds
+    the weights and validation outputs so far) and returns a reason (e.g. "early_success") or
+    None to go on.
     Past `deadline` (a `time.monotonic()` value) every job stops with "time_budget".
     """
     import tensorflow as tf
 
     from audit.probes.ensemble import Ensemble, stack_key
 
-    logs = [TrainLog() for _ in jobs]
+    logs = [TrainLog(weights=job.start_weights()) for job in jobs]
     if not jobs:
         return logs
     groups: dict[tuple[Any, ...], list[int]] = {}
@@ -202,20 +238,26 @@ def train_together(
     run_ensembles = _one_graph([e for _, e in ensembles])
     data = {i: _Data(jobs[i]) for i in singles}
     graphs: dict[tuple[Any, ...], _Graph] = {}
+    graph_of: dict[int, _Graph] = {}
     for i in singles:
-        graphs.setdefault(trace_key(jobs[i]), _Graph(jobs[i], batch_size))
+        key = trace_key(jobs[i])
+        if key not in graphs:
+            graphs[key] = _Graph(jobs[i], batch_size)
+        graph_of[i] = graphs[key]
     active = [True] * len(jobs)
     done = 0
 
-    def record(i: int, loss: float, upto: int) -> None:
+    def record(i: int, loss: float, upto: int, weights: list[np.ndarray],
+               outputs: np.ndarray | None) -> None:
         log = logs[i]
         log.losses.append(loss)
         log.epochs_run = upto
+        log.weights, log.outputs = weights, outputs
         if not math.isfinite(loss):
             log.stopped, active[i] = "diverged", False
         elif upto >= jobs[i].epochs:
             active[i] = False
-        elif should_stop is not None and (reason := should_stop(i)):
+        elif should_stop is not None and (reason := should_stop(i, log)):
             log.stopped, active[i] = reason, False
 
     for bound in chunk_bounds([job.epochs for job in jobs], chunks):
@@ -226,16 +268,19 @@ def train_together(
         if ensembles and any(any(m) for m in masks):
             all_losses = run_ensembles(tf.constant(n), tf.constant(done, tf.int64),
                                        [tf.constant(m) for m in masks])
-            for (members, ensemble), mask, losses in zip(ensembles, masks, all_losses,
-                                                         strict=True):
+            for (members, ensemble), mask, (losses, outputs) in zip(ensembles, masks,
+                                                                    all_losses, strict=True):
+                if not any(mask):
+                    continue
+                trained, outputs = ensemble.member_weights(), np.asarray(outputs)
                 for k, i in enumerate(members):
                     if mask[k]:
-                        ensemble.write_back(k)
-                        record(i, float(losses[k]), bound)
+                        out = outputs[k] if jobs[i].x_val is not None else None
+                        record(i, float(losses[k]), bound, trained[k], out)
         for i in singles:
             if active[i]:
-                graph = graphs[trace_key(jobs[i])]
-                record(i, graph.train(jobs[i], data[i], n, done), bound)
+                loss = graph_of[i].train(jobs[i], data[i], n, done)
+                record(i, loss, bound, data[i].weights, data[i].outputs)
         done = bound
         if deadline is not None and time.monotonic() > deadline:
             for i in (i for i, a in enumerate(active) if a):
