@@ -109,3 +109,40 @@ def test_stacked_members_train_exactly_like_separate_models() -> None:
         for wa, wb in zip(la.weights, lb.weights, strict=True):
             np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
         assert la.losses[-1] == pytest.approx(lb.losses[-1], rel=1e-4)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_jobs_sharing_one_model_train_from_their_own_weights(functional: bool) -> None:
+    """One model object and one optimizer serve many jobs: each trains from its own start,
+    exactly as if it had a model of its own, and the shared model is never changed."""
+    import keras
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(48, 4)).astype(np.float32)
+    y = (x[:, :1] * x[:, 1:2]).astype(np.float32)
+    x_val = rng.normal(size=(10, 4)).astype(np.float32)
+
+    def as_built(model: object) -> object:
+        return keras.Model(model.inputs[0], model.outputs[0]) if functional else model
+
+    shared, optimizer = as_built(_model(0)), make_optimizer("adam", 0.02)
+    untouched = shared.get_weights()
+    starts = [_model(s).get_weights() for s in (1, 2)]
+    together = [TrainJob(shared, optimizer, make_loss("mse"), x, y, epochs=5, seed=s,
+                         weights=w, x_val=x_val) for s, w in zip((1, 2), starts, strict=True)]
+    alone = []
+    for s, w in zip((1, 2), starts, strict=True):
+        own = as_built(_model(9))
+        own.set_weights(w)
+        alone.append(TrainJob(own, make_optimizer("adam", 0.02), make_loss("mse"), x, y,
+                              epochs=5, seed=s))
+    logs_a = train_together(together, batch_size=16)
+    logs_b = train_together(alone, batch_size=16)
+    for la, lb in zip(logs_a, logs_b, strict=True):
+        for wa, wb in zip(la.weights, lb.weights, strict=True):
+            np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
+        shared.set_weights(la.weights)
+        np.testing.assert_allclose(la.outputs, np.asarray(shared(x_val)), rtol=1e-4, atol=1e-5)
+        assert lb.outputs is None  # no validation rows given
+    assert not np.allclose(logs_a[0].weights[0], logs_a[1].weights[0])
+    shared.set_weights(untouched)
