@@ -79,7 +79,8 @@ def test_minibatches_without_shuffling_match_fit_step_for_step() -> None:
 
 
 def test_stacked_members_train_exactly_like_separate_models() -> None:
-    """Members with their own learning rate, clipping, weights and epochs, stacked as one."""
+    """Members with their own learning rate, clipping, weights, epochs, activation and even
+    optimizer family, stacked as one, train exactly as separate models do."""
     import keras
 
     from audit.probes.ensemble import stack_key
@@ -87,15 +88,20 @@ def test_stacked_members_train_exactly_like_separate_models() -> None:
     rng = np.random.default_rng(5)
     x = rng.normal(size=(50, 4)).astype(np.float32)
     y = (x[:, :1] - x[:, 1:2] ** 2).astype(np.float32)
-    settings = [(0.01, None, 6), (0.05, None, 4), (0.01, 0.1, 6)]
+    momentum = (("momentum", 0.9),)
+    settings = [("adam", 0.01, None, 6, "tanh", ()), ("adam", 0.05, None, 4, "tanh", ()),
+                ("adam", 0.01, 0.1, 6, "relu", ()), ("sgd", 0.05, None, 5, "tanh", momentum),
+                ("rmsprop", 0.003, None, 6, "sigmoid", ())]
 
     def jobs(functional: bool) -> list[TrainJob]:
         out = []
-        for seed, (lr, clip, epochs) in enumerate(settings):
-            model = _model(seed)
+        for seed, (name, lr, clip, epochs, act, extra) in enumerate(settings):
+            keras.utils.set_random_seed(seed)
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation=act),
+                                      keras.layers.Dense(1)])
             if functional:  # the same network as a functional model: trains un-stacked
                 model = keras.Model(model.inputs[0], model.outputs[0])
-            out.append(TrainJob(model, make_optimizer("adam", lr, clip), make_loss("mse"),
+            out.append(TrainJob(model, make_optimizer(name, lr, clip, extra), make_loss("mse"),
                                 x, y, epochs=epochs, seed=seed))
         return out
 
@@ -109,6 +115,21 @@ def test_stacked_members_train_exactly_like_separate_models() -> None:
         for wa, wb in zip(la.weights, lb.weights, strict=True):
             np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-5)
         assert la.losses[-1] == pytest.approx(lb.losses[-1], rel=1e-4)
+
+
+def test_activation_layers_fold_into_the_stack_by_name() -> None:
+    """Dense + Activation("relu") and Dense + Activation("tanh") stack together, each member
+    keeping its own activation."""
+    import keras
+
+    from audit.probes.ensemble import dense_stack
+
+    keys = []
+    for act in ("relu", "tanh"):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                                  keras.layers.Activation(act), keras.layers.Dense(1)])
+        keys.append(dense_stack(model)[0][2])
+    assert keys[0] != keys[1] and keys[0].endswith('>"relu"')
 
 
 @pytest.mark.parametrize("functional", [False, True])

@@ -2,12 +2,18 @@
 
 The retraining probe trains the same small architecture a dozen or more times (seeds x
 counterfactuals). For plain stacks of Dense layers, those trainings are stacked: kernels become
-`(members, in, out)`, biases `(members, 1, out)`, one batched matmul per layer serves every
-member, and a single Keras optimizer updates the stacked variables. Supported optimizers update
-each element on its own, so stacking changes nothing in the math; per-member learning rates ride
-along as a `(members, 1, 1)` tensor, gradient-norm clipping is done per member, each member sums
-its own batch-mean loss (so its gradient is exactly its own), shuffles with its own seed and
-stops at its own epoch count. One small graph per architecture, whatever the number of members.
+`(members, in, out)`, biases `(members, 1, out)`, and one batched matmul per layer serves every
+member. Members may differ in everything that does not change a tensor's shape:
+- starting weights, learning rate (a `(members, 1, 1)` tensor), gradient-norm clipping (done per
+  member), epochs (each stops on its own), shuffling seed;
+- activations: a layer whose members disagree computes each activation once and picks, per
+  member, its own;
+- optimizer family: each family present gets a Keras optimizer over the stacked variables that
+  sees only its members' gradients (the others' are zero) at their learning rate (the others'
+  is zero), so it moves exactly its own members.
+Supported optimizers update every element on its own, so stacking changes nothing in the math:
+each member sums its own batch-mean loss, so its gradient is exactly its own. One small graph
+per shape of network, whatever the number of members.
 """
 
 from __future__ import annotations
@@ -25,25 +31,29 @@ _UNSTACKABLE_OPTIMIZER_KEYS = ("global_clipnorm", "use_ema", "gradient_accumulat
                                "loss_scale_factor")
 _PLAIN_DENSE_KEYS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
                      "kernel_constraint", "bias_constraint", "lora_rank")
+_PER_MEMBER_OPTIMIZER_KEYS = ("name", "learning_rate", "clipnorm")
 
 
-def dense_stack(model: Any) -> list[tuple[Any, Any]] | None:
-    """The model as [(dense_layer, activation_fn)], or None when it is not a plain Dense stack."""
+def dense_stack(model: Any) -> list[tuple[Any, Any, str]] | None:
+    """The model as [(dense_layer, activation_fn, activation_key)], or None when it is not a
+    plain Dense stack. The key names the activation (Activation layers after a Dense fold into
+    it, e.g. "linear>relu")."""
     import keras
 
     if not isinstance(model, keras.Sequential) or len(model.inputs[0].shape) != 2:
         return None
-    stack: list[tuple[Any, Any]] = []
+    stack: list[tuple[Any, Any, str]] = []
     for layer in model.layers:
+        config = layer.get_config()
+        key = json.dumps(config.get("activation"), sort_keys=True, default=str)
         if isinstance(layer, keras.layers.Dense):
-            config = layer.get_config()
             plain = not any(config.get(k) for k in _PLAIN_DENSE_KEYS)
             if not plain or layer.dtype_policy.name != "float32":
                 return None
-            stack.append((layer, layer.activation))
+            stack.append((layer, layer.activation, key))
         elif isinstance(layer, keras.layers.Activation) and stack:
-            previous, act = stack[-1]
-            stack[-1] = (previous, _compose(act, layer.activation))
+            previous, act, previous_key = stack[-1]
+            stack[-1] = (previous, _compose(act, layer.activation), f"{previous_key}>{key}")
         else:
             return None
     return stack or None
@@ -53,29 +63,28 @@ def _compose(first: Any, second: Any) -> Any:
     return lambda t: second(first(t))
 
 
-def stack_key(job: Any) -> tuple[Any, ...] | None:
-    """Jobs with equal keys train together as one ensemble; None: this job cannot be stacked."""
-    stack = dense_stack(job.model)
-    optimizer = job.optimizer
+def optimizer_family(optimizer: Any) -> str | None:
+    """What an optimizer's members must share to use one stacked optimizer (its class and its
+    config but the learning rate and clipnorm); None: it cannot be stacked."""
     name = type(optimizer).__name__
-    if stack is None or name not in ELEMENTWISE_OPTIMIZERS:
-        return None
     config = optimizer.get_config()
-    if any(config.get(k) for k in _UNSTACKABLE_OPTIMIZER_KEYS):
+    if name not in ELEMENTWISE_OPTIMIZERS or any(config.get(k)
+                                                 for k in _UNSTACKABLE_OPTIMIZER_KEYS):
         return None
     if not isinstance(config.get("learning_rate"), (int, float)):
         return None
-    layers = tuple((tuple(layer.kernel.shape), layer.use_bias,
-                    json.dumps(layer.get_config().get("activation"), default=str))
-                   for layer, _ in stack)
-    drop = ("name", "learning_rate", "clipnorm")
+    rest = {k: v for k, v in config.items() if k not in _PER_MEMBER_OPTIMIZER_KEYS}
+    return json.dumps([name, rest], sort_keys=True, default=str)
+
+
+def stack_key(job: Any) -> tuple[Any, ...] | None:
+    """Jobs with equal keys train together as one ensemble; None: this job cannot be stacked."""
+    stack = dense_stack(job.model)
+    if stack is None or optimizer_family(job.optimizer) is None:
+        return None
     return (
         "stack",
-        layers,
-        tuple(a.__name__ if hasattr(a, "__name__") else id(a) for _, a in stack),
-        name,
-        json.dumps({k: v for k, v in config.items() if k not in drop}, sort_keys=True,
-                   default=str),
+        tuple((tuple(layer.kernel.shape), layer.use_bias) for layer, _, _ in stack),
         type(job.loss).__name__,
         json.dumps({k: v for k, v in job.loss.get_config().items() if k != "name"},
                    sort_keys=True, default=str),
@@ -95,9 +104,15 @@ class Ensemble:
         import tensorflow as tf
 
         self.jobs = jobs
-        first = dense_stack(jobs[0].model)
-        self.activations = [act for _, act in first]
-        self.use_bias = [layer.use_bias for layer, _ in first]
+        stacks = [dense_stack(job.model) for job in jobs]
+        first = stacks[0]
+        #: per layer: [(activation_fn, member mask)], one entry per activation present
+        self.activations = [
+            [(fn, _mask([s[i][2] == key for s in stacks])) for key, fn in
+             _distinct((s[i][2], s[i][1]) for s in stacks)]
+            for i in range(len(first))
+        ]
+        self.use_bias = [layer.use_bias for layer, _, _ in first]
         #: where each stacked variable's values sit in a member's `model.weights`
         self.positions = [_positions(job.model) for job in jobs]
         starts = [job.start_weights() for job in jobs]
@@ -111,15 +126,21 @@ class Ensemble:
                 starts, self.positions, strict=True)]))
             for i in range(len(first)) if self.use_bias[i]
         ]
-        template = jobs[0].optimizer
-        config = {k: v for k, v in template.get_config().items()
-                  if k not in ("name", "learning_rate", "clipnorm")}
-        rates = np.array([float(job.optimizer.get_config()["learning_rate"]) for job in jobs],
-                         dtype=np.float32).reshape(-1, 1, 1)
-        self._rates = tf.constant(rates)
-        self.optimizer = type(template)(learning_rate=lambda: self._rates, **config)
         self.variables = [*self.kernels, *self.biases]
-        self.optimizer.build(self.variables)
+        #: per optimizer family: (optimizer over the stacked variables, its member mask)
+        self.optimizers = []
+        families = [optimizer_family(job.optimizer) for job in jobs]
+        for family, template in _distinct((f, job.optimizer) for f, job in
+                                          zip(families, jobs, strict=True)):
+            mine = [f == family for f in families]
+            rates = tf.constant(np.array([
+                float(job.optimizer.get_config()["learning_rate"]) if m else 0.0
+                for job, m in zip(jobs, mine, strict=True)], np.float32).reshape(-1, 1, 1))
+            config = {k: v for k, v in template.get_config().items()
+                      if k not in _PER_MEMBER_OPTIMIZER_KEYS}
+            optimizer = type(template)(learning_rate=lambda r=rates: r, **config)
+            optimizer.build(self.variables)
+            self.optimizers.append((optimizer, _mask(mine)))
         clip = [job.optimizer.clipnorm or math.inf for job in jobs]
         self.clips = any(math.isfinite(c) for c in clip)
         self.clipnorm = tf.constant(np.array(clip, dtype=np.float32))
@@ -142,12 +163,15 @@ class Ensemble:
 
         h = x
         biases = iter(self.biases)
-        for kernel, use_bias, act in zip(self.kernels, self.use_bias, self.activations,
-                                         strict=True):
+        for kernel, use_bias, acts in zip(self.kernels, self.use_bias, self.activations,
+                                          strict=True):
             h = tf.matmul(h, kernel)
             if use_bias:
                 h = h + next(biases)
-            h = act(h)
+            out = acts[0][0](h)
+            for act, mask in acts[1:]:  # members disagree: each keeps its own activation
+                out = tf.where(mask, act(h), out)
+            h = out
         return h
 
     def _clip(self, grads: list[Any]) -> list[Any]:
@@ -199,7 +223,11 @@ class Ensemble:
                     grads = self._clip(grads)
                 # members that already stopped keep training here, harmlessly: every member's
                 # math is its own, and a stopped member's weights are never copied out again
-                self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
+                for optimizer, mask in self.optimizers:
+                    mine = grads if len(self.optimizers) == 1 else [
+                        tf.where(tf.reshape(mask, [-1] + [1] * (len(g.shape) - 1)), g,
+                                 tf.zeros_like(g)) for g in grads]
+                    optimizer.apply_gradients(zip(mine, self.variables, strict=True))
                 total += per_member * tf.cast(tf.shape(idx)[1], tf.float32)
             last = total / tf.cast(n, tf.float32)
         return last, self.forward(self.x_val)
@@ -226,4 +254,19 @@ def _positions(model: Any) -> list[tuple[int, int | None]]:
     one) in `model.weights`."""
     index = {id(w): k for k, w in enumerate(model.weights)}
     return [(index[id(layer.kernel)], index[id(layer.bias)] if layer.use_bias else None)
-            for layer, _ in dense_stack(model)]
+            for layer, _, _ in dense_stack(model)]
+
+
+def _distinct(pairs: Any) -> list[tuple[Any, Any]]:
+    """(key, value) pairs with the first value seen for each key, in order of first sight."""
+    seen: dict[Any, Any] = {}
+    for key, value in pairs:
+        seen.setdefault(key, value)
+    return list(seen.items())
+
+
+def _mask(flags: list[bool]) -> Any:
+    """A member mask shaped (members, 1, 1), to broadcast over (members, rows, units)."""
+    import tensorflow as tf
+
+    return tf.constant(np.array(flags, bool).reshape(-1, 1, 1))
