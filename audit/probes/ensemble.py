@@ -1,9 +1,12 @@
 """Many small dense networks trained as one: every weight gets a leading "member" axis.
 
 The retraining probe trains the same small architecture a dozen or more times (seeds x
-counterfactuals). For plain stacks of Dense layers, those trainings are stacked: kernels become
-`(members, in, out)`, biases `(members, 1, out)`, and one batched matmul per layer serves every
-member. Members may differ in everything that does not change a tensor's shape:
+counterfactuals). For plain stacks of Dense layers, those trainings are stacked: every member's
+weights are one row of a single `(members, parameters)` variable, split and reshaped into
+`(members, in, out)` kernels and `(members, 1, out)` biases, so one batched matmul per layer
+serves every member and the optimizer makes one update per step, however deep the network
+(Keras optimizers cost a dozen ops per variable, to trace and to run). Members may differ in
+everything that does not change a tensor's shape:
 - starting weights, learning rate (a `(members, 1, 1)` tensor), gradient-norm clipping (done per
   member), epochs (each stops on its own), shuffling seed;
 - activations: a layer whose members disagree computes each activation once and picks, per
@@ -113,21 +116,24 @@ class Ensemble:
             for i in range(len(first))
         ]
         self.use_bias = [layer.use_bias for layer, _, _ in first]
-        #: where each stacked variable's values sit in a member's `model.weights`
+        #: the pieces of a member's row, in order: each layer's kernel, then its bias if any
+        self.weight_shapes: list[tuple[int, ...]] = []
+        for layer, _, _ in first:
+            self.weight_shapes.append(tuple(layer.kernel.shape))
+            if layer.use_bias:
+                self.weight_shapes.append(tuple(layer.bias.shape))
+        #: the shapes the forward pass uses (a bias as (1, units), to add to every row)
+        self.shapes = [shape if len(shape) == 2 else (1, *shape)
+                       for shape in self.weight_shapes]
+        self.sizes = [int(np.prod(shape)) for shape in self.shapes]
+        #: which piece each column of a row belongs to (for per-piece gradient clipping)
+        self.piece_of = tf.constant(np.repeat(np.arange(len(self.sizes)), self.sizes), tf.int32)
+        #: where each piece sits in a member's `model.weights`
         self.positions = [_positions(job.model) for job in jobs]
-        starts = [job.start_weights() for job in jobs]
-        self.kernels = [
-            keras.Variable(np.stack([w[pos[i][0]] for w, pos in zip(starts, self.positions,
-                                                                    strict=True)]))
-            for i in range(len(first))
-        ]
-        self.biases = [
-            keras.Variable(np.stack([w[pos[i][1]][None, :] for w, pos in zip(
-                starts, self.positions, strict=True)]))
-            for i in range(len(first)) if self.use_bias[i]
-        ]
-        self.variables = [*self.kernels, *self.biases]
-        #: per optimizer family: (optimizer over the stacked variables, its member mask)
+        rows = [np.concatenate([start[k].ravel() for k in positions]) for start, positions in
+                zip((job.start_weights() for job in jobs), self.positions, strict=True)]
+        self.params = keras.Variable(np.stack(rows).astype(np.float32))
+        #: per optimizer family: (optimizer over the stacked variable, its member mask)
         self.optimizers = []
         families = [optimizer_family(job.optimizer) for job in jobs]
         for family, template in _distinct((f, job.optimizer) for f, job in
@@ -135,12 +141,12 @@ class Ensemble:
             mine = [f == family for f in families]
             rates = tf.constant(np.array([
                 float(job.optimizer.get_config()["learning_rate"]) if m else 0.0
-                for job, m in zip(jobs, mine, strict=True)], np.float32).reshape(-1, 1, 1))
+                for job, m in zip(jobs, mine, strict=True)], np.float32).reshape(-1, 1))
             config = {k: v for k, v in template.get_config().items()
                       if k not in _PER_MEMBER_OPTIMIZER_KEYS}
             optimizer = type(template)(learning_rate=lambda r=rates: r, **config)
-            optimizer.build(self.variables)
-            self.optimizers.append((optimizer, _mask(mine)))
+            optimizer.build([self.params])
+            self.optimizers.append((optimizer, tf.constant(np.array(mine, bool)[:, None])))
         clip = [job.optimizer.clipnorm or math.inf for job in jobs]
         self.clips = any(math.isfinite(c) for c in clip)
         self.clipnorm = tf.constant(np.array(clip, dtype=np.float32))
@@ -158,33 +164,35 @@ class Ensemble:
         self.shuffle = jobs[0].shuffle
         self.batch_size = batch_size
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any, params: Any) -> Any:
+        """Every member's outputs for its own rows `x` (members, rows, features)."""
         import tensorflow as tf
 
+        members = len(self.jobs)
+        pieces = iter(tf.reshape(piece, [members, *shape]) for piece, shape in
+                      zip(tf.split(params, self.sizes, axis=1), self.shapes, strict=True))
         h = x
-        biases = iter(self.biases)
-        for kernel, use_bias, acts in zip(self.kernels, self.use_bias, self.activations,
-                                          strict=True):
-            h = tf.matmul(h, kernel)
+        for use_bias, acts in zip(self.use_bias, self.activations, strict=True):
+            h = tf.matmul(h, next(pieces))
             if use_bias:
-                h = h + next(biases)
+                h = h + next(pieces)
             out = acts[0][0](h)
             for act, mask in acts[1:]:  # members disagree: each keeps its own activation
                 out = tf.where(mask, act(h), out)
             h = out
         return h
 
-    def _clip(self, grads: list[Any]) -> list[Any]:
-        """Keras' clipnorm, per member: each gradient tensor scaled to norm <= clipnorm."""
+    def _clip(self, grad: Any) -> Any:
+        """Keras' clipnorm, per member: each piece's gradient (each of a model's variables)
+        scaled to norm <= clipnorm."""
         import tensorflow as tf
 
-        clipped = []
-        for g in grads:
-            norm = tf.sqrt(tf.reduce_sum(tf.square(g), axis=list(range(1, len(g.shape)))))
-            limit = self.clipnorm
-            scale = tf.where(norm > limit, limit / tf.maximum(norm, 1e-12), tf.ones_like(norm))
-            clipped.append(g * tf.reshape(scale, [-1] + [1] * (len(g.shape) - 1)))
-        return clipped
+        squares = tf.math.unsorted_segment_sum(tf.transpose(tf.square(grad)), self.piece_of,
+                                               num_segments=len(self.sizes))
+        norm = tf.sqrt(tf.transpose(squares))  # (members, pieces)
+        limit = self.clipnorm[:, None]
+        scale = tf.where(norm > limit, limit / tf.maximum(norm, 1e-12), tf.ones_like(norm))
+        return grad * tf.gather(scale, self.piece_of, axis=1)
 
     def train_epochs(self, epochs: Any, epoch0: Any) -> Any:
         """Train every member for `epochs` epochs; returns each member's last epoch loss and
@@ -215,46 +223,48 @@ class Ensemble:
                 yb = tf.gather(self.y, idx, batch_dims=1)
                 wb = tf.gather(self.w, idx, batch_dims=1)
                 with tf.GradientTape() as tape:
-                    per_sample = self.loss.call(yb, self.forward(xb)) * wb
+                    params = tf.convert_to_tensor(self.params)
+                    tape.watch(params)
+                    per_sample = self.loss.call(yb, self.forward(xb, params)) * wb
                     per_member = tf.reduce_mean(per_sample, axis=1)
                     objective = tf.reduce_sum(per_member)
-                grads = tape.gradient(objective, self.variables)
+                grad = tape.gradient(objective, params)
                 if self.clips:
-                    grads = self._clip(grads)
+                    grad = self._clip(grad)
                 # members that already stopped keep training here, harmlessly: every member's
                 # math is its own, and a stopped member's weights are never copied out again
                 for optimizer, mask in self.optimizers:
-                    mine = grads if len(self.optimizers) == 1 else [
-                        tf.where(tf.reshape(mask, [-1] + [1] * (len(g.shape) - 1)), g,
-                                 tf.zeros_like(g)) for g in grads]
-                    optimizer.apply_gradients(zip(mine, self.variables, strict=True))
+                    mine = grad if len(self.optimizers) == 1 else tf.where(
+                        mask, grad, tf.zeros_like(grad))
+                    optimizer.apply_gradients([(mine, self.params)])
                 total += per_member * tf.cast(tf.shape(idx)[1], tf.float32)
             last = total / tf.cast(n, tf.float32)
-        return last, self.forward(self.x_val)
+        return last, self.forward(self.x_val, tf.convert_to_tensor(self.params))
 
     def member_weights(self) -> list[list[np.ndarray]]:
         """Every member's current weights, each in its model's `model.weights` order."""
-        kernels = [np.array(k) for k in self.kernels]
-        biases = iter([np.array(b) for b in self.biases])
-        stacked_biases = [next(biases) if use else None for use in self.use_bias]
+        rows = np.array(self.params)
+        bounds = np.cumsum(self.sizes)[:-1]
         out = []
-        for m, positions in enumerate(self.positions):
-            weights: dict[int, np.ndarray] = {}
-            for (k_pos, b_pos), kernel, bias in zip(positions, kernels, stacked_biases,
-                                                    strict=True):
-                weights[k_pos] = kernel[m]
-                if b_pos is not None and bias is not None:
-                    weights[b_pos] = bias[m][0]
-            out.append([weights[k] for k in range(len(weights))])
+        for row, positions in zip(rows, self.positions, strict=True):
+            weights: list[np.ndarray] = [np.empty(0)] * len(positions)
+            for k, piece, shape in zip(positions, np.split(row, bounds), self.weight_shapes,
+                                       strict=True):
+                weights[k] = piece.reshape(shape)
+            out.append(weights)
         return out
 
 
-def _positions(model: Any) -> list[tuple[int, int | None]]:
-    """For each Dense layer of a plain stack: the index of its kernel and bias (None without
-    one) in `model.weights`."""
+def _positions(model: Any) -> list[int]:
+    """Where each piece of a plain Dense stack (each layer's kernel, then its bias if it has
+    one) sits in `model.weights`."""
     index = {id(w): k for k, w in enumerate(model.weights)}
-    return [(index[id(layer.kernel)], index[id(layer.bias)] if layer.use_bias else None)
-            for layer, _, _ in dense_stack(model)]
+    out = []
+    for layer, _, _ in dense_stack(model):
+        out.append(index[id(layer.kernel)])
+        if layer.use_bias:
+            out.append(index[id(layer.bias)])
+    return out
 
 
 def _distinct(pairs: Any) -> list[tuple[Any, Any]]:
