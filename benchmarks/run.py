@@ -274,7 +274,7 @@ def retrain_jobs(subject: Any, settings: Any) -> tuple[list[Any], list[str]] | N
         return None
     plans = retrain.plan_variants(subject, split, settings)
     seeds = [settings.seed * 1000 + s for s in range(settings.seeds)]
-    variants = [retrain.build_variant(subject, split, plan) for plan in plans]
+    variants = retrain.build_variants(subject, split, plans)
     jobs = [(v, job) for v in variants for job in retrain.seeded_jobs(v, seeds)]
     return [job for _, job in jobs], [f"{v.plan.name}/seed{job.seed}" for v, job in jobs]
 

@@ -263,9 +263,34 @@ def _standardize(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return ((x.reshape(len(x), -1) - mean) / std).reshape(x.shape).astype(np.float32)
 
 
-def build_variant(subject: Subject, split: Split, plan: Plan) -> Variant:
-    """Clone, change and compile-free prepare one plan (weights come per seed, see
-    `seeded_jobs`)."""
+def plan_model(subject: Subject, split: Split, plan: Plan) -> Any:
+    """The network a plan trains: a clone of the model, changed as the plan says. It only
+    describes the architecture; each seed's weights are drawn by `initial_weights`."""
+    model = _clone(subject.model, plan.architecture)
+    if plan.fit_loss:
+        _, units, activation = fitting_loss(subject.task)
+        if units is None:
+            units = subject.n_classes if subject.task == "multiclass" else split.y_train.reshape(
+                len(split.y_train), -1).shape[1]
+        model = _with_head(model, units, activation)
+    return model
+
+
+def build_variants(subject: Subject, split: Split, plans: list[Plan]) -> list[Variant]:
+    """Every plan built; plans with the same architecture share one model."""
+    models: dict[tuple[str, bool], Any] = {}
+    variants = []
+    for plan in plans:
+        key = (plan.architecture, plan.fit_loss)
+        if key not in models:
+            models[key] = plan_model(subject, split, plan)
+        variants.append(build_variant(subject, split, plan, models[key]))
+    return variants
+
+
+def build_variant(subject: Subject, split: Split, plan: Plan, model: Any) -> Variant:
+    """Prepare one plan's data, loss and optimizer for `model` (from `plan_model`); the
+    weights come per seed, see `seeded_jobs`."""
     t = subject.training
     x_tr, y_tr, x_val, y_val = split.x_train, split.y_train, split.x_val, split.y_val
     if plan.drop_bad_rows:
@@ -275,15 +300,9 @@ def build_variant(subject: Subject, split: Split, plan: Plan) -> Variant:
         x_tr, x_val = _standardize(x_tr, split.x_train), _standardize(x_val, split.x_train)
     if plan.standardize_targets:
         y_tr, y_val = _standardize(y_tr, split.y_train), _standardize(y_val, split.y_train)
-    model = _clone(subject.model, plan.architecture)
     loss_name, from_logits = t.loss, t.from_logits
     if plan.fit_loss:
-        loss_name, units, activation = fitting_loss(subject.task)
-        from_logits = False
-        if units is None:
-            units = subject.n_classes if subject.task == "multiclass" else y_tr.reshape(
-                len(y_tr), -1).shape[1]
-        model = _with_head(model, units, activation)
+        loss_name, from_logits = fitting_loss(subject.task)[0], False
     head = head_of(model, from_logits)
     optimizer_name = plan.optimizer or t.optimizer
     extra = t.optimizer_config if plan.optimizer is None else ()
@@ -376,7 +395,7 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
         return ProbeResult(probe="retrain", metrics=metrics,
                            details={"skipped": "the model already does well on validation"})
     seeds = [settings.seed * 1000 + s for s in range(settings.seeds)]
-    variants = [build_variant(subject, split, plan) for plan in plans]
+    variants = build_variants(subject, split, plans)
     runs = [(variant, job) for variant in variants for job in seeded_jobs(variant, seeds)]
 
     def should_stop(i: int, log: TrainLog) -> str | None:
