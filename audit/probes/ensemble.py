@@ -32,8 +32,8 @@ ELEMENTWISE_OPTIMIZERS = {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax"
                           "Adadelta", "Lion"}
 _UNSTACKABLE_OPTIMIZER_KEYS = ("global_clipnorm", "use_ema", "gradient_accumulation_steps",
                                "loss_scale_factor")
-_PLAIN_DENSE_KEYS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
-                     "kernel_constraint", "bias_constraint", "lora_rank")
+_PLAIN_DENSE_ATTRIBUTES = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                           "kernel_constraint", "bias_constraint", "lora_enabled")
 _PER_MEMBER_OPTIMIZER_KEYS = ("name", "learning_rate", "clipnorm")
 
 
@@ -47,19 +47,29 @@ def dense_stack(model: Any) -> list[tuple[Any, Any, str]] | None:
         return None
     stack: list[tuple[Any, Any, str]] = []
     for layer in model.layers:
-        config = layer.get_config()
-        key = json.dumps(config.get("activation"), sort_keys=True, default=str)
         if isinstance(layer, keras.layers.Dense):
-            plain = not any(config.get(k) for k in _PLAIN_DENSE_KEYS)
+            plain = not any(getattr(layer, k, None) for k in _PLAIN_DENSE_ATTRIBUTES)
             if not plain or layer.dtype_policy.name != "float32":
                 return None
-            stack.append((layer, layer.activation, key))
+            stack.append((layer, layer.activation, _activation_key(layer.activation)))
         elif isinstance(layer, keras.layers.Activation) and stack:
             previous, act, previous_key = stack[-1]
-            stack[-1] = (previous, _compose(act, layer.activation), f"{previous_key}>{key}")
+            stack[-1] = (previous, _compose(act, layer.activation),
+                         f"{previous_key}>{_activation_key(layer.activation)}")
         else:
             return None
     return stack or None
+
+
+def _activation_key(activation: Any) -> str:
+    """A name for an activation; one Keras cannot serialize (a lambda) is only equal to
+    itself."""
+    import keras
+
+    try:
+        return json.dumps(keras.activations.serialize(activation), sort_keys=True, default=str)
+    except Exception:
+        return f"callable at {id(activation):#x}"
 
 
 def _compose(first: Any, second: Any) -> Any:

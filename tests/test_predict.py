@@ -1,0 +1,53 @@
+"""`predict` runs plain Dense stacks as bare TF ops: the outputs must be model(x)'s, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audit.probes.tfutil import direct_forward, predict
+
+
+def _stacks() -> dict[str, object]:
+    import keras
+
+    keras.utils.set_random_seed(3)
+    L = keras.layers  # noqa: N806
+    return {
+        "tanh_relu_sigmoid": keras.Sequential([keras.Input((5,)), L.Dense(7, activation="tanh"),
+                                               L.Dense(6, activation="relu"),
+                                               L.Dense(1, activation="sigmoid")]),
+        "activation_layers_no_bias": keras.Sequential([
+            keras.Input((5,)), L.Dense(8, use_bias=False), L.Activation("elu"),
+            L.Dense(4), L.Activation("softmax")]),
+        "leaky_linear": keras.Sequential([keras.Input((5,)), L.Dense(9, activation="leaky_relu"),
+                                          L.Dense(3)]),
+    }
+
+
+@pytest.mark.parametrize("name", ["tanh_relu_sigmoid", "activation_layers_no_bias",
+                                  "leaky_linear"])
+def test_dense_stacks_take_the_direct_path_with_identical_outputs(name: str) -> None:
+    model = _stacks()[name]
+    x = np.random.default_rng(0).normal(size=(300, 5)).astype(np.float32)
+    assert direct_forward(model) is not None
+    np.testing.assert_array_equal(predict(model, x), np.asarray(model(x, training=False)))
+    np.testing.assert_array_equal(predict(model, x, chunk=64),
+                                  np.asarray(model(x, training=False)))
+
+
+def test_other_models_fall_back_to_the_keras_call() -> None:
+    import keras
+
+    keras.utils.set_random_seed(4)
+    regularized = keras.Sequential([keras.Input((5,)),
+                                    keras.layers.Dense(4, kernel_regularizer="l2"),
+                                    keras.layers.Dense(1)])
+    dropout = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4),
+                                keras.layers.Dropout(0.5), keras.layers.Dense(1)])
+    inputs = keras.Input((5,))
+    functional = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    x = np.random.default_rng(1).normal(size=(50, 5)).astype(np.float32)
+    for model in (regularized, dropout, functional):
+        assert direct_forward(model) is None
+        np.testing.assert_array_equal(predict(model, x), np.asarray(model(x, training=False)))
