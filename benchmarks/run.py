@@ -69,15 +69,17 @@ QUICK_CASES = ("binary_mlp_healthy", "regression_unscaled_targets", "multiclass_
 # model.fit of every retrain job costs a minute or two per case, so by default the retrain
 # comparison runs on three cases: short jobs, a typical MLP, and a deep network.
 RETRAIN_CASES = ("multiclass_undertrained", "regression_unscaled_targets", "deep_vanishing")
-# The fleet: twelve cases with the cheap probes, nine of them also with retrain, the costly
-# ones listed first (as one would order a manifest). About 30 s of audit work on a quiet
-# machine, so an actor's start (~3 s: importing TensorFlow) does not dominate the comparison of
-# 1 and 2 slots; ~1.5 min for the three runs.
-FLEET_CASES = ("deep_exploding", "regression_dead_relu", "multiclass_loss_mismatch",
-               "regression_saturated", "regression_unscaled_inputs", "binary_class_imbalance",
-               "multiclass_undertrained", "regression_unscaled_targets", "linear_lr_too_low",
-               "linear_healthy", "binary_mlp_healthy", "multiclass_deep_healthy")
-FLEET_RETRAIN = FLEET_CASES[:9]
+# The fleet: the whole zoo, every case with every probe (as `audit run` does by default; the
+# retrain probe skips healthy models itself), the costly ones listed first (as one would order a
+# manifest). About 20 s of audit work on a quiet machine, so an actor's start (~3 s: importing
+# TensorFlow) does not dominate the comparison of 1 and 2 slots; ~2 min for the four runs.
+FLEET_CASES = ("deep_vanishing", "deep_exploding", "multiclass_loss_mismatch",
+               "regression_dead_relu", "regression_saturated", "regression_unscaled_inputs",
+               "binary_class_imbalance", "regression_optimizer_stalled", "regression_lr_too_high",
+               "regression_bad_data", "regression_unscaled_targets", "multiclass_undertrained",
+               "linear_lr_too_low", "multiclass_deep_healthy", "binary_mlp_healthy",
+               "linear_raw_inputs", "linear_healthy")
+FLEET_RETRAIN = FLEET_CASES
 FLEET_PROBES = ("data", "config", "sensitivity", "activations", "gradients")
 QUICK_FLEET_CASES = ("multiclass_undertrained", "linear_healthy", "binary_mlp_healthy")
 QUICK_FLEET_RETRAIN = ("multiclass_undertrained",)
