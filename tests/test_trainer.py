@@ -91,7 +91,9 @@ def test_stacked_members_train_exactly_like_separate_models() -> None:
     momentum = (("momentum", 0.9),)
     settings = [("adam", 0.01, None, 6, "tanh", ()), ("adam", 0.05, None, 4, "tanh", ()),
                 ("adam", 0.01, 0.1, 6, "relu", ()), ("sgd", 0.05, None, 5, "tanh", momentum),
-                ("rmsprop", 0.003, None, 6, "sigmoid", ())]
+                ("rmsprop", 0.003, None, 6, "sigmoid", ()),
+                ("adamw", 0.01, None, 6, "tanh", (("weight_decay", 0.1),)),
+                ("nadam", 0.01, 0.5, 5, "relu", ()), ("adagrad", 0.05, None, 6, "tanh", ())]
 
     def jobs(functional: bool) -> list[TrainJob]:
         out = []
