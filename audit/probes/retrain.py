@@ -89,8 +89,7 @@ class Variant:
 
     plan: Plan
     model: Any
-    job: TrainJob
-    x_val: np.ndarray
+    job: TrainJob  # its x_val holds the validation inputs (standardized if the plan says so)
     y_val: np.ndarray
     head: Head
 
@@ -325,7 +324,7 @@ def build_variant(subject: Subject, split: Split, plan: Plan, model: Any) -> Var
         sample_weight=weights,
         x_val=x_val.astype(np.float32),
     )
-    return Variant(plan, model, job, x_val, y_val, head)
+    return Variant(plan, model, job, y_val, head)
 
 
 def initial_weights(model: Any, seed: int) -> list[np.ndarray]:
@@ -362,11 +361,9 @@ def seeded_jobs(variant: Variant, seeds: list[int]) -> list[TrainJob]:
 
 
 def score(variant: Variant, log: TrainLog, subject: Subject) -> tuple[float, float]:
-    """Validation skill and output spread ratio of one trained seed of the variant."""
-    raw = log.outputs
-    if raw is None:
-        variant.model.set_weights(log.weights)
-        raw = predict(variant.model, variant.x_val)
+    """Validation skill and output spread ratio of one trained seed of the variant (from the
+    outputs the trainer predicted on the job's validation rows)."""
+    raw = log.outputs if log.outputs is not None else np.full((len(variant.y_val), 1), np.nan)
     args = (variant.y_val, raw, subject.task, subject.n_classes, variant.head)
     return outcomes.skill(*args), outcomes.spread_ratio(*args)
 

@@ -211,8 +211,9 @@ def train_together(
 ) -> list[TrainLog]:
     """Train every job for its epochs, checking between chunks whether a job should stop.
 
-    Plain Dense stacks sharing an architecture, optimizer family and loss train stacked as one
-    `Ensemble`; any other model trains in a traced graph shared with its look-alikes.
+    Plain Dense stacks sharing layer shapes, loss and data shapes train stacked as one
+    `Ensemble` (whatever their activations, optimizer families, learning rates and clipping);
+    any other model trains in a traced graph shared with its look-alikes.
     `should_stop(i, log)` is called after each chunk for each job still running (its log holds
     the weights and validation outputs so far) and returns a reason (e.g. "early_success") or
     None to go on.
