@@ -102,6 +102,9 @@ def run(
     run_id: Annotated[str | None, typer.Option(
         "--run-id", help="Use this run id (e.g. chosen by `audit submit`); finished cases of "
         "that run are skipped.", metavar="RUN", show_default=False)] = None,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="With --resume: also re-run its cases that ended error or "
+        "timeout (e.g. a worker that ran out of memory); their rows are replaced.")] = False,
     address: AddressOpt = None,
     max_concurrency: ConcurrencyOpt = None,
     trust_models: TrustOpt = False,
@@ -122,7 +125,8 @@ def run(
         raise typer.Exit(2)
     with _user_errors():
         result = run_manifest(manifest, FleetOptions(
-            run_id=resume or run_id, resume=bool(resume), address=address or None,
+            run_id=resume or run_id, resume=bool(resume), retry_failed=retry_failed,
+            address=address or None,
             max_concurrency=max_concurrency, trust_models=trust_models, output=output,
             progress=progress))
     state = "stopped" if result.stopped else "finished"

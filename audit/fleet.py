@@ -74,6 +74,8 @@ class FleetOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     run_id: str | None = Field(None, description="default: <name>-<UTC time>-<random>")
     resume: bool = Field(False, description="the run must exist; its finished cases are skipped")
+    retry_failed: bool = Field(False, description="with resume or run_id: re-run the cases "
+                               "whose report ended other than ok (their rows are replaced)")
     address: str | None = Field(None, description="a Ray cluster; None: an embedded local Ray")
     max_concurrency: int | None = Field(None, ge=1, description="at most this many actors")
     trust_models: bool = False
@@ -459,9 +461,15 @@ def _plan(store: Store, manifest: Manifest, options: FleetOptions) -> tuple[str,
     """The run id and the cases it already has (resume, or a re-used --run-id)."""
     if options.resume and not options.run_id:
         raise FleetError("--resume needs the id of the run to resume")
+    if options.retry_failed and not options.run_id:
+        raise FleetError("--retry-failed needs the run to retry (--resume RUN)")
     run_id = check_run_id(options.run_id) if options.run_id else new_run_id(manifest.name)
     try:
-        done = store.case_ids(run_id)
+        if options.retry_failed:
+            done = {case_id for case_id, status in store.case_status_by_id(run_id).items()
+                    if status == "ok"}
+        else:
+            done = store.case_ids(run_id)
     except OSError as exc:
         raise ReportError(f"output {store.output}: cannot list reports ({exc})") from None
     if options.resume and not done and run_id not in store.run_ids():

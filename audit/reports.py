@@ -276,16 +276,21 @@ class Store:
         return {p.rsplit("/", 1)[-1].removesuffix(".parquet")
                 for p in self._parquet_files(self.folder("cases", run_id))}
 
+    def case_status_by_id(self, run_id: str, ids: set[str] | None = None) -> dict[str, str]:
+        """How each of the run's cases (or of those in `ids`) ended, by case id."""
+        statuses: dict[str, str] = {}
+        for path in self._parquet_files(self.folder("cases", run_id)):
+            case_id = path.rsplit("/", 1)[-1].removesuffix(".parquet")
+            if ids is None or case_id in ids:
+                status = pq.read_table(path, columns=["status"], filesystem=self.fs).column(0)
+                statuses[case_id] = str(status[0])
+        return statuses
+
     def case_statuses(self, run_id: str, ids: set[str] | None = None) -> dict[str, int]:
         """How many of the run's cases (or of those in `ids`) ended in each status."""
-        files = self._parquet_files(self.folder("cases", run_id))
-        if ids is not None:
-            files = [f for f in files if f.rsplit("/", 1)[-1].removesuffix(".parquet") in ids]
         counts: dict[str, int] = {}
-        for path in files:
-            status = pq.read_table(path, columns=["status"], filesystem=self.fs).column(0)
-            for value in status.to_pylist():
-                counts[value] = counts.get(value, 0) + 1
+        for status in self.case_status_by_id(run_id, ids).values():
+            counts[status] = counts.get(status, 0) + 1
         return counts
 
     def run_ids(self) -> list[str]:

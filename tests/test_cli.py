@@ -169,6 +169,13 @@ def test_resume_skips_finished_cases(cli_run: dict, module_ray: str) -> None:
     line = _one_line_error(_audit("run", str(cli_run["manifest"]), "--address", module_ray,
                                   "--resume", "nosuchrun"))
     assert "--resume nosuchrun: no such run" in line
+    # --retry-failed gives the failed case another run (it is still broken: error again)
+    retried = _audit("run", str(cli_run["manifest"]), "--address", module_ray, "--resume",
+                     "clirun", "--retry-failed", "--trust-models", "--no-progress")
+    assert "4 cases, 3 ok, 1 error, 0 timeout (3 from before)" in retried.stdout, retried.stderr
+    line = _one_line_error(_audit("run", str(cli_run["manifest"]), "--address", module_ray,
+                                  "--retry-failed"))
+    assert "--retry-failed needs the run" in line
 
 
 def test_demo_builds_the_zoo_audits_it_and_prints_the_findings(module_ray: str,

@@ -253,6 +253,33 @@ def test_resume_of_an_unknown_run_is_refused(module_ray: str, tiny_files: dict,
         run_fleet(manifest, _quiet(run_id="nope", resume=True))
 
 
+def test_resume_with_retry_failed_reruns_only_the_cases_that_failed(
+        module_ray: str, tiny_files: dict, tmp_path: Path) -> None:
+    """A case that failed (here: its worker raised) gets another run; an ok case is kept."""
+    manifest = _manifest(tmp_path, [_good(tiny_files, "fine"), _good(tiny_files, "flaky")],
+                         execution={"max_attempts": 1})
+    first = run_fleet(manifest, _quiet(run_id="flaky-night",
+                                       inject={"flaky": Injection(kind="raise")}))
+    assert (first.n_ok, first.n_error) == (1, 1)
+    before = {r["name"]: r for r in _rows(tmp_path / "out", "flaky-night")}
+    assert before["flaky"]["status"] == "error"
+
+    plain = run_fleet(manifest, _quiet(run_id="flaky-night", resume=True))
+    assert (plain.n_resumed, plain.n_ok, plain.n_error) == (2, 1, 1)  # nothing re-run
+
+    again = run_fleet(manifest, _quiet(run_id="flaky-night", resume=True, retry_failed=True))
+    assert (again.n_resumed, again.n_ok, again.n_error, again.exit_code) == (1, 2, 0, 0)
+    rows = _assert_each_case_once(tmp_path / "out", "flaky-night", ["fine", "flaky"])
+    assert rows["flaky"]["status"] == "ok" and rows["flaky"]["error"] is None
+    assert rows["fine"]["started_at"] == before["fine"]["started_at"]  # not run again
+
+
+def test_retry_failed_needs_a_run_to_retry(tiny_files: dict, tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, [_good(tiny_files, "x")])
+    with pytest.raises(FleetError, match="--retry-failed needs the run"):
+        run_fleet(manifest, _quiet(retry_failed=True))
+
+
 # ---------------------------------------------------------------- stop, kill, resume
 
 DRIVER = """
