@@ -2,15 +2,16 @@
 
 The retraining probe runs a dozen or more short trainings of tiny models. With `model.fit`,
 per-epoch Python overhead dominates; with one `tf.function` per model, tracing does (Keras
-layers are slow to trace, and every clone has its own variables). Here one graph per architecture
-(with optimizer family and loss) runs whole epochs in a `tf.while_loop`, the data kept on the
-device and shuffled by a stateless seed. Every seed and every variant that shares the
-architecture reuses that one trace: its weights and optimizer state are swapped into the traced
-template's variables and back. The learning rate is optimizer state, so a learning-rate ladder
-costs no retrace either.
-Training pauses between chunks of epochs so a job can stop early (clear success, divergence,
-the time budget).
-"""
+layers are slow to trace, and every clone has its own variables). Here:
+- plain Dense stacks of one shape train stacked as one `Ensemble` (see `ensemble.py`): every
+  seed and every variant in one small graph, whatever their activations and optimizers;
+- any other model trains in one graph per architecture (with optimizer family and loss),
+  shared by every job that has that architecture: the job's weights and optimizer state are
+  copied into the traced template's variables and back. The learning rate is optimizer state,
+  so a learning-rate ladder costs no retrace either.
+Both run whole epochs in a `tf.while_loop`, the data kept on the device and shuffled by a
+stateless seed, and all ensembles run in one `tf.function`. Training pauses between chunks of
+epochs so a job can stop early (clear success, divergence, the time budget)."""
 
 from __future__ import annotations
 
