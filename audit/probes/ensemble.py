@@ -139,7 +139,8 @@ class Ensemble:
         #: which piece each column of a row belongs to (for per-piece gradient clipping)
         self.piece_of = tf.constant(np.repeat(np.arange(len(self.sizes)), self.sizes), tf.int32)
         #: where each piece sits in a member's `model.weights`
-        self.positions = [_positions(job.model) for job in jobs]
+        self.positions = [_positions(job.model, stack) for job, stack in
+                          zip(jobs, stacks, strict=True)]
         rows = [np.concatenate([start[k].ravel() for k in positions]) for start, positions in
                 zip((job.start_weights() for job in jobs), self.positions, strict=True)]
         self.params = keras.Variable(np.stack(rows).astype(np.float32))
@@ -265,12 +266,12 @@ class Ensemble:
         return out
 
 
-def _positions(model: Any) -> list[int]:
-    """Where each piece of a plain Dense stack (each layer's kernel, then its bias if it has
-    one) sits in `model.weights`."""
+def _positions(model: Any, stack: list[tuple[Any, Any, str]]) -> list[int]:
+    """Where each piece of the model's Dense stack (`dense_stack(model)`: each layer's kernel,
+    then its bias if it has one) sits in `model.weights`."""
     index = {id(w): k for k, w in enumerate(model.weights)}
     out = []
-    for layer, _, _ in dense_stack(model):
+    for layer, _, _ in stack:
         out.append(index[id(layer.kernel)])
         if layer.use_bias:
             out.append(index[id(layer.bias)])
