@@ -74,6 +74,8 @@ class CaseReport:
     findings: list[Finding] = field(default_factory=list)
     metrics: list[MetricRow] = field(default_factory=list)
     worker: str | None = None  # the Ray actor that ran the case (set by the fleet)
+    output: str | None = None  # the model output (head) the case audited
+    node_id: str | None = None  # the Ray node id of the worker (set by the fleet)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

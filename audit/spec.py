@@ -53,6 +53,9 @@ class Budget(_Strict):
     epochs: int = Field(30, ge=1, description="at most this many epochs per counterfactual")
     max_seconds: float = Field(300.0, gt=0, description="wall-clock budget of the retrain probe")
     seeds: int = Field(3, ge=1, le=10, description="seeds per counterfactual")
+    max_rows: int = Field(
+        100_000, ge=20, description="rows sampled from a big table (seeded) for the audit"
+    )
 
 
 class Resources(_Strict):
@@ -74,6 +77,8 @@ class CaseSpec(_Strict):
     data: str
     label: str | None = None
     features: tuple[str, ...] | None = None
+    inputs: dict[str, str | tuple[str, ...]] | None = None
+    output: str | None = None
     task: Task | None = None
     training: Training = Training()
     probes: tuple[str, ...] = ALL_PROBES
@@ -110,6 +115,10 @@ class _CaseSettings(_Strict):
 
     label: str | None = None
     features: tuple[str, ...] | None = None
+    inputs: dict[str, str | tuple[str, ...]] | None = Field(
+        None, description="model input name -> column or list of columns (default: by name)"
+    )
+    output: str | None = Field(None, description="the head a multi-output model is audited on")
     task: Task | None = None
     training: Training = Training()
     probes: tuple[str, ...] | None = None
@@ -237,6 +246,8 @@ class Manifest(_Strict):
             data=data,
             label=entry.label,
             features=entry.features,
+            inputs=entry.inputs,
+            output=entry.output,
             task=entry.task,
             training=entry.training,
             probes=tuple(p for p in ALL_PROBES if p in probes),
@@ -450,6 +461,11 @@ def case_id(spec: CaseSpec) -> str:
     setting that changes the result, so an unchanged case keeps its id across runs."""
     settings = spec.model_dump(mode="json", exclude={"case_id", "name", "model", "data",
                                                      "time_limit_s"})
+    for key in ("inputs", "output"):  # added later: unset, they keep older ids unchanged
+        if settings.get(key) is None:
+            settings.pop(key, None)
+    if settings["budget"].get("max_rows") == Budget().max_rows:
+        settings["budget"].pop("max_rows")
     payload = json.dumps(
         {"model": content_digest(spec.model), "data": content_digest(spec.data), **settings},
         sort_keys=True,
