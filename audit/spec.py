@@ -7,9 +7,7 @@ reading a manifest and hashing files for case ids.
 from __future__ import annotations
 
 import difflib
-import glob
 import hashlib
-import itertools
 import json
 import os
 import re
@@ -25,6 +23,14 @@ from pydantic import (
     ValidationError,
     field_validator,
     model_validator,
+)
+
+from audit.locations import (
+    expand_glob,
+    filesystem,
+    parent_name,
+    resolve_location,
+    stem,
 )
 
 Task = Literal["regression", "binary", "multiclass"]
@@ -222,7 +228,7 @@ class Manifest(_Strict):
             )
         specs = []
         for model in models:
-            values = {"stem": _stem(model), "parent": _parent_name(model)}
+            values = {"stem": stem(model), "parent": parent_name(model)}
             try:
                 name = entry.name.format(**values)
                 values["name"] = name
@@ -241,7 +247,7 @@ class Manifest(_Strict):
         data = resolve_location(data, self.base_dir)
         probes = entry.probes if entry.probes is not None else self.probes
         spec = CaseSpec(
-            name=name or _stem(model),
+            name=name or stem(model),
             model=model,
             data=data,
             label=entry.label,
@@ -386,76 +392,6 @@ def _check_unique(specs: list[CaseSpec]) -> None:
 # ---------------------------------------------------------------- paths, globs, case ids
 
 
-def is_uri(location: str) -> bool:
-    return "://" in location
-
-
-def resolve_location(location: str, base_dir: str) -> str:
-    """A URI as is; `~` expanded; a relative path joined to `base_dir`."""
-    if is_uri(location):
-        return location
-    path = Path(location).expanduser()
-    if not path.is_absolute() and base_dir:
-        path = Path(base_dir) / path
-    return os.path.normpath(str(path))
-
-
-def expand_glob(pattern: str) -> list[str]:
-    """Sorted matches of a glob (`**` spans folders), locally or on an object store."""
-    if not is_uri(pattern) or pattern.startswith("file://"):
-        local = pattern.removeprefix("file://")
-        matches = sorted(glob.glob(local, recursive=True))
-        return [f"file://{m}" for m in matches] if pattern.startswith("file://") else matches
-    import pyarrow.fs as pafs
-
-    fs, path = pafs.FileSystem.from_uri(pattern)
-    scheme = pattern.split("://", 1)[0]
-    query = pattern[len(_without_query(pattern)):]  # e.g. ?endpoint_override=...: kept
-    root = _glob_root(path)
-    selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
-    regex = _glob_regex(path)
-    return sorted(f"{scheme}://{info.path}{query}" for info in fs.get_file_info(selector)
-                  if regex.fullmatch(info.path))
-
-
-def _glob_root(path: str) -> str:
-    parts = path.split("/")
-    fixed = list(itertools.takewhile(lambda p: not set(p) & set("*?["), parts))
-    return "/".join(fixed[: len(parts) - 1] if len(fixed) == len(parts) else fixed)
-
-
-def _glob_regex(path: str) -> re.Pattern[str]:
-    out, i = "", 0
-    while i < len(path):
-        if path.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif path.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif path[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        elif path[i] == "?":
-            out, i = out + "[^/]", i + 1
-        else:
-            out, i = out + re.escape(path[i]), i + 1
-    return re.compile(out)
-
-
-def _without_query(location: str) -> str:
-    """`s3://b/m.keras?endpoint_override=...` -> `s3://b/m.keras`."""
-    head, _, tail = location.rpartition("?")
-    return head if is_uri(location) and head and "=" in tail else location
-
-
-def _stem(location: str) -> str:
-    name = _without_query(location).rstrip("/").rsplit("/", 1)[-1]
-    return name.split(".", 1)[0] if not name.startswith(".") else name
-
-
-def _parent_name(location: str) -> str:
-    parts = _without_query(location).rstrip("/").rsplit("/", 2)
-    return parts[-2] if len(parts) >= 2 else ""
-
-
 def case_id(spec: CaseSpec) -> str:
     """`<name-slug>-<digest>`: the digest covers the model's and data's contents and every
     setting that changes the result, so an unchanged case keeps its id across runs."""
@@ -489,10 +425,7 @@ def content_digest(location: str) -> str:
     import pyarrow.fs as pafs
 
     try:
-        if is_uri(location) and not location.startswith("file://"):
-            fs, path = pafs.FileSystem.from_uri(location)
-        else:
-            fs, path = pafs.LocalFileSystem(), location.removeprefix("file://")
+        fs, path = filesystem(location)
         info = fs.get_file_info(path)
     except (OSError, ValueError):
         return "unreadable:" + location

@@ -1,24 +1,35 @@
-"""Loading what a case names into a `Subject`: the model, its data as arrays, the task, and
-how the model was trained.
+"""Loading what a case names into a `Subject`: the model (the audited head), its data as typed
+named inputs, the task, and how the model was trained.
 
 Every failure raises `SubjectError` with one line that says what and where.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from audit.inputs import (
+    InputArray,
+    Inputs,
+    ModelInput,
+    input_struct,
+    input_structure,
+    model_inputs,
+)
+from audit.locations import LocationError, local_copy
 from audit.spec import CaseSpec, Task
+from audit.tables import TableError, column_names, read_table
+from audit.text import one_line
 
 LABEL_CANDIDATES = ("label", "target", "y")
 MAX_CLASSES = 50
+MIN_ROWS = 20  # fewer usable rows than this support no conclusion
+MIN_ROWS_PER_CLASS = 3  # a label whose every class has fewer rows is an id, not a class
 _REGRESSION_LOSSES = {"mse", "mae", "huber", "log_cosh", "msle", "mape"}
 
 
@@ -42,21 +53,27 @@ class TrainingConfig:
 
 @dataclass
 class Subject:
-    """A loaded case: the model, the data as arrays, the task, the training config."""
+    """A loaded case: the model (one head), its typed inputs, the labels, the task and how the
+    model was trained."""
 
     name: str
-    model: Any  # keras.Model
+    model: Any  # keras.Model with one output: the audited head
     model_format: str  # "keras", "h5" or "savedmodel"
-    x: np.ndarray  # float32, shape (n, *model input shape); NaN where a cell was missing/malformed
+    inputs: Inputs  # one array per model input; NaN where a numeric cell was missing/malformed
     y: np.ndarray  # float32 targets (regression) or int64 class indices (classification)
     task: Task
     n_classes: int  # 0 for regression
-    feature_names: list[str]
     label_name: str
     training: TrainingConfig
     class_names: list[str] = field(default_factory=list)
     malformed_cells: int = 0
     label_nan_rows: int = 0
+    output_name: str | None = None  # the audited head's name
+    rows_in_file: int = 0  # rows the dataset holds (the audit may read a sample)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.inputs.columns
 
     @property
     def retrainable(self) -> bool:
@@ -69,76 +86,60 @@ class Subject:
 
 
 def load_subject(spec: CaseSpec) -> Subject:
-    """Load the case's model and data, check they fit, and resolve the task and training."""
-    model, model_format = load_model(spec.model, trust=spec.trust_model)
-    table = load_table(spec.data)
-    label = _pick_label(table, spec.label, spec.data)
-    features = list(spec.features) if spec.features else [c for c in table if c != label]
-    missing = [c for c in features if c not in table]
-    if missing:
-        raise SubjectError(
-            f"{spec.data}: feature column(s) {missing} not found; columns are {list(table)}"
-        )
-    x, malformed = _feature_matrix(table, features, spec.data)
-    x = _fit_input_shape(x, model, features, spec.data, spec.model)
-    y_raw = table[label]
-    if y_raw.ndim == 1 and y_raw.dtype.kind in "fc":
-        label_nan = int(np.sum(~np.isfinite(y_raw)))
-    else:
-        label_nan = 0
+    """Load the case's model and data, match columns to the model's inputs, pick the head, and
+    resolve the task and training."""
+    full_model, model_format = load_model(spec.model, trust=spec.trust_model)
+    model, head_index, head_name = select_head(full_model, spec.output, spec.model)
+    declared = model_inputs(model)
+    try:
+        names = column_names(spec.data)
+    except TableError as exc:
+        raise SubjectError(str(exc)) from None
+    except LocationError as exc:
+        raise SubjectError(str(exc)) from None
+    label = _pick_label(names, spec.label, spec.data)
+    plan = plan_columns(declared, names, label, spec)
+    wanted = list(dict.fromkeys([*(c for cols in plan.values() for c in cols), label]))
+    try:
+        table = read_table(spec.data, wanted, spec.budget.max_rows, spec.seed)
+    except (TableError, LocationError) as exc:
+        raise SubjectError(str(exc)) from None
+    inputs, malformed = build_inputs(model, declared, plan, table.columns, spec.data)
+    y_raw = table.columns[label]
+    label_nan = int(np.sum(~np.isfinite(y_raw))) if y_raw.dtype.kind in "fc" else 0
     task = spec.task or infer_task(y_raw, model)
     y, class_names = _encode_labels(y_raw, task, spec.data, label)
     n_classes = 0 if task == "regression" else max(len(class_names), 2)
-    training = resolve_training(model, spec, task)
+    check_enough_rows(inputs, y, task, spec.data)
+    training = resolve_training(full_model, spec, task, head_index, head_name)
     return Subject(
         name=spec.name,
         model=model,
         model_format=model_format,
-        x=x,
+        inputs=inputs,
         y=y,
         task=task,
         n_classes=n_classes,
-        feature_names=features,
         label_name=label,
         training=training,
         class_names=class_names,
         malformed_cells=malformed,
         label_nan_rows=label_nan,
+        output_name=head_name,
+        rows_in_file=table.rows_in_file,
     )
 
 
-# ---------------------------------------------------------------- files and URIs
-
-
-def _local_path(uri: str) -> tuple[str, tempfile.TemporaryDirectory | None]:
-    """A local path for `uri`; object-store URIs are copied to a temporary folder first."""
-    if "://" not in uri or uri.startswith("file://"):
-        return uri.removeprefix("file://"), None
-    import pyarrow.fs as pafs
-
-    fs, path = pafs.FileSystem.from_uri(uri)
-    tmp = tempfile.TemporaryDirectory(prefix="flatline-")
-    target = os.path.join(tmp.name, Path(path).name)
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.NotFound:
-        tmp.cleanup()
-        raise SubjectError(f"{uri}: not found")
-    if info.type == pafs.FileType.Directory:
-        pafs.copy_files(path, target, source_filesystem=fs)
-    else:
-        with fs.open_input_stream(path) as src, open(target, "wb") as dst:
-            dst.write(src.read())
-    return target, tmp
+# ---------------------------------------------------------------- models
 
 
 def load_model(uri: str, trust: bool = False) -> tuple[Any, str]:
     """A Keras model from `.keras`, `.h5` or a SavedModel folder, and its format name."""
-    path, tmp = _local_path(uri)
     try:
-        return _load_model_local(path, uri, trust)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+        with local_copy(uri) as path:
+            return _load_model_local(path, uri, trust)
+    except LocationError as exc:
+        raise SubjectError(str(exc)) from None
 
 
 def _load_model_local(path: str, uri: str, trust: bool) -> tuple[Any, str]:
@@ -164,13 +165,24 @@ def _load_model_local(path: str, uri: str, trust: bool) -> tuple[Any, str]:
             raise SubjectError(
                 f"{uri}: refused to load (it contains code); pass --trust-models if you trust it"
             ) from None
-        raise SubjectError(f"{uri}: cannot load model: {_one_line(exc)}") from None
+        raise SubjectError(f"{uri}: cannot load model: {one_line(exc)}") from None
     return model, "keras" if suffix == ".keras" else "h5"
 
 
 def _load_savedmodel(path: str, uri: str) -> Any:
+    """A SavedModel / `model.export()` artifact as a Keras model for the inference probes: one
+    `keras.Input` per signature input (named like it, so columns match as for Keras inputs)
+    and one output per signature output."""
     import keras
     import tensorflow as tf
+
+    class SignatureLayer(keras.layers.TFSMLayer):
+        """TFSMLayer whose dict inputs go in as keyword arguments (as signatures take them)."""
+
+        def call(self, inputs: Any, training: bool = False, **kwargs: Any) -> Any:
+            if isinstance(inputs, dict):
+                return self.call_endpoint_fn(**inputs, **kwargs)
+            return super().call(inputs, training=training, **kwargs)
 
     loaded = tf.saved_model.load(path)
     endpoints = list(loaded.signatures)
@@ -178,119 +190,182 @@ def _load_savedmodel(path: str, uri: str) -> Any:
     if endpoint is None:
         raise SubjectError(f"{uri}: SavedModel has no serving signature; found {endpoints}")
     signature = loaded.signatures[endpoint]
-    specs = [s for s in signature.structured_input_signature[1].values()]
-    if len(specs) != 1:
-        raise SubjectError(f"{uri}: SavedModel takes {len(specs)} inputs; only one is supported")
-    layer = keras.layers.TFSMLayer(path, call_endpoint=endpoint)
-    inputs = keras.Input(shape=tuple(specs[0].shape[1:]))
+    specs = dict(signature.structured_input_signature[1])
+    if not specs:
+        raise SubjectError(f"{uri}: the SavedModel's {endpoint!r} signature takes no inputs")
+    layer = SignatureLayer(path, call_endpoint=endpoint)
+    if len(specs) == 1:
+        (name, only), = specs.items()
+        inputs: Any = keras.Input(shape=tuple(only.shape[1:]), dtype=only.dtype.name, name=name)
+    else:
+        inputs = {name: keras.Input(shape=tuple(s.shape[1:]), dtype=s.dtype.name, name=name)
+                  for name, s in sorted(specs.items())}
     out = layer(inputs)
     if isinstance(out, dict):
-        out = next(iter(out.values()))
+        out = {name: keras.layers.Identity(name=name)(value) for name, value in out.items()}
     return keras.Model(inputs, out)
 
 
-def load_table(uri: str) -> dict[str, np.ndarray]:
-    """Columns of a Parquet/CSV file, or arrays `x` and `y` of an `.npz`, as numpy arrays."""
-    path, tmp = _local_path(uri)
-    try:
-        return _load_table_local(path, uri)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+def select_head(model: Any, output: str | None, where: str) -> tuple[Any, int, str | None]:
+    """The model cut down to the audited output (`output`, default the first), its index and
+    name. A single-output model is returned as is."""
+    import keras
+
+    names = list(getattr(model, "output_names", None) or [])
+    if len(model.outputs) == 1:
+        if output is not None and names and output not in names:
+            raise SubjectError(f"{where}: output {output!r} not found; the model's output is "
+                               f"{names[0]!r}")
+        return model, 0, names[0] if names else None
+    if output is None:
+        index = 0
+    elif output in names:
+        index = names.index(output)
+    else:
+        raise SubjectError(f"{where}: output {output!r} not found; outputs are {names}")
+    head = keras.Model(input_struct(model), model.outputs[index])
+    return head, index, names[index] if names else None
 
 
-def _load_table_local(path: str, uri: str) -> dict[str, np.ndarray]:
-    p = Path(path)
-    if not p.exists():
-        raise SubjectError(f"{uri}: data file not found")
-    suffix = p.suffix.lower()
-    try:
-        if suffix == ".npz":
-            return _load_npz(p, uri)
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(p)
-        elif suffix == ".csv":
-            import pyarrow.csv as pacsv
-
-            table = pacsv.read_csv(p)
-        else:
-            raise SubjectError(
-                f"{uri}: unsupported data format {suffix or '(none)'!r}; "
-                "expected .parquet, .csv or .npz"
-            )
-    except SubjectError:
-        raise
-    except Exception as exc:
-        raise SubjectError(f"{uri}: cannot read data: {_one_line(exc)}") from None
-    if table.num_rows == 0:
-        raise SubjectError(f"{uri}: the data has no rows")
-    return {name: _column_to_numpy(table.column(name)) for name in table.column_names}
+# ---------------------------------------------------------------- columns -> inputs
 
 
-def _load_npz(p: Path, uri: str) -> dict[str, np.ndarray]:
-    with np.load(p, allow_pickle=False) as npz:
-        if "x" not in npz or "y" not in npz:
-            raise SubjectError(f"{uri}: .npz must hold arrays 'x' and 'y'; found {list(npz)}")
-        x, y = npz["x"], npz["y"]
-    if len(x) != len(y):
-        raise SubjectError(f"{uri}: x has {len(x)} rows but y has {len(y)}")
-    if len(x) == 0:
-        raise SubjectError(f"{uri}: the data has no rows")
-    return {"x": x, "y": y}
-
-
-def _column_to_numpy(column: Any) -> np.ndarray:
-    import pyarrow as pa
-
-    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        return column.to_numpy(zero_copy_only=False).astype(np.float64)
-    if pa.types.is_boolean(column.type):
-        return np.array([np.nan if v is None else float(v) for v in column.to_pylist()])
-    return np.array(column.to_pylist(), dtype=object)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return (text[:300] + "...") if len(text) > 300 else text or type(exc).__name__
-
-
-# ---------------------------------------------------------------- features and labels
-
-
-def _pick_label(table: dict[str, np.ndarray], label: str | None, where: str) -> str:
+def _pick_label(names: list[str], label: str | None, where: str) -> str:
     if label is not None:
-        if label not in table:
-            raise SubjectError(f"{where}: column {label!r} not found; columns are {list(table)}")
+        if label not in names:
+            raise SubjectError(f"{where}: column {label!r} not found; columns are {names}")
         return label
     for candidate in LABEL_CANDIDATES:
-        if candidate in table:
+        if candidate in names:
             return candidate
     raise SubjectError(
         f"{where}: no label column given and none of {list(LABEL_CANDIDATES)} found; "
-        f"columns are {list(table)}"
+        f"columns are {names}"
     )
 
 
-def _feature_matrix(
-    table: dict[str, np.ndarray], features: list[str], where: str
-) -> tuple[np.ndarray, int]:
-    """Stack feature columns as float32; malformed (non-numeric) cells become NaN and count."""
-    if not features:
-        raise SubjectError(f"{where}: no feature columns; columns are {list(table)}")
-    if len(features) == 1 and table[features[0]].ndim > 1:  # npz: x is already a matrix
-        return table[features[0]].astype(np.float32), 0
-    columns, malformed = [], 0
-    for name in features:
-        column = table[name]
-        if column.dtype == object:
-            values = np.array([_to_float(v) for v in column], dtype=np.float64)
-            malformed += int(sum(1 for v, f in zip(column, values, strict=True)
-                                 if v is not None and np.isnan(f)))
-            column = values
-        columns.append(column.astype(np.float32))
-    return np.stack(columns, axis=1), malformed
+def plan_columns(declared: list[ModelInput], names: list[str], label: str,
+                 spec: CaseSpec) -> dict[str, list[str]]:
+    """Which data columns feed each model input.
+
+    The manifest's `inputs:` map comes first; then a column named like the input; a
+    single-input model otherwise reads `features:` or every non-label column, in order."""
+    mapping = {k: [v] if isinstance(v, str) else list(v) for k, v in (spec.inputs or {}).items()}
+    known = [d.name for d in declared]
+    unknown = sorted(set(mapping) - set(known))
+    if unknown:
+        raise SubjectError(f"{spec.data}: inputs: {unknown} are not inputs of model "
+                           f"{spec.model}; its inputs are {known}")
+    plan: dict[str, list[str]] = {}
+    for d in declared:
+        if d.name in mapping:
+            plan[d.name] = mapping[d.name]
+        elif len(declared) == 1:
+            plan[d.name] = (list(spec.features) if spec.features
+                            else [c for c in names if c != label])
+        elif d.name in names:
+            plan[d.name] = [d.name]
+        else:
+            raise SubjectError(
+                f"{spec.data}: model input {d.name!r} ({d.kind}, shape {(None, *d.shape)}) has "
+                f"no column of that name; columns are {names}; map it with `inputs: "
+                f"{{{d.name}: COLUMN}}`")
+        missing = [c for c in plan[d.name] if c not in names]
+        if missing:
+            raise SubjectError(f"{spec.data}: model input {d.name!r} reads column(s) {missing} "
+                               f"not found; columns are {names}")
+        if not plan[d.name]:
+            raise SubjectError(f"{spec.data}: no feature columns for model input {d.name!r}; "
+                               f"columns are {names}")
+    return plan
+
+
+def build_inputs(model: Any, declared: list[ModelInput], plan: dict[str, list[str]],
+                 columns: dict[str, np.ndarray], where: str) -> tuple[Inputs, int]:
+    """Typed arrays, one per model input, shaped as the input expects; and the number of
+    malformed numeric cells (text where a number belongs), which became NaN."""
+    arrays, malformed = [], 0
+    for d in declared:
+        cols = plan[d.name]
+        values, bad = _input_values(d, cols, columns, where)
+        malformed += bad
+        values = _fit_shape(values, d, cols, where)
+        arrays.append(InputArray(d.name, d.kind, values, tuple(cols), d.normalized))
+    return Inputs(tuple(arrays), input_structure(model)), malformed
+
+
+def _describe(d: ModelInput, cols: list[str]) -> str:
+    shown = cols if len(cols) <= 6 else [*cols[:6], "..."]
+    return f"model input {d.name!r} ({d.kind}, {d.dtype}, shape {(None, *d.shape)}) from {shown}"
+
+
+def _input_values(d: ModelInput, cols: list[str], columns: dict[str, np.ndarray],
+                  where: str) -> tuple[np.ndarray, int]:
+    raw = [columns[c] for c in cols]
+    for c, values in zip(cols, raw, strict=True):
+        if values.dtype == object and any(isinstance(v, list) for v in values[:1000]):
+            lengths = sorted({len(v) for v in values if isinstance(v, list)})
+            raise SubjectError(
+                f"{where}: column {c!r} holds lists of different lengths "
+                f"({lengths[0]}..{lengths[-1]}); {_describe(d, cols)} needs one length: pad them")
+    if d.dtype == "string":
+        if len(raw) != 1:
+            raise SubjectError(f"{where}: {_describe(d, cols)}: a string input reads one column")
+        return np.array(["" if v is None else _as_text(v) for v in raw[0].reshape(-1)],
+                        dtype=object).reshape(raw[0].shape), 0
+    if d.kind in ("categorical", "tokens"):
+        if len(raw) != 1:
+            raise SubjectError(f"{where}: {_describe(d, cols)}: an id input reads one column")
+        values = raw[0]
+        if values.dtype == object:
+            raise SubjectError(f"{where}: column {cols[0]!r} holds text but {_describe(d, cols)} "
+                               "expects integer ids")
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            raise SubjectError(f"{where}: column {cols[0]!r} has missing values but "
+                               f"{_describe(d, cols)} expects integer ids")
+        dtype = d.dtype if d.dtype.startswith("int") else "float32"
+        return values.astype(dtype), 0
+    parts, malformed = [], 0
+    for c, values in zip(cols, raw, strict=True):
+        if values.dtype == object:
+            numbers = np.array([_to_float(v) for v in values], dtype=np.float64)
+            present = np.array([v is not None for v in values])
+            bad = present & np.isnan(numbers)
+            if present.any() and bad[present].all():
+                raise SubjectError(f"{where}: column {c!r} holds text (e.g. {values[bad][0]!r}) "
+                                   f"but {_describe(d, cols)} is numeric")
+            malformed += int(bad.sum())
+            values = numbers
+        parts.append(values.astype(np.float32))
+    if len(parts) == 1:
+        return parts[0], malformed
+    if any(p.ndim != 1 for p in parts):
+        raise SubjectError(f"{where}: {_describe(d, cols)}: several columns stack only when each "
+                           "holds one number per row")
+    return np.stack(parts, axis=1), malformed
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _fit_shape(values: np.ndarray, d: ModelInput, cols: list[str], where: str) -> np.ndarray:
+    """`values` reshaped to the input's per-row shape, when the sizes allow it."""
+    n, given = len(values), tuple(values.shape[1:])
+    expected = d.shape
+    if len(given) == len(expected) and all(e is None or e == g
+                                           for e, g in zip(expected, given, strict=True)):
+        return values
+    known = [e for e in expected if e is not None]
+    size = int(np.prod(given)) if given else 1
+    if None not in expected and int(np.prod(expected)) == size:
+        return values.reshape((n, *expected))
+    if expected.count(None) == 1 and known and size % int(np.prod(known)) == 0:
+        return values.reshape((n, *(e if e is not None else -1 for e in expected)))
+    raise SubjectError(f"{where}: {_describe(d, cols)} expects rows of shape {expected} but the "
+                       f"data gives {given}")
 
 
 def _to_float(value: Any) -> float:
@@ -302,19 +377,22 @@ def _to_float(value: Any) -> float:
         return float("nan")
 
 
-def _fit_input_shape(
-    x: np.ndarray, model: Any, features: list[str], where: str, model_uri: str
-) -> np.ndarray:
-    expected = tuple(model.inputs[0].shape[1:])
-    if tuple(x.shape[1:]) == expected:
-        return x
-    if None not in expected and int(np.prod(expected)) == int(np.prod(x.shape[1:])):
-        return x.reshape((len(x), *expected))
-    shown = features if len(features) <= 8 else [*features[:8], "..."]
-    raise SubjectError(
-        f"{where}: model {model_uri} expects inputs of shape {(None, *expected)} but the data "
-        f"gives {(None, *x.shape[1:])} from features {shown}"
-    )
+def check_enough_rows(inputs: Inputs, y: np.ndarray, task: Task, where: str) -> None:
+    """Refuse data too small for any conclusion: too few usable rows, or (classification)
+    labels with hardly a repeat, which are ids rather than classes."""
+    usable = inputs.finite_rows()
+    if y.dtype.kind == "f":
+        usable &= np.all(np.isfinite(y.reshape(len(y), -1)), axis=1)
+    count = int(usable.sum())
+    if count < MIN_ROWS:
+        raise SubjectError(f"{where}: {count} usable row(s) (finite inputs and label) of "
+                           f"{len(y)}; an audit needs at least {MIN_ROWS}")
+    if task != "regression":
+        counts = np.bincount(y[usable].astype(np.int64))
+        if counts.max() < MIN_ROWS_PER_CLASS:
+            raise SubjectError(f"{where}: no class has {MIN_ROWS_PER_CLASS} or more rows "
+                               f"({len(counts[counts > 0])} classes in {count} rows); an audit "
+                               "needs repeated classes")
 
 
 def infer_task(y: np.ndarray, model: Any = None) -> Task:
@@ -403,13 +481,19 @@ def canonical_loss(name: str) -> str:
     return _LOSS_ALIASES.get(key, _LOSS_ALIASES.get(key.replace("_", ""), key))
 
 
-def _compiled_loss_name(model: Any) -> tuple[str | None, bool]:
-    """The loss the model was compiled with, and whether it expects logits."""
+def _compiled_loss_name(model: Any, head: int = 0,
+                        head_name: str | None = None) -> tuple[str | None, bool]:
+    """The loss the model was compiled with for output `head` (a multi-output model keeps
+    one per head, by name or position), and whether it expects logits."""
     try:
         config = model.get_compile_config() or {}
     except Exception:
         config = {}
     loss = config.get("loss")
+    if isinstance(loss, dict) and "class_name" not in loss and "config" not in loss:
+        loss = loss.get(head_name) if head_name in loss else None
+    elif isinstance(loss, (list, tuple)):
+        loss = loss[head] if head < len(loss) else None
     from_logits = False
     if isinstance(loss, dict):
         inner = loss.get("config")
@@ -418,8 +502,8 @@ def _compiled_loss_name(model: Any) -> tuple[str | None, bool]:
             loss = loss.get("class_name")
         else:
             loss = inner if isinstance(inner, str) else loss.get("class_name")
-    if loss is None and getattr(model, "loss", None) is not None:
-        obj = model.loss
+    obj = getattr(model, "loss", None)
+    if loss is None and obj is not None and not isinstance(obj, (dict, list, tuple)):
         loss = obj if isinstance(obj, str) else getattr(obj, "__name__", type(obj).__name__)
         from_logits = bool(getattr(obj, "from_logits", False))
     if not isinstance(loss, str):
@@ -458,10 +542,12 @@ def default_loss(task: Task) -> str:
     }[task]
 
 
-def resolve_training(model: Any, spec: CaseSpec, task: Task) -> TrainingConfig:
-    """The spec's training settings over the model's compile config over defaults."""
+def resolve_training(model: Any, spec: CaseSpec, task: Task, head: int = 0,
+                     head_name: str | None = None) -> TrainingConfig:
+    """The spec's training settings over the model's compile config (for the audited head)
+    over defaults."""
     opt_name, opt_lr, opt_extra = _compiled_optimizer(model)
-    loss_name, from_logits = _compiled_loss_name(model)
+    loss_name, from_logits = _compiled_loss_name(model, head, head_name)
     source = "compile_config" if opt_name and loss_name else "default"
     t = spec.training
     if t.optimizer or t.loss:

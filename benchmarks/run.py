@@ -178,21 +178,21 @@ def case_spec(case: Any) -> Any:
 # ---------------------------------------------------------------- perturbation (+ floor)
 
 
-def perturbation_inputs(subject: Any, settings: Any) -> tuple[np.ndarray, list[tuple[str, slice]]]:
-    """The sensitivity probe's own perturbed inputs, from the probe's own hook."""
+def perturbation_inputs(subject: Any, settings: Any) -> tuple[Any, list[tuple[str, slice]]]:
+    """The sensitivity probe's own perturbed inputs (the feed the model takes), from the
+    probe's own hook."""
     from audit.probes.sensitivity import probe_inputs
 
     _, batch, slices = probe_inputs(subject, settings)
-    return batch, slices
+    return batch.feed(), slices
 
 
 def measure_perturbation(subject: Any, repeats: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Ours, the predict-per-slice loop and the single-call floor, interleaved, after one
     untimed warm-up of each (so no side pays for first-call tracing); the best time counts."""
-    import tensorflow as tf
-
+    from audit.inputs import feed_len, feed_take
     from audit.probes import sensitivity
-    from audit.probes.tfutil import predict
+    from audit.probes.tfutil import predict, to_tensors
 
     settings = sensitivity.SensitivitySettings()
     model = subject.model
@@ -202,12 +202,12 @@ def measure_perturbation(subject: Any, repeats: int) -> tuple[dict[str, Any], di
 
     def baseline() -> list[np.ndarray]:
         batch, slices = perturbation_inputs(subject, settings)
-        return [model.predict(batch[s], verbose=0) for _, s in slices]
+        return [model.predict(feed_take(batch, s), verbose=0) for _, s in slices]
 
     batch, slices = perturbation_inputs(subject, settings)
 
     def floor() -> np.ndarray:
-        return np.asarray(model(tf.constant(batch), training=False))
+        return np.asarray(model(to_tensors(batch), training=False))
 
     # Same perturbations, same outputs: the loop's outputs must be what our one call gives.
     expected = predict(model, batch)
@@ -237,7 +237,7 @@ def measure_perturbation(subject: Any, repeats: int) -> tuple[dict[str, Any], di
             times["ours"].append(timed(ours)[0])
             times["floor"].append(timed(floor)[0])
     best = {k: min(v) for k, v in times.items()}
-    common = {"case": subject.name, "rows": len(batch), "slices": len(slices),
+    common = {"case": subject.name, "rows": feed_len(batch), "slices": len(slices),
               "outputs_match": same, "repeats": repeats}
     pert = {**common, "ours_s": best["ours"], "baseline_s": best["baseline"],
             "ratio": best["baseline"] / best["ours"], "predict_calls": len(slices)}
@@ -382,7 +382,8 @@ def one_fit(subject: Any) -> float:
         model.compile(optimizer=make_optimizer(t.optimizer, t.learning_rate, None,
                                                t.optimizer_config),
                       loss=make_loss(t.loss, t.from_logits))
-        model.fit(subject.x, y, epochs=t.epochs or 30, batch_size=t.batch_size, verbose=0)
+        model.fit(subject.inputs.feed(), y, epochs=t.epochs or 30, batch_size=t.batch_size,
+                  verbose=0)
 
     return timed(fit)[0]
 
@@ -414,7 +415,7 @@ def measure_audit(case: Any, subject: Any, with_fit: bool) -> tuple[dict[str, An
         return None, times
     t = subject.training
     return {"case": case.name, "ours_s": audit_s, "baseline_s": fit_s, "ratio": fit_s / audit_s,
-            "fit_epochs": t.epochs or 30, "batch_size": t.batch_size, "rows": len(subject.x),
+            "fit_epochs": t.epochs or 30, "batch_size": t.batch_size, "rows": len(subject.inputs),
             "verdict": report.verdict, "primary_fault": report.primary_fault}, times
 
 

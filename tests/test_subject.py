@@ -51,7 +51,8 @@ def spec(model: Path, data: Path, **kw: object) -> CaseSpec:
 @pytest.mark.parametrize("fmt", ["keras", "h5"])
 def test_loads_model_data_task_and_training_config(tiny: dict, fmt: str) -> None:
     s = load_subject(spec(tiny[fmt], tiny["parquet"], label="target"))
-    assert s.x.shape == (64, 3) and s.feature_names == ["a", "b", "c"]
+    assert s.inputs.feed().shape == (64, 3) and s.feature_names == ["a", "b", "c"]
+    assert [a.kind for a in s.inputs.arrays] == ["numeric"]
     assert s.task == "binary" and s.n_classes == 2
     assert s.training.optimizer == "sgd"
     assert s.training.learning_rate == pytest.approx(0.05)
@@ -70,7 +71,7 @@ def test_spec_overrides_the_compile_config(tiny: dict) -> None:
 def test_csv_malformed_cells_become_nan_and_are_counted(tiny: dict) -> None:
     s = load_subject(spec(tiny["keras"], tiny["csv"], label="target"))
     assert s.malformed_cells == 1
-    assert int(np.isnan(s.x).sum()) == 1
+    assert int(np.isnan(s.inputs.feed()).sum()) == 1
 
 
 def test_savedmodel_supports_inference_probes_only(tiny: dict) -> None:
@@ -86,8 +87,8 @@ def test_savedmodel_supports_inference_probes_only(tiny: dict) -> None:
     [
         ({"label": "nope"}, "column 'nope' not found; columns are ['a', 'b', 'c', 'target']"),
         ({"label": "target", "features": ["a", "b"]},
-         "expects inputs of shape (None, 3) but the data gives (None, 2)"),
-        ({"label": "target", "features": ["a", "zz"]}, "feature column(s) ['zz'] not found"),
+         "expects rows of shape (3,) but the data gives (2,)"),
+        ({"label": "target", "features": ["a", "zz"]}, "column(s) ['zz'] not found"),
     ],
 )
 def test_data_errors_name_what_and_where(tiny: dict, kwargs: dict, expected: str) -> None:
@@ -125,7 +126,7 @@ def test_unsafe_model_is_refused_unless_trusted(tmp_path: Path, tiny: dict) -> N
     model.save(path)
     with pytest.raises(SubjectError, match="trust-models"):
         load_subject(spec(path, tiny["parquet"], label="target"))
-    assert load_subject(spec(path, tiny["parquet"], label="target", trust_model=True)).x.shape
+    assert load_subject(spec(path, tiny["parquet"], label="target", trust_model=True)).inputs
 
 
 def test_task_inference_from_labels() -> None:

@@ -6,8 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from audit.inputs import input_struct
 from audit.probes.base import ProbeSettings, finite_rows, sample_rows
 from audit.probes.config import activation_name
+from audit.probes.tfutil import to_tensors
 from audit.results import ProbeResult
 from audit.subject import Subject
 
@@ -34,9 +36,13 @@ def _derivative_ratio(activation: str, out: np.ndarray) -> np.ndarray:
 
 
 def hidden_layers(model: Any) -> list[tuple[Any, str]]:
-    """Hidden layers with a ReLU-like or saturating activation (the output layer excluded)."""
+    """Hidden layers whose output is their activation's, ReLU-like or saturating: Dense, conv
+    and Activation layers (recurrent cells gate their activations, so their output says
+    nothing of one; the output layer is excluded)."""
     layers = []
     for layer in model.layers[:-1]:
+        if hasattr(layer, "cell"):
+            continue
         name = activation_name(layer)
         if name in RELU_LIKE | SATURATING:
             layers.append((layer, name))
@@ -49,15 +55,17 @@ def run(subject: Subject, settings: ActivationSettings) -> ProbeResult:
     layers = hidden_layers(subject.model)
     if not layers:
         return ProbeResult(probe="activations", metrics={"hidden_layers": 0.0})
-    mask = finite_rows(subject.x)
+    mask = finite_rows(subject.inputs)
     idx = np.flatnonzero(mask)[sample_rows(int(mask.sum()), settings.max_rows, settings.seed)]
-    tap = keras.Model(subject.model.inputs[0], [layer.output for layer, _ in layers])
-    outputs = tap(subject.x[idx], training=False)
+    tap = keras.Model(input_struct(subject.model), [layer.output for layer, _ in layers])
+    outputs = tap(to_tensors(subject.inputs.take(idx).feed()), training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     metrics: dict[str, float] = {"hidden_layers": float(len(layers))}
     dead, saturated, abs_means = [], [], []
     for (layer, act), out in zip(layers, outputs, strict=True):
-        units = np.asarray(out, dtype=np.float64).reshape(len(idx), -1)
+        out = np.asarray(out, dtype=np.float64)
+        # a conv layer's unit is a channel, seen at every position of every row
+        units = out.reshape(-1, out.shape[-1]) if out.ndim > 2 else out.reshape(len(idx), -1)
         abs_means.append(float(np.mean(np.abs(units))))
         if act in RELU_LIKE:
             frac = float(np.mean(np.all(units <= 0, axis=0)))

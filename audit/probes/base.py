@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from audit.inputs import Inputs
 from audit.results import ProbeResult
 
 
@@ -70,9 +71,12 @@ def sample_rows(n: int, limit: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
-def finite_rows(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-    """Mask of rows whose features (and label) are all finite."""
-    mask = np.all(np.isfinite(x.reshape(len(x), -1)), axis=1)
+def finite_rows(x: Inputs | np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    """Mask of rows whose inputs (and label) are all present and finite."""
+    if isinstance(x, Inputs):
+        mask = x.finite_rows()
+    else:
+        mask = np.all(np.isfinite(x.reshape(len(x), -1)), axis=1)
     if y is not None and y.dtype.kind == "f":
         mask &= np.all(np.isfinite(y.reshape(len(y), -1)), axis=1)
     return mask

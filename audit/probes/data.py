@@ -1,9 +1,17 @@
-"""The `data` probe: one pass over the dataset for NaN/inf, scale, constant columns, labels."""
+"""The `data` probe: one pass over the dataset for NaN/inf, scale, constant columns, labels, and
+per kind of input: categories the model's lookup does not know, token ids beyond an
+`Embedding`, image value ranges.
+
+Scale statistics cover the numeric columns and image/tensor inputs the model does not scale
+itself (an input read by `Normalization`, `Rescaling` or a leading `BatchNormalization` is
+already scaled, whatever its raw values).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from audit.inputs import model_inputs
 from audit.probes.base import ProbeSettings
 from audit.results import ProbeResult
 from audit.subject import Subject
@@ -13,30 +21,92 @@ class DataSettings(ProbeSettings):
     constant_std: float = 1e-8  # a column whose std is below this is constant
 
 
+def _scale_stats(subject: Subject,
+                 settings: DataSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Mean, std and |max| of the numbers whose scale matters, with their names: each numeric
+    column the model does not scale itself, and each such image/tensor input as one whole (a
+    constant border pixel is no constant column)."""
+    n = len(subject.inputs)
+    means, stds, maxes, names = [], [], [], []
+
+    def add(values: np.ndarray, name: str | list[str]) -> None:
+        clean = np.where(np.isfinite(values), values, np.nan)
+        with np.errstate(all="ignore"):
+            means.append(np.atleast_1d(np.nan_to_num(np.nanmean(clean, axis=0), nan=0.0)))
+            stds.append(np.atleast_1d(np.nan_to_num(np.nanstd(clean, axis=0), nan=0.0)))
+            maxes.append(np.atleast_1d(np.nan_to_num(np.nanmax(np.abs(clean), axis=0), nan=0.0)))
+        names.extend(name if isinstance(name, list) else [name])
+
+    for array in subject.inputs.arrays:
+        if not array.is_float or array.normalized:
+            continue
+        if array.kind == "numeric":
+            block = array.values.reshape(n, -1).astype(np.float64)
+            add(block, list(array.columns) if len(array.columns) == block.shape[1]
+                else [f"{array.name}[{j}]" for j in range(block.shape[1])])
+        else:
+            add(array.values.reshape(-1).astype(np.float64), array.name)
+    if not names:
+        empty = np.zeros(0)
+        return empty, empty, empty, []
+    return np.concatenate(means), np.concatenate(stds), np.concatenate(maxes), names
+
+
+def _float_cells(subject: Subject) -> np.ndarray:
+    n = len(subject.inputs)
+    cells = [a.values.reshape(n, -1) for a in subject.inputs.arrays if a.is_float]
+    return np.concatenate(cells, axis=1).astype(np.float64) if cells else np.zeros((n, 0))
+
+
+def _per_kind(subject: Subject, metrics: dict[str, float], details: dict[str, object]) -> None:
+    """Categorical cardinality and unknown share, token ids beyond the embedding, image range."""
+    declared = {d.name: d for d in model_inputs(subject.model)}
+    unknown_max, out_of_range_max = 0.0, 0.0
+    for array in subject.inputs.arrays:
+        d = declared.get(array.name)
+        values = array.values.reshape(-1)
+        if array.kind == "categorical":
+            metrics[f"cardinality.{array.name}"] = float(len(np.unique(values)))
+            vocab = d.vocabulary() if d is not None else None
+            if vocab is not None:
+                known = np.isin(values.astype(str) if values.dtype == object else values,
+                                np.array(sorted(vocab, key=str), dtype=values.dtype))
+                share = float(1 - known.mean())
+                metrics[f"unknown_category_fraction.{array.name}"] = share
+                unknown_max = max(unknown_max, share)
+        elif array.kind == "tokens":
+            size = d.embedding_size() if d is not None else None
+            metrics[f"token_max.{array.name}"] = float(values.max())
+            if size is not None:
+                share = float(np.mean((values < 0) | (values >= size)))
+                metrics[f"token_out_of_range_fraction.{array.name}"] = share
+                out_of_range_max = max(out_of_range_max, share)
+        elif array.kind == "tensor":
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                metrics[f"value_min.{array.name}"] = float(finite.min())
+                metrics[f"value_max.{array.name}"] = float(finite.max())
+    metrics["unknown_category_fraction_max"] = unknown_max
+    metrics["token_out_of_range_fraction_max"] = out_of_range_max
+    details["input_kinds"] = {a.name: a.kind for a in subject.inputs.arrays}
+
+
 def run(subject: Subject, settings: DataSettings) -> ProbeResult:
-    x = subject.x.reshape(len(subject.x), -1).astype(np.float64)
+    cells = _float_cells(subject)
     y = subject.y
-    finite = np.isfinite(x)
-    nan_cells = int(np.isnan(x).sum())
-    inf_cells = int(np.isinf(x).sum())
-    bad_rows = ~finite.all(axis=1)
+    bad_rows = ~subject.inputs.finite_rows()
     if y.dtype.kind == "f":
         bad_rows |= ~np.isfinite(y.reshape(len(y), -1)).all(axis=1)
-    clean = np.where(finite, x, np.nan)
-    with np.errstate(all="ignore"):
-        std = np.nanstd(clean, axis=0)
-        mean = np.nanmean(clean, axis=0)
-        abs_max = np.nanmax(np.abs(clean), axis=0)
-    std = np.nan_to_num(std, nan=0.0)
-    mean = np.nan_to_num(mean, nan=0.0)
-    abs_max = np.nan_to_num(abs_max, nan=0.0)
+    mean, std, abs_max, names = _scale_stats(subject, settings)
     constant = std < settings.constant_std
     live_std = std[~constant]
     metrics: dict[str, float] = {
-        "rows": float(len(x)),
-        "features": float(x.shape[1]),
-        "nan_cells": float(nan_cells),
-        "inf_cells": float(inf_cells),
+        "rows": float(len(y)),
+        "rows_in_file": float(subject.rows_in_file or len(y)),
+        "features": float(len(subject.inputs.features)),
+        "inputs": float(len(subject.inputs.arrays)),
+        "nan_cells": float(np.isnan(cells).sum()),
+        "inf_cells": float(np.isinf(cells).sum()),
         "malformed_cells": float(subject.malformed_cells),
         "bad_rows": float(bad_rows.sum()),
         "bad_row_fraction": float(bad_rows.mean()),
@@ -47,14 +117,13 @@ def run(subject: Subject, settings: DataSettings) -> ProbeResult:
         "feature_std_ratio": float(live_std.max() / live_std.min()) if live_std.size else 1.0,
         "feature_mean_abs_max": float(np.abs(mean).max()) if mean.size else 0.0,
         # how far the features are from standardized: 0 when each has mean 0 and std 1
-        "feature_scale_log10": float(np.log10(max(np.sqrt(np.mean(mean**2 + std**2)), 1e-12))),
+        "feature_scale_log10": (float(np.log10(max(np.sqrt(np.mean(mean**2 + std**2)), 1e-12)))
+                                if mean.size else 0.0),
     }
     details: dict[str, object] = {
-        "constant_columns": [
-            subject.feature_names[i] if i < len(subject.feature_names) else str(i)
-            for i in np.flatnonzero(constant)[:20]
-        ],
+        "constant_columns": sorted({names[i] for i in np.flatnonzero(constant)})[:20],
     }
+    _per_kind(subject, metrics, details)
     if subject.task == "regression":
         finite_y = y[np.isfinite(y)]
         metrics["label_nan"] = float(subject.label_nan_rows)

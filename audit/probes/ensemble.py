@@ -92,6 +92,8 @@ def optimizer_family(optimizer: Any) -> str | None:
 
 def stack_key(job: Any) -> tuple[Any, ...] | None:
     """Jobs with equal keys train together as one ensemble; None: this job cannot be stacked."""
+    if not isinstance(job.x, np.ndarray):
+        return None
     stack = dense_stack(job.model)
     if stack is None or optimizer_family(job.optimizer) is None:
         return None

@@ -6,7 +6,7 @@ import numpy as np
 
 from audit.probes.base import ProbeSettings, finite_rows, sample_rows
 from audit.probes.config import weighted_layers
-from audit.probes.tfutil import encode_targets, make_loss, subject_head
+from audit.probes.tfutil import encode_targets, make_loss, subject_head, to_tensors
 from audit.results import ProbeResult
 from audit.subject import Subject
 
@@ -30,7 +30,7 @@ def run(subject: Subject, settings: GradientSettings) -> ProbeResult:
         metrics["gradients_measured"] = 0.0
         return ProbeResult(probe="gradients", metrics=metrics,
                            details={"why": "SavedModel layers expose no trainable graph"})
-    mask = finite_rows(subject.x, subject.y)
+    mask = finite_rows(subject.inputs, subject.y)
     idx = np.flatnonzero(mask)[sample_rows(int(mask.sum()), settings.max_rows, settings.seed)]
     t = subject.training
     head = subject_head(subject)
@@ -38,12 +38,15 @@ def run(subject: Subject, settings: GradientSettings) -> ProbeResult:
     loss_fn = make_loss(t.loss, t.from_logits)
     layers = weighted_layers(model)
     with tf.GradientTape() as tape:
-        loss = loss_fn(tf.constant(y), model(tf.constant(subject.x[idx]), training=False))
+        out = model(to_tensors(subject.inputs.take(idx).feed()), training=False)
+        loss = loss_fn(tf.constant(y), out)
     kernels = [layer.trainable_weights[0] for layer in layers]
     grads = tape.gradient(loss, kernels)
     norms = []
     for layer, kernel, grad in zip(layers, kernels, grads, strict=True):
-        g = np.zeros(kernel.shape) if grad is None else np.asarray(grad, dtype=np.float64)
+        # an Embedding's gradient is sparse (IndexedSlices): densify it
+        g = (np.zeros(kernel.shape) if grad is None
+             else np.asarray(tf.convert_to_tensor(grad), dtype=np.float64))
         w = np.asarray(kernel, dtype=np.float64)
         norm = float(np.linalg.norm(g))
         norms.append(norm)

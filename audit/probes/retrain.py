@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from audit.inputs import InputArray, Inputs, input_struct
 from audit.probes import outcomes
 from audit.probes.base import NotApplicable, ProbeSettings, finite_rows, sample_rows
 from audit.probes.config import SATURATING, TYPICAL_LR, head_problem, weighted_layers
@@ -75,9 +76,9 @@ class Plan:
 class Split:
     """Training and validation rows (validation rows are always finite)."""
 
-    x_train: np.ndarray
+    x_train: Inputs
     y_train: np.ndarray
-    x_val: np.ndarray
+    x_val: Inputs
     y_val: np.ndarray
     full_rows: int
 
@@ -137,12 +138,16 @@ def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> 
         own = math.ceil(t.epochs * split.full_rows / max(len(split.x_train) + len(split.x_val), 1))
     base_epochs = min(own, cap) if own else cap
     plans = [Plan("baseline", "the model's own training config", epochs=base_epochs)]
-    x = split.x_train.reshape(len(split.x_train), -1)
-    with np.errstate(all="ignore"):
-        mean, std = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
-    if np.nanmax(np.abs(mean)) > 0.5 or np.nanmax(std) > 2 or np.nanmin(std) < 0.5:
-        plans.append(Plan("standardize_inputs", "inputs standardized per feature",
-                          standardize_inputs=True))
+    scalable = scalable_inputs(split.x_train)
+    if scalable:
+        with np.errstate(all="ignore"):
+            stats = [_moments(a) for a in scalable]
+        mean = np.concatenate([m for m, _ in stats])
+        std = np.concatenate([s for _, s in stats])
+        if np.nanmax(np.abs(mean)) > 0.5 or np.nanmax(std) > 2 or np.nanmin(std) < 0.5:
+            names = ", ".join(a.name for a in scalable) if len(scalable) > 1 else "inputs"
+            plans.append(Plan("standardize_inputs", f"{names} standardized per feature",
+                              standardize_inputs=True))
     if subject.task == "regression":
         y = split.y_train[np.isfinite(split.y_train)]
         if y.size and (abs(float(y.mean())) > 1 or not 0.5 <= float(y.std()) <= 2):
@@ -192,11 +197,12 @@ def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> 
 
 def make_split(subject: Subject, settings: RetrainSettings) -> Split:
     """A reproducible train/validation split of (a sample of) the rows."""
-    n = len(subject.x)
+    x = subject.inputs
+    n = len(x)
     idx = sample_rows(n, settings.max_rows, settings.seed)
     rng = np.random.default_rng(settings.seed)
     idx = idx[rng.permutation(len(idx))]
-    finite = finite_rows(subject.x[idx], subject.y[idx])
+    finite = finite_rows(x.take(idx), subject.y[idx])
     n_val = max(2, int(len(idx) * settings.validation_fraction))
     val_pool = idx[finite]
     if len(val_pool) < n_val + 2:
@@ -204,7 +210,8 @@ def make_split(subject: Subject, settings: RetrainSettings) -> Split:
     val = val_pool[:n_val]
     train = np.setdiff1d(idx, val, assume_unique=True)
     train = train[rng.permutation(len(train))]
-    return Split(subject.x[train], subject.y[train], subject.x[val], subject.y[val], n)
+    rows = subject.rows_in_file or n
+    return Split(x.take(train), subject.y[train], x.take(val), subject.y[val], rows)
 
 
 def _clone(model: Any, architecture: str) -> Any:
@@ -231,10 +238,38 @@ def _clone(model: Any, architecture: str) -> Any:
 
     try:
         if architecture == "same":
-            return keras.models.clone_model(model)
-        return keras.models.clone_model(model, clone_function=change)
+            clone = keras.models.clone_model(model)
+        else:
+            clone = keras.models.clone_model(model, clone_function=change)
     except Exception as exc:
         raise NotApplicable(f"cannot clone the model for retraining: {exc}") from None
+    carry_state(model, clone)
+    return clone
+
+
+def carry_state(source: Any, clone: Any) -> None:
+    """Give `clone` the state training does not learn: lookup vocabularies and adapted
+    statistics (`Normalization` mean and variance): a retrained clone keeps the model's own
+    preprocessing, as a fresh `fit` would."""
+    originals = {layer.name: layer for layer in source.layers}
+    for layer in clone.layers:
+        original = originals.get(layer.name)
+        if original is None or type(original) is not type(layer):
+            continue
+        if hasattr(original, "get_vocabulary") and hasattr(layer, "set_vocabulary"):
+            vocabulary = original.get_vocabulary()
+            if vocabulary != layer.get_vocabulary():
+                layer.set_vocabulary(vocabulary)
+        for mine, theirs in zip(layer.weights, original.weights, strict=False):
+            if not mine.trainable and _initializer_of(layer, mine) is None \
+                    and tuple(mine.shape) == tuple(theirs.shape):
+                mine.assign(theirs)
+
+
+def _initializer_of(layer: Any, variable: Any) -> Any:
+    """The initializer a layer names for one of its weights (`<weight>_initializer`), if any."""
+    init = getattr(layer, f"{variable.name}_initializer", None)
+    return init if callable(init) else None
 
 
 def _with_head(model: Any, units: int, activation: str) -> Any:
@@ -247,19 +282,52 @@ def _with_head(model: Any, units: int, activation: str) -> Any:
     if isinstance(model, keras.Sequential) and len(model.inputs[0].shape) == 2:
         # stays a Sequential, so the trainer can stack it with its seeds
         return keras.Sequential([keras.Input(model.inputs[0].shape[1:]), *layers[:k], head])
-    features = model.inputs[0] if k == 0 else layers[k - 1].output
+    features = layers[k].input  # what the old head read
+    if isinstance(features, (list, tuple)):
+        features = keras.layers.Concatenate()(list(features))
     if len(features.shape) > 2:
         features = keras.layers.Flatten()(features)
-    return keras.Model(model.inputs[0], head(features))
+    return keras.Model(input_struct(model), head(features))
 
 
-def _standardize(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+def scalable_inputs(x: Inputs) -> list[InputArray]:
+    """Inputs a standardization counterfactual may change: numeric columns and tensors the
+    model does not already scale itself (categories and token ids are never scaled)."""
+    return [a for a in x.arrays if a.is_float and not a.normalized]
+
+
+def _moments(array: InputArray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std per numeric column, or of a whole tensor input (an image is one thing)."""
+    values = array.values
+    flat = values.reshape(len(values), -1) if array.kind == "numeric" else values.reshape(-1, 1)
+    with np.errstate(all="ignore"):
+        mean, std = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
+    return mean, std
+
+
+def _standardize(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
     flat = ref.reshape(len(ref), -1)
     with np.errstate(all="ignore"):
         mean, std = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
     std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
     mean = np.where(np.isfinite(mean), mean, 0.0)
-    return ((x.reshape(len(x), -1) - mean) / std).reshape(x.shape).astype(np.float32)
+    return ((y.reshape(len(y), -1) - mean) / std).reshape(y.shape).astype(np.float32)
+
+
+def standardize_inputs(x: Inputs, ref: Inputs) -> Inputs:
+    """`x` with every scalable input standardized by `ref`'s statistics (training rows)."""
+    changed = {}
+    for array in scalable_inputs(ref):
+        mean, std = _moments(array)
+        std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        values = x[array.name].values
+        if array.kind == "numeric":
+            moved = (values.reshape(len(values), -1) - mean) / std
+        else:
+            moved = (values - mean[0]) / std[0]
+        changed[array.name] = moved.reshape(values.shape).astype(np.float32)
+    return x.with_values(changed)
 
 
 def plan_model(subject: Subject, split: Split, plan: Plan) -> Any:
@@ -294,9 +362,10 @@ def build_variant(subject: Subject, split: Split, plan: Plan, model: Any) -> Var
     x_tr, y_tr, x_val, y_val = split.x_train, split.y_train, split.x_val, split.y_val
     if plan.drop_bad_rows:
         keep = finite_rows(x_tr, y_tr)
-        x_tr, y_tr = x_tr[keep], y_tr[keep]
+        x_tr, y_tr = x_tr.take(keep), y_tr[keep]
     if plan.standardize_inputs:
-        x_tr, x_val = _standardize(x_tr, split.x_train), _standardize(x_val, split.x_train)
+        x_tr = standardize_inputs(x_tr, split.x_train)
+        x_val = standardize_inputs(x_val, split.x_train)
     if plan.standardize_targets:
         y_tr, y_val = _standardize(y_tr, split.y_train), _standardize(y_val, split.y_train)
     loss_name, from_logits = t.loss, t.from_logits
@@ -317,12 +386,12 @@ def build_variant(subject: Subject, split: Split, plan: Plan, model: Any) -> Var
         model=model,
         optimizer=optimizer,
         loss=make_loss(loss_name, from_logits),
-        x=x_tr.astype(np.float32),
+        x=x_tr.feed(),
         y=encode_targets(y_tr, subject.task, loss_name, head.units),
         epochs=int(plan.epochs or 1),
         seed=0,
         sample_weight=weights,
-        x_val=x_val.astype(np.float32),
+        x_val=x_val.feed(),
     )
     return Variant(plan, model, job, y_val, head)
 
@@ -335,8 +404,10 @@ def initial_weights(model: Any, seed: int) -> list[np.ndarray]:
     drawn: dict[int, np.ndarray] = {}
     for k, layer in enumerate(model.layers):
         for j, variable in enumerate(layer.weights):
-            init = getattr(layer, f"{variable.name}_initializer", None)
-            if init is None or not callable(init):
+            init = _initializer_of(layer, variable)
+            if init is None:
+                if not variable.trainable:  # adapted state (carried by `carry_state`): kept
+                    drawn[id(variable)] = np.asarray(variable)
                 continue
             config = init.get_config() if hasattr(init, "get_config") else {}
             if "seed" in config:
@@ -348,7 +419,9 @@ def initial_weights(model: Any, seed: int) -> list[np.ndarray]:
     import keras
 
     keras.utils.set_random_seed(seed)
-    return keras.models.clone_model(model).get_weights()
+    clone = keras.models.clone_model(model)
+    carry_state(model, clone)
+    return clone.get_weights()
 
 
 def seeded_jobs(variant: Variant, seeds: list[int]) -> list[TrainJob]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from audit.inputs import Feed, Inputs, feed_len, feed_take
 from audit.probes.config import activation_name
 from audit.probes.outcomes import Head
 from audit.subject import Subject
@@ -54,14 +55,22 @@ def direct_forward(model: Any) -> Callable[[Any], Any] | None:
     return forward
 
 
-def predict(model: Any, x: np.ndarray, chunk: int = PREDICT_CHUNK) -> np.ndarray:
-    """Model outputs for `x` in a few large calls (never one call per sample)."""
+def to_tensors(feed: Feed) -> Any:
+    """A feed (one array, a list or a dict of arrays) as TF tensors of the same structure."""
     import tensorflow as tf
 
-    forward = direct_forward(model) if x.dtype == np.float32 else None
+    return tf.nest.map_structure(tf.constant, feed)
+
+
+def predict(model: Any, x: Inputs | Feed, chunk: int = PREDICT_CHUNK) -> np.ndarray:
+    """Model outputs for `x` (typed inputs or the feed they give) in a few large calls (never
+    one call per sample)."""
+    feed = x.feed() if isinstance(x, Inputs) else x
+    single = isinstance(feed, np.ndarray)
+    forward = direct_forward(model) if single and feed.dtype == np.float32 else None
     outputs = []
-    for start in range(0, len(x), chunk):
-        rows = tf.constant(x[start : start + chunk])
+    for start in range(0, feed_len(feed), chunk):
+        rows = to_tensors(feed_take(feed, slice(start, start + chunk)))
         out = forward(rows) if forward is not None else model(rows, training=False)
         if isinstance(out, dict):
             out = next(iter(out.values()))

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from audit.inputs import Feed, feed_len, feed_signature
+
 
 @dataclass
 class TrainJob:
@@ -38,14 +40,14 @@ class TrainJob:
     model: Any
     optimizer: Any
     loss: Any
-    x: np.ndarray
+    x: Feed  # the model's inputs as its call takes them (one array, a list or a dict)
     y: np.ndarray
     epochs: int
     seed: int
     sample_weight: np.ndarray | None = None
     shuffle: bool = True  # off only to compare with `model.fit(shuffle=False)` step for step
     weights: list[np.ndarray] | None = None
-    x_val: np.ndarray | None = None  # rows the model predicts after every chunk (validation)
+    x_val: Feed | None = None  # rows the model predicts after every chunk (validation)
 
     def start_weights(self) -> list[np.ndarray]:
         return self.weights if self.weights is not None else self.model.get_weights()
@@ -79,7 +81,7 @@ def trace_key(job: TrainJob) -> tuple[Any, ...]:
         _config_key(job.optimizer, ("name", "learning_rate")),
         type(job.loss).__name__,
         _config_key(job.loss),
-        job.x.shape[1:],
+        feed_signature(job.x),
         job.y.shape[1:],
         str(job.y.dtype),
         job.sample_weight is not None,
@@ -111,7 +113,7 @@ class _Graph:
 
         @tf.function(reduce_retracing=True)
         def run(x: Any, y: Any, w: Any, epochs: Any, epoch0: Any, seed: Any) -> Any:
-            n = tf.shape(x)[0]
+            n = tf.shape(tf.nest.flatten(x)[0])[0]
             steps = (n + batch_size - 1) // batch_size
             last = tf.constant(0.0, tf.float32)
             for e in tf.range(epochs):
@@ -122,7 +124,8 @@ class _Graph:
                 for s in tf.range(steps):
                     idx = perm[s * batch_size : (s + 1) * batch_size]
                     with tf.GradientTape() as tape:
-                        out = model(tf.gather(x, idx), training=True)
+                        rows = tf.nest.map_structure(lambda t, i=idx: tf.gather(t, i), x)
+                        out = model(rows, training=True)
                         loss = loss_fn(tf.gather(y, idx), out, sample_weight=tf.gather(w, idx))
                     grads = tape.gradient(loss, variables)
                     optimizer.apply_gradients(zip(grads, variables, strict=True))
@@ -168,9 +171,10 @@ class _Data:
     def __init__(self, job: TrainJob) -> None:
         import tensorflow as tf
 
-        self.x = tf.constant(job.x, tf.float32)
+        self.x = tf.nest.map_structure(tf.constant, job.x)
         self.y = tf.constant(job.y)
-        weights = job.sample_weight if job.sample_weight is not None else np.ones(len(job.x))
+        rows = feed_len(job.x)
+        weights = job.sample_weight if job.sample_weight is not None else np.ones(rows)
         self.w = tf.constant(weights, tf.float32)
         self.seed = tf.constant(job.seed, tf.int64)
         self.weights = job.start_weights()
