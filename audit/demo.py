@@ -50,6 +50,8 @@ def _case_entry(case: dict[str, object], folder: Path) -> dict[str, object]:
     }
     if case.get("training"):
         entry["training"] = case["training"]
+    if case.get("output"):
+        entry["output"] = case["output"]
     return entry
 
 

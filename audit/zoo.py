@@ -1,8 +1,11 @@
 """The scenario zoo: small Keras models on synthetic data, each with one known fault.
 
 Used by the demo, the tests and the benchmarks. Every model is trained the ordinary way
-(`compile` + `fit`), saved as `.keras`, with its data as Parquet (`x0..xN`, label `y`). The
-expected fault is what the scenario was built to show; the auditor must find it from evidence.
+(`compile` + `fit`) and saved. The plain MLP scenarios here save `.keras` files with their data as
+Parquet (`x0..xN`, label `y`); the production-shaped ones (`audit/zoo_shapes.py`: named inputs
+with preprocessing inside, CNN, LSTM, Conv1D, two heads, SavedModel exports) bring their own
+columns and formats. The expected fault is what the scenario was built to show; the auditor must
+find it from evidence.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from audit import faults
+from audit import faults, zoo_shapes
+from audit.zoo_shapes import Built
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,19 @@ class ZooCase:
     training: dict[str, Any]
     expected_fault: str | None
     description: str
+    output: str | None = None  # the audited head of a multi-output model
+    retrainable: bool = True  # False for a SavedModel export (inference probes only)
+    shape: str = "mlp"  # mlp | structured | cnn | text | sequence | two_heads | export
+
+    def spec_fields(self) -> dict[str, Any]:
+        """The `CaseSpec` (or manifest `cases:` entry) fields that audit this case as built:
+        its files, label, head and the training the zoo used."""
+        fields: dict[str, Any] = {"name": self.name, "model": self.model_path,
+                                  "data": self.data_path, "label": self.label,
+                                  "training": dict(self.training)}
+        if self.output is not None:
+            fields["output"] = self.output
+        return fields
 
 
 @dataclass(frozen=True)
@@ -37,7 +54,8 @@ class Scenario:
     task: str
     expected_fault: str | None
     description: str
-    build: Callable[[], tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]] = field(repr=False)
+    build: Callable[[], Any] = field(repr=False)  # -> (model, x, y, training) or `Built`
+    shape: str = "mlp"
 
 
 # ---------------------------------------------------------------- data
@@ -268,6 +286,38 @@ SCENARIOS: dict[str, Scenario] = {
                  "5% of rows with a NaN cell", regression_bad_data),
         Scenario("multiclass_undertrained", "multiclass", "undertrained",
                  "5 classes, SGD(0.01), one epoch", multiclass_undertrained),
+        Scenario("structured_healthy", "binary", None,
+                 "named inputs age/income (Normalization) and city (StringLookup), Adam",
+                 zoo_shapes.structured_healthy, "structured"),
+        Scenario("structured_lr_too_low", "binary", "lr_too_low",
+                 "the structured model under Adam(1e-6)", zoo_shapes.structured_lr_too_low,
+                 "structured"),
+        Scenario("cnn_healthy", "multiclass", None, "8x8 images, Conv2D + pooling, Adam",
+                 zoo_shapes.cnn_healthy, "cnn"),
+        Scenario("cnn_lr_too_high", "multiclass", "lr_too_high", "the CNN under SGD(20)",
+                 zoo_shapes.cnn_lr_too_high, "cnn"),
+        Scenario("text_lstm_healthy", "binary", None, "token sequences, Embedding + LSTM, Adam",
+                 zoo_shapes.text_lstm_healthy, "text"),
+        Scenario("text_lstm_lr_too_low", "binary", "lr_too_low",
+                 "the LSTM under Adam(1e-6)", zoo_shapes.text_lstm_lr_too_low, "text"),
+        Scenario("seq_conv1d_healthy", "regression", None,
+                 "two-channel sequences, Conv1D + global max pooling, Adam",
+                 zoo_shapes.seq_conv1d_healthy, "sequence"),
+        Scenario("seq_conv1d_unscaled_targets", "regression", "unscaled_targets",
+                 "the Conv1D model on targets around 30000", zoo_shapes.seq_conv1d_unscaled_targets,
+                 "sequence"),
+        Scenario("two_heads_score_healthy", "regression", None,
+                 "a two-headed model audited on its regression head",
+                 zoo_shapes.two_heads_score_healthy, "two_heads"),
+        Scenario("two_heads_risk_loss_mismatch", "multiclass", "loss_mismatch",
+                 "the same model audited on its 3-class head built as one sigmoid unit",
+                 zoo_shapes.two_heads_risk_loss_mismatch, "two_heads"),
+        Scenario("export_healthy", "binary", None,
+                 "the structured model as a SavedModel export with named inputs",
+                 zoo_shapes.export_healthy, "export"),
+        Scenario("export_flat", "binary", "flat_output",
+                 "a structured model collapsed by SGD(50), shipped as an export",
+                 zoo_shapes.export_flat, "export"),
     ]
 }
 
@@ -279,16 +329,38 @@ def build_scenario(scenario: Scenario, folder: Path) -> ZooCase:
     import pyarrow.parquet as pq
 
     keras.utils.set_random_seed(42)
-    model, x, y, training = scenario.build()
+    built = scenario.build()
+    if not isinstance(built, Built):
+        model, x, y, training = built
+        built = Built(model, {**{f"x{i}": x[:, i] for i in range(x.shape[1])}, "y": y}, "y",
+                      training)
     folder.mkdir(parents=True, exist_ok=True)
-    model_path = folder / f"{scenario.name}.keras"
-    data_path = folder / f"{scenario.name}.parquet"
-    model.save(model_path)
-    columns = {f"x{i}": x[:, i] for i in range(x.shape[1])}
-    columns["y"] = y
-    pq.write_table(pa.table(columns), data_path)
-    return ZooCase(scenario.name, str(model_path), str(data_path), "y", scenario.task,
-                   training, scenario.expected_fault, scenario.description)
+    if built.save_as == "savedmodel":
+        model_path = folder / f"{scenario.name}.savedmodel"
+        built.model.export(str(model_path), verbose=False)
+    else:
+        model_path = folder / f"{scenario.name}.keras"
+        built.model.save(model_path)
+    data_path = folder / f"{scenario.name}.{built.data_as}"
+    if built.data_as == "npz":
+        np.savez(data_path, **built.columns)
+    else:
+        pq.write_table(pa.table({k: _arrow(v) for k, v in built.columns.items()}), data_path)
+    return ZooCase(scenario.name, str(model_path), str(data_path), built.label, scenario.task,
+                   built.training, scenario.expected_fault, scenario.description,
+                   output=built.output, retrainable=built.save_as != "savedmodel",
+                   shape=scenario.shape)
+
+
+def _arrow(values: np.ndarray) -> Any:
+    """A column for Parquet: 2-D arrays become `fixed_size_list` columns (images, sequences)."""
+    import pyarrow as pa
+
+    if values.ndim == 2:
+        return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
+    if values.dtype == object:
+        return pa.array(list(values), type=pa.string())
+    return pa.array(values)
 
 
 def build_zoo(folder: Path, names: list[str] | None = None) -> list[ZooCase]:
@@ -301,5 +373,6 @@ def build_zoo(folder: Path, names: list[str] | None = None) -> list[ZooCase]:
 
 
 def covered_faults() -> set[str]:
-    """Fault codes with at least one scenario (the tests check every cause is covered)."""
-    return {s.expected_fault for s in SCENARIOS.values() if s.expected_fault} & set(faults.FAULTS)
+    """Cause codes with at least one scenario (the tests check every cause is covered)."""
+    return ({s.expected_fault for s in SCENARIOS.values() if s.expected_fault}
+            & set(faults.CAUSE_CODES))

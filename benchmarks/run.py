@@ -169,10 +169,9 @@ def quiet_tensorflow() -> Iterator[None]:
 def case_spec(case: Any) -> Any:
     """The CaseSpec of a zoo case, as the tests and probe_times build it: all probes, default
     budget, the training the zoo used."""
-    from audit.spec import CaseSpec, Training
+    from audit.spec import CaseSpec
 
-    return CaseSpec(name=case.name, model=case.model_path, data=case.data_path,
-                    label=case.label, training=Training(**case.training))
+    return CaseSpec(**case.spec_fields())
 
 
 # ---------------------------------------------------------------- perturbation (+ floor)
@@ -372,7 +371,13 @@ def one_fit(subject: Any) -> float:
     and fit, not the cloning)."""
     import keras
 
-    from audit.probes.tfutil import encode_targets, make_loss, make_optimizer, subject_head
+    from audit.probes.tfutil import (
+        encode_targets,
+        make_loss,
+        make_optimizer,
+        subject_head,
+        to_tensors,
+    )
 
     t = subject.training
     model = keras.models.clone_model(subject.model)
@@ -382,8 +387,8 @@ def one_fit(subject: Any) -> float:
         model.compile(optimizer=make_optimizer(t.optimizer, t.learning_rate, None,
                                                t.optimizer_config),
                       loss=make_loss(t.loss, t.from_logits))
-        model.fit(subject.inputs.feed(), y, epochs=t.epochs or 30, batch_size=t.batch_size,
-                  verbose=0)
+        model.fit(to_tensors(subject.inputs.feed()), y, epochs=t.epochs or 30,
+                  batch_size=t.batch_size, verbose=0)
 
     return timed(fit)[0]
 
@@ -428,9 +433,7 @@ def fleet_manifest(cases: list[Any], retrain_names: set[str], folder: Path) -> A
 
     entries = []
     for case in cases:
-        entry: dict[str, Any] = {"name": case.name, "model": case.model_path,
-                                 "data": case.data_path, "label": case.label,
-                                 "training": case.training}
+        entry: dict[str, Any] = case.spec_fields()
         if case.name in retrain_names:
             entry["probes"] = [*FLEET_PROBES, "retrain"]
         entries.append(entry)

@@ -27,14 +27,9 @@ def zoo_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 def zoo_reports(zoo_cases: dict[str, object]) -> dict[str, object]:
     """Every zoo scenario audited once with all probes and the default budget."""
     from audit.engine import audit_case
-    from audit.spec import CaseSpec, Training
+    from audit.spec import CaseSpec
 
-    reports = {}
-    for name, case in zoo_cases.items():
-        spec = CaseSpec(name=name, model=case.model_path, data=case.data_path, label=case.label,
-                        training=Training(**case.training))
-        reports[name] = audit_case(spec)
-    return reports
+    return {name: audit_case(CaseSpec(**case.spec_fields())) for name, case in zoo_cases.items()}
 
 
 # ---------------------------------------------------------------- fleet, reports, cli (issue 3)

@@ -12,7 +12,7 @@ def _stacks() -> dict[str, object]:
     import keras
 
     keras.utils.set_random_seed(3)
-    L = keras.layers  # noqa: N806
+    L = keras.layers
     return {
         "tanh_relu_sigmoid": keras.Sequential([keras.Input((5,)), L.Dense(7, activation="tanh"),
                                                L.Dense(6, activation="relu"),

@@ -11,7 +11,7 @@ import pytest
 import audit.probes as probes_pkg
 from audit import probes
 from audit.engine import probe_settings
-from audit.spec import Budget, CaseSpec, Training
+from audit.spec import Budget, CaseSpec
 from audit.subject import load_subject
 
 HELPER_MODULES = {"base", "ensemble", "outcomes", "tfutil", "trainer"}
@@ -35,9 +35,7 @@ def test_unknown_probe_lists_the_valid_ones() -> None:
 @pytest.fixture(scope="module")
 def subject(zoo_cases: dict) -> object:
     case = zoo_cases["regression_unscaled_targets"]
-    spec = CaseSpec(name=case.name, model=case.model_path, data=case.data_path, label="y",
-                    training=Training(**case.training))
-    return load_subject(spec)
+    return load_subject(CaseSpec(**case.spec_fields()))
 
 
 @pytest.mark.parametrize("name", list(probes.PROBES))

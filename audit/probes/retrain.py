@@ -23,9 +23,12 @@ from audit.probes.base import NotApplicable, ProbeSettings, finite_rows, sample_
 from audit.probes.config import SATURATING, TYPICAL_LR, head_problem, weighted_layers
 from audit.probes.outcomes import Head
 from audit.probes.tfutil import (
+    carry_state,
+    clone_with_state,
     encode_targets,
     fitting_loss,
     head_of,
+    initializer_of,
     make_loss,
     make_optimizer,
     predict,
@@ -247,29 +250,6 @@ def _clone(model: Any, architecture: str) -> Any:
     return clone
 
 
-def carry_state(source: Any, clone: Any) -> None:
-    """Give `clone` the state training does not learn: lookup vocabularies and adapted
-    statistics (`Normalization` mean and variance): a retrained clone keeps the model's own
-    preprocessing, as a fresh `fit` would."""
-    originals = {layer.name: layer for layer in source.layers}
-    for layer in clone.layers:
-        original = originals.get(layer.name)
-        if original is None or type(original) is not type(layer):
-            continue
-        if hasattr(original, "get_vocabulary") and hasattr(layer, "set_vocabulary"):
-            vocabulary = original.get_vocabulary()
-            if vocabulary != layer.get_vocabulary():
-                layer.set_vocabulary(vocabulary)
-        for mine, theirs in zip(layer.weights, original.weights, strict=False):
-            if not mine.trainable and _initializer_of(layer, mine) is None \
-                    and tuple(mine.shape) == tuple(theirs.shape):
-                mine.assign(theirs)
-
-
-def _initializer_of(layer: Any, variable: Any) -> Any:
-    """The initializer a layer names for one of its weights (`<weight>_initializer`), if any."""
-    init = getattr(layer, f"{variable.name}_initializer", None)
-    return init if callable(init) else None
 
 
 def _with_head(model: Any, units: int, activation: str) -> Any:
@@ -404,7 +384,7 @@ def initial_weights(model: Any, seed: int) -> list[np.ndarray]:
     drawn: dict[int, np.ndarray] = {}
     for k, layer in enumerate(model.layers):
         for j, variable in enumerate(layer.weights):
-            init = _initializer_of(layer, variable)
+            init = initializer_of(layer, variable)
             if init is None:
                 if not variable.trainable:  # adapted state (carried by `carry_state`): kept
                     drawn[id(variable)] = np.asarray(variable)
@@ -419,9 +399,7 @@ def initial_weights(model: Any, seed: int) -> list[np.ndarray]:
     import keras
 
     keras.utils.set_random_seed(seed)
-    clone = keras.models.clone_model(model)
-    carry_state(model, clone)
-    return clone.get_weights()
+    return clone_with_state(model).get_weights()
 
 
 def seeded_jobs(variant: Variant, seeds: list[int]) -> list[TrainJob]:

@@ -78,6 +78,45 @@ def predict(model: Any, x: Inputs | Feed, chunk: int = PREDICT_CHUNK) -> np.ndar
     return np.concatenate(outputs, axis=0) if outputs else np.zeros((0, 1), np.float32)
 
 
+def carry_state(source: Any, clone: Any) -> None:
+    """Give `clone` the state training does not learn: lookup vocabularies and adapted
+    statistics (`Normalization` mean and variance): a retrained clone keeps the model's own
+    preprocessing, as a fresh `fit` would."""
+    originals = {layer.name: layer for layer in source.layers}
+    for layer in clone.layers:
+        original = originals.get(layer.name)
+        if original is None or type(original) is not type(layer):
+            continue
+        if hasattr(original, "get_vocabulary") and hasattr(layer, "set_vocabulary"):
+            vocabulary = original.get_vocabulary()
+            if vocabulary != layer.get_vocabulary():
+                layer.set_vocabulary(vocabulary)
+        carried = False
+        for mine, theirs in zip(layer.weights, original.weights, strict=False):
+            if not mine.trainable and initializer_of(layer, mine) is None \
+                    and tuple(mine.shape) == tuple(theirs.shape):
+                mine.assign(theirs)
+                carried = True
+        if carried and hasattr(layer, "finalize_state"):
+            layer.finalize_state()  # Normalization computes its mean/variance tensors here
+
+
+def initializer_of(layer: Any, variable: Any) -> Any:
+    """The initializer a layer names for one of its weights (`<weight>_initializer`), if any."""
+    init = getattr(layer, f"{variable.name}_initializer", None)
+    return init if callable(init) else None
+
+
+def clone_with_state(model: Any) -> Any:
+    """`keras.models.clone_model` that keeps the model's preprocessing state (see
+    `carry_state`): a plain clone has empty lookup tables and zero normalization statistics."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    carry_state(model, clone)
+    return clone
+
+
 def make_loss(name: str, from_logits: bool = False) -> Any:
     """A Keras loss object for a canonical loss name."""
     import keras

@@ -96,10 +96,11 @@ class _Graph:
     Keras layers again)."""
 
     def __init__(self, first: TrainJob, batch_size: int) -> None:
-        import keras
         import tensorflow as tf
 
-        model = keras.models.clone_model(first.model)
+        from audit.probes.tfutil import clone_with_state
+
+        model = clone_with_state(first.model)
         optimizer = type(first.optimizer).from_config(first.optimizer.get_config())
         optimizer.build(model.trainable_variables)
         loss_fn = first.loss
