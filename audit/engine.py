@@ -45,6 +45,7 @@ def audit_case(spec: CaseSpec) -> CaseReport:
         report.status, report.verdict, report.error = "error", "error", str(exc)
     else:
         report.task = subject.task
+        report.output = subject.output_name
         results = run_probes(spec, subject)
         diagnosis = diagnose(results, subject.task)
         report.verdict = diagnosis.verdict

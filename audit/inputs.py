@@ -75,9 +75,18 @@ class ModelInput:
         return "numeric"
 
     @property
-    def normalized(self) -> bool:
+    def opaque(self) -> bool:
+        """True when a SavedModel signature reads this input: what it does inside is unseen."""
+        return any(cls.__name__ == "TFSMLayer" for layer in self.consumers
+                   for cls in type(layer).__mro__)
+
+    @property
+    def normalized(self) -> bool | None:
         """True when the model scales this input itself (a `Normalization` layer, a leading
-        `BatchNormalization`, `Rescaling`) or reads it as categories."""
+        `BatchNormalization`, `Rescaling`) or reads it as categories; None when that cannot be
+        seen (a SavedModel)."""
+        if self.opaque:
+            return None
         return bool(self.consumer_types & (SCALING_LAYERS | LOOKUP_LAYERS))
 
     def vocabulary(self) -> set[Any] | None:
@@ -152,7 +161,7 @@ class InputArray:
     kind: InputKind
     values: np.ndarray
     columns: tuple[str, ...]
-    normalized: bool = False  # the model scales or looks up this input itself
+    normalized: bool | None = False  # the model scales it itself (None: cannot be seen)
 
     @property
     def is_float(self) -> bool:

@@ -184,7 +184,7 @@ def _lstm() -> Any:
 def text_lstm_healthy() -> Built:
     import keras
 
-    x, y = _tokens(1000, seed=41)
+    x, y = _tokens(600, seed=41)
     model = _lstm()
     training = _fit(model, x, y, keras.optimizers.Adam(0.02), "binary_crossentropy", 15)
     return Built(model, {"tokens": x, "y": y}, "y", training, data_as="npz")
@@ -193,7 +193,7 @@ def text_lstm_healthy() -> Built:
 def text_lstm_lr_too_low() -> Built:
     import keras
 
-    x, y = _tokens(1000, seed=42)
+    x, y = _tokens(600, seed=42)
     model = _lstm()
     training = _fit(model, x, y, keras.optimizers.Adam(1e-6), "binary_crossentropy", 15)
     return Built(model, {"tokens": x, "y": y}, "y", training, data_as="npz")
@@ -237,7 +237,7 @@ def seq_conv1d_unscaled_targets() -> Built:
     x, y = _sequences(800, seed=52)
     y = (y * 2000 + 30000).astype(np.float32)
     model = _conv1d()
-    training = _fit(model, x, y, keras.optimizers.Adam(1e-3), "mse", 15)
+    training = _fit(model, x, y, keras.optimizers.Adam(0.01), "mse", 15)
     return Built(model, {"signal": x.reshape(len(x), -1), "y": y}, "y", training)
 
 

@@ -7,7 +7,8 @@ import pytest
 from audit import faults
 from audit.zoo import SCENARIOS, covered_faults
 
-FAULTY = [name for name, s in SCENARIOS.items() if s.expected_fault]
+FAULTY = [name for name, s in SCENARIOS.items() if s.expected_fault and s.shape != "export"]
+EXPORTS_FLAT = [name for name, s in SCENARIOS.items() if s.expected_fault and s.shape == "export"]
 HEALTHY = [name for name, s in SCENARIOS.items() if not s.expected_fault]
 
 
@@ -34,6 +35,26 @@ def test_primary_fault_is_the_scenarios_fault(name: str, zoo_reports: dict) -> N
     assert len(primary.evidence["skill_with_change"]) == 3
     assert primary.evidence["seeds_won"] >= 0.66
     assert "retrained clone reached" in primary.recommendation
+
+
+@pytest.mark.parametrize("name", EXPORTS_FLAT)
+def test_a_flat_export_is_flat_with_no_invented_cause(name: str, zoo_reports: dict) -> None:
+    """A SavedModel cannot be retrained and hides its head: the audit says flat, blames no
+    static guess (its inputs' scaling is unseen) and says retraining was not possible."""
+    report = zoo_reports[name]
+    assert report.status == "ok", report.error
+    assert (report.verdict, report.primary_fault) == ("flat", "flat_output")
+    assert [f.fault for f in report.findings if f.severity != "info"] == ["flat_output"]
+    statuses = {m.probe: m.detail for m in report.metrics if m.metric == "duration_s"}
+    assert statuses["retrain"] == "not_applicable"
+
+
+def test_every_production_shape_has_a_healthy_and_a_faulty_scenario() -> None:
+    shapes = {s.shape for s in SCENARIOS.values()} - {"mlp"}
+    assert shapes == {"structured", "cnn", "text", "sequence", "two_heads", "export"}
+    for shape in shapes:
+        faults_seen = {s.expected_fault for s in SCENARIOS.values() if s.shape == shape}
+        assert None in faults_seen and len(faults_seen) >= 2, shape
 
 
 @pytest.mark.parametrize("name", HEALTHY)

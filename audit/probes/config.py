@@ -85,11 +85,12 @@ def run(subject: Subject, settings: ConfigSettings) -> ProbeResult:
     t = subject.training
     layers = weighted_layers(subject.model)
     acts = [activation_name(layer) for layer in layers[:-1]]
-    problem = head_problem(subject)
+    # a SavedModel keeps no loss and hides its head's activation: nothing to check
+    problem = head_problem(subject) if subject.retrainable else None
     typical = TYPICAL_LR.get(t.optimizer, 1e-3)
     metrics = {
         "output_units": float(subject.n_outputs),
-        "loss_fits_labels": 0.0 if problem else 1.0,
+        "loss_fits_labels": (0.0 if problem else 1.0) if subject.retrainable else float("nan"),
         "learning_rate": t.learning_rate,
         "lr_log10_vs_typical": math.log10(t.learning_rate / typical),
         "optimizer_is_sgd": 1.0 if t.optimizer == "sgd" else 0.0,

@@ -38,7 +38,7 @@ def _scale_stats(subject: Subject,
         names.extend(name if isinstance(name, list) else [name])
 
     for array in subject.inputs.arrays:
-        if not array.is_float or array.normalized:
+        if not array.is_float or array.normalized is not False:
             continue
         if array.kind == "numeric":
             block = array.values.reshape(n, -1).astype(np.float64)
@@ -105,6 +105,9 @@ def run(subject: Subject, settings: DataSettings) -> ProbeResult:
         "rows_in_file": float(subject.rows_in_file or len(y)),
         "features": float(len(subject.inputs.features)),
         "inputs": float(len(subject.inputs.arrays)),
+        # a SavedModel may scale its inputs inside, unseen: their scale is not judged
+        "inputs_of_unseen_scaling": float(sum(a.normalized is None and a.is_float
+                                              for a in subject.inputs.arrays)),
         "nan_cells": float(np.isnan(cells).sum()),
         "inf_cells": float(np.isinf(cells).sum()),
         "malformed_cells": float(subject.malformed_cells),

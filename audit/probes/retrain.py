@@ -175,7 +175,8 @@ def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> 
         present = counts[counts > 0]
         if len(present) >= 2 and present.min() / present.max() <= 0.5:
             plans.append(Plan("class_weights", "balanced class weights", class_weights=True))
-    hidden = [getattr(layer, "activation", None) for layer in weighted_layers(subject.model)[:-1]]
+    hidden = [getattr(layer, "activation", None) for layer in weighted_layers(subject.model)[:-1]
+              if not hasattr(layer, "cell")]  # a recurrent layer's tanh gates are its design
     names = {getattr(a, "__name__", "") for a in hidden}
     if names & (SATURATING | {"relu"}):
         plans.append(Plan("nonsaturating", "hidden sigmoid/tanh -> ReLU, ReLU -> LeakyReLU",
@@ -229,7 +230,8 @@ def _clone(model: Any, architecture: str) -> Any:
                 config["kernel_initializer"] = "glorot_uniform"
             if "bias_initializer" in config:
                 config["bias_initializer"] = "zeros"
-        elif architecture == "nonsaturating" and layer.name != last:
+        elif architecture == "nonsaturating" and layer.name != last and not hasattr(layer,
+                                                                                  "cell"):
             act = config.get("activation")
             if act in SATURATING:
                 config["activation"] = "relu"
@@ -273,7 +275,7 @@ def _with_head(model: Any, units: int, activation: str) -> Any:
 def scalable_inputs(x: Inputs) -> list[InputArray]:
     """Inputs a standardization counterfactual may change: numeric columns and tensors the
     model does not already scale itself (categories and token ids are never scaled)."""
-    return [a for a in x.arrays if a.is_float and not a.normalized]
+    return [a for a in x.arrays if a.is_float and a.normalized is False]
 
 
 def _moments(array: InputArray) -> tuple[np.ndarray, np.ndarray]:
