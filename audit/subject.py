@@ -6,7 +6,6 @@ Every failure raises `SubjectError` with one line that says what and where.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from audit.inputs import (
     input_structure,
     model_inputs,
 )
+from audit.keras_vocab import REGRESSION_LOSSES, canonical_loss
 from audit.locations import LocationError, local_copy
 from audit.spec import CaseSpec, Task
 from audit.tables import TableError, column_names, read_table
@@ -30,7 +30,6 @@ LABEL_CANDIDATES = ("label", "target", "y")
 MAX_CLASSES = 50
 MIN_ROWS = 20  # fewer usable rows than this support no conclusion
 MIN_ROWS_PER_CLASS = 3  # a label whose every class has fewer rows is an id, not a class
-_REGRESSION_LOSSES = {"mse", "mae", "huber", "log_cosh", "msle", "mape"}
 
 
 class SubjectError(ValueError):
@@ -415,7 +414,7 @@ def infer_task(y: np.ndarray, model: Any = None) -> Task:
         return "binary"
     if model is not None and _has_linear_single_output(model):
         loss = _compiled_loss_name(model)[0]
-        if loss in _REGRESSION_LOSSES:
+        if loss in REGRESSION_LOSSES:
             return "regression"
     return "multiclass"
 
@@ -454,31 +453,6 @@ def _has_linear_single_output(model: Any) -> bool:
     last = model.layers[-1] if model.layers else None
     activation = getattr(getattr(last, "activation", None), "__name__", "linear")
     return int(model.outputs[0].shape[-1] or 1) == 1 and activation == "linear"
-
-
-_LOSS_ALIASES = {
-    "mean_squared_error": "mse",
-    "meansquarederror": "mse",
-    "mean_absolute_error": "mae",
-    "meanabsoluteerror": "mae",
-    "mean_squared_logarithmic_error": "msle",
-    "mean_absolute_percentage_error": "mape",
-    "binarycrossentropy": "binary_crossentropy",
-    "binaryfocalcrossentropy": "binary_crossentropy",
-    "categoricalcrossentropy": "categorical_crossentropy",
-    "sparsecategoricalcrossentropy": "sparse_categorical_crossentropy",
-    "huber_loss": "huber",
-    "logcosh": "log_cosh",
-    "hinge": "hinge",
-    "squared_hinge": "hinge",
-    "squaredhinge": "hinge",
-}
-
-
-def canonical_loss(name: str) -> str:
-    """`mean_squared_error`, `MeanSquaredError` and `mse` are all `mse`."""
-    key = re.sub(r"[^a-z_]", "", name.lower())
-    return _LOSS_ALIASES.get(key, _LOSS_ALIASES.get(key.replace("_", ""), key))
 
 
 def _compiled_loss_name(model: Any, head: int = 0,

@@ -64,3 +64,17 @@ def test_a_raising_probe_becomes_an_error_result(subject: object) -> None:
 
     result = probes.run_probe(probes.Probe("broken", broken, probes.ProbeSettings, "x"), subject)
     assert result.status == "error" and result.error == "RuntimeError: boom second line"
+
+
+def test_every_saturating_activation_has_its_derivative() -> None:
+    """The vocabulary lives once (audit/keras_vocab.py); the activations probe can measure
+    saturation for every activation the retrain probe would replace."""
+    import numpy as np
+
+    from audit import keras_vocab
+    from audit.probes import activations
+
+    assert set(activations.DERIVATIVE_RATIO) == set(keras_vocab.SATURATING)
+    centre = {"sigmoid": 0.5, "tanh": 0.0, "softsign": 0.0, "hard_sigmoid": 0.5}
+    for name, derivative in activations.DERIVATIVE_RATIO.items():
+        assert float(derivative(np.array([centre[name]]))[0]) == 1.0, name

@@ -7,14 +7,11 @@ from typing import Any
 import numpy as np
 
 from audit.inputs import input_struct
+from audit.keras_vocab import RELU_LIKE, SATURATING, activation_name, is_recurrent
 from audit.probes.base import ProbeSettings, finite_rows, sample_rows
-from audit.probes.config import activation_name
 from audit.probes.tfutil import to_tensors
 from audit.results import ProbeResult
 from audit.subject import Subject
-
-RELU_LIKE = {"relu", "relu6"}
-SATURATING = {"sigmoid", "tanh", "hard_sigmoid"}
 
 
 class ActivationSettings(ProbeSettings):
@@ -26,13 +23,18 @@ class ActivationSettings(ProbeSettings):
     saturated_rows: float = 0.9
 
 
+#: each saturating activation's derivative from its output, as a share of its peak derivative
+DERIVATIVE_RATIO = {
+    "sigmoid": lambda out: out * (1 - out) / 0.25,
+    "tanh": lambda out: 1 - out**2,
+    "softsign": lambda out: (1 - np.abs(out)) ** 2,  # x / (1 + |x|)
+    "hard_sigmoid": lambda out: ((out > 0) & (out < 1)).astype(np.float32),
+}
+
+
 def _derivative_ratio(activation: str, out: np.ndarray) -> np.ndarray:
     """The activation's derivative at each output, as a share of its peak derivative."""
-    if activation == "sigmoid":
-        return out * (1 - out) / 0.25
-    if activation == "tanh":
-        return 1 - out**2
-    return ((out > 0) & (out < 1)).astype(np.float32)  # hard_sigmoid
+    return DERIVATIVE_RATIO[activation](out)
 
 
 def hidden_layers(model: Any) -> list[tuple[Any, str]]:
@@ -41,7 +43,7 @@ def hidden_layers(model: Any) -> list[tuple[Any, str]]:
     nothing of one; the output layer is excluded)."""
     layers = []
     for layer in model.layers[:-1]:
-        if hasattr(layer, "cell"):
+        if is_recurrent(layer):
             continue
         name = activation_name(layer)
         if name in RELU_LIKE | SATURATING:

@@ -3,37 +3,24 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
+from audit.keras_vocab import (
+    BINARY_LOSSES,
+    CATEGORICAL_LOSSES,
+    REGRESSION_LOSSES,
+    RELU_LIKE,
+    SATURATING,
+    activation_name,
+    typical_lr,
+    weighted_layers,
+)
 from audit.probes.base import ProbeSettings
 from audit.results import ProbeResult
 from audit.subject import Subject
 
-REGRESSION_LOSSES = {"mse", "mae", "huber", "log_cosh", "msle", "mape"}
-BINARY_LOSSES = {"binary_crossentropy", "hinge"}
-CATEGORICAL_LOSSES = {"categorical_crossentropy", "sparse_categorical_crossentropy"}
-SATURATING = {"sigmoid", "tanh", "hard_sigmoid", "softsign"}
-RELU_LIKE = {"relu", "relu6"}
-#: the learning rate each optimizer family is usually run at; the probe reports the log10 ratio
-TYPICAL_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "nadam": 1e-3,
-              "adamax": 2e-3, "adagrad": 1e-2, "adadelta": 1.0, "ftrl": 1e-2, "lion": 1e-4}
-
 
 class ConfigSettings(ProbeSettings):
     pass
-
-
-def activation_name(layer: Any) -> str | None:
-    """The name of a layer's activation function, or None when it has none."""
-    fn = getattr(layer, "activation", None)
-    if fn is None:
-        return None
-    name = getattr(fn, "__name__", None) or type(fn).__name__
-    return name.lower()
-
-
-def weighted_layers(model: Any) -> list[Any]:
-    return [layer for layer in model.layers if layer.trainable_weights]
 
 
 def head_problem(subject: Subject) -> str | None:
@@ -87,7 +74,7 @@ def run(subject: Subject, settings: ConfigSettings) -> ProbeResult:
     acts = [activation_name(layer) for layer in layers[:-1]]
     # a SavedModel keeps no loss and hides its head's activation: nothing to check
     problem = head_problem(subject) if subject.retrainable else None
-    typical = TYPICAL_LR.get(t.optimizer, 1e-3)
+    typical = typical_lr(t.optimizer)
     metrics = {
         "output_units": float(subject.n_outputs),
         "loss_fits_labels": (0.0 if problem else 1.0) if subject.retrainable else float("nan"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from audit.keras_vocab import weighted_layers
 from audit.probes.base import ProbeSettings, finite_rows, sample_rows
-from audit.probes.config import weighted_layers
 from audit.probes.tfutil import encode_targets, make_loss, subject_head, to_tensors
 from audit.results import ProbeResult
 from audit.subject import Subject

@@ -18,9 +18,17 @@ from typing import Any
 import numpy as np
 
 from audit.inputs import InputArray, Inputs, input_struct
+from audit.keras_vocab import (
+    ADAPTIVE_OPTIMIZERS,
+    DEFAULT_KERNEL_INITS,
+    SATURATING,
+    is_recurrent,
+    typical_lr,
+    weighted_layers,
+)
 from audit.probes import outcomes
 from audit.probes.base import NotApplicable, ProbeSettings, finite_rows, sample_rows
-from audit.probes.config import SATURATING, TYPICAL_LR, head_problem, weighted_layers
+from audit.probes.config import head_problem
 from audit.probes.outcomes import Head
 from audit.probes.tfutil import (
     carry_state,
@@ -37,10 +45,6 @@ from audit.probes.tfutil import (
 from audit.probes.trainer import TrainJob, TrainLog, train_together
 from audit.results import ProbeResult
 from audit.subject import Subject
-
-ADAPTIVE = {"adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta", "lion", "ftrl"}
-DEFAULT_KERNEL_INITS = {"glorotuniform", "glorotnormal", "heuniform", "henormal",
-                        "lecununiform", "lecunnormal", "orthogonal", "variancescaling"}
 
 
 class RetrainSettings(ProbeSettings):
@@ -101,10 +105,6 @@ class Variant:
 # ---------------------------------------------------------------- planning
 
 
-def typical_lr(optimizer: str) -> float:
-    return TYPICAL_LR.get(optimizer, 1e-3)
-
-
 def lr_ladder(optimizer: str, lr: float) -> list[float]:
     """Two learning rates to try: toward the family's typical rate, or one decade each way."""
     typical = typical_lr(optimizer)
@@ -163,7 +163,7 @@ def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> 
         direction = "up" if ratio > 1 else "down"
         plans.append(Plan(f"lr_{direction}_x{ratio:.3g}",
                           f"learning rate {t.learning_rate:.3g} -> {lr:.3g}", learning_rate=lr))
-    if t.optimizer not in ADAPTIVE:
+    if t.optimizer not in ADAPTIVE_OPTIMIZERS:
         plans.append(Plan("adam", f"{t.optimizer} -> Adam(1e-3)", optimizer="adam",
                           learning_rate=1e-3))
     if head_problem(subject) is not None:
@@ -176,7 +176,7 @@ def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> 
         if len(present) >= 2 and present.min() / present.max() <= 0.5:
             plans.append(Plan("class_weights", "balanced class weights", class_weights=True))
     hidden = [getattr(layer, "activation", None) for layer in weighted_layers(subject.model)[:-1]
-              if not hasattr(layer, "cell")]  # a recurrent layer's tanh gates are its design
+              if not is_recurrent(layer)]
     names = {getattr(a, "__name__", "") for a in hidden}
     if names & (SATURATING | {"relu"}):
         plans.append(Plan("nonsaturating", "hidden sigmoid/tanh -> ReLU, ReLU -> LeakyReLU",
@@ -230,8 +230,7 @@ def _clone(model: Any, architecture: str) -> Any:
                 config["kernel_initializer"] = "glorot_uniform"
             if "bias_initializer" in config:
                 config["bias_initializer"] = "zeros"
-        elif architecture == "nonsaturating" and layer.name != last and not hasattr(layer,
-                                                                                  "cell"):
+        elif architecture == "nonsaturating" and layer.name != last and not is_recurrent(layer):
             act = config.get("activation")
             if act in SATURATING:
                 config["activation"] = "relu"

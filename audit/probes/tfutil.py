@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from audit.inputs import Feed, Inputs, feed_len, feed_take
-from audit.probes.config import activation_name
+from audit.keras_vocab import activation_name
 from audit.probes.outcomes import Head
 from audit.subject import Subject
 

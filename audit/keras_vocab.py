@@ -1,0 +1,96 @@
+"""One home for the Keras vocabularies the probes share: loss families and their aliases,
+optimizer families and their typical learning rates, activation families, default
+initializers, and the small model introspection the probes need (activation names, weighted
+layers). Each list lives here once, so the probes cannot drift apart.
+
+No TensorFlow import: everything reads names and layer attributes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = [
+    "ADAPTIVE_OPTIMIZERS",
+    "BINARY_LOSSES",
+    "CATEGORICAL_LOSSES",
+    "DEFAULT_KERNEL_INITS",
+    "REGRESSION_LOSSES",
+    "RELU_LIKE",
+    "SATURATING",
+    "TYPICAL_LR",
+    "activation_name",
+    "canonical_loss",
+    "is_recurrent",
+    "typical_lr",
+    "weighted_layers",
+]
+
+REGRESSION_LOSSES = frozenset({"mse", "mae", "huber", "log_cosh", "msle", "mape"})
+BINARY_LOSSES = frozenset({"binary_crossentropy", "hinge"})
+CATEGORICAL_LOSSES = frozenset({"categorical_crossentropy", "sparse_categorical_crossentropy"})
+
+#: activations with flat tails, where units saturate and gradients vanish
+SATURATING = frozenset({"sigmoid", "tanh", "hard_sigmoid", "softsign"})
+RELU_LIKE = frozenset({"relu", "relu6"})
+
+#: the learning rate each optimizer family is usually run at
+TYPICAL_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "nadam": 1e-3,
+              "adamax": 2e-3, "adagrad": 1e-2, "adadelta": 1.0, "ftrl": 1e-2, "lion": 1e-4}
+#: optimizer families that adapt each weight's step (plain SGD does not)
+ADAPTIVE_OPTIMIZERS = frozenset({"adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad",
+                                 "adadelta", "lion", "ftrl"})
+
+#: Keras' usual kernel initializers (class names, lowercase, no underscores)
+DEFAULT_KERNEL_INITS = frozenset({"glorotuniform", "glorotnormal", "heuniform", "henormal",
+                                  "lecununiform", "lecunnormal", "orthogonal",
+                                  "variancescaling"})
+
+
+def typical_lr(optimizer: str) -> float:
+    return TYPICAL_LR.get(optimizer, 1e-3)
+
+
+LOSS_ALIASES = {
+    "mean_squared_error": "mse",
+    "meansquarederror": "mse",
+    "mean_absolute_error": "mae",
+    "meanabsoluteerror": "mae",
+    "mean_squared_logarithmic_error": "msle",
+    "mean_absolute_percentage_error": "mape",
+    "binarycrossentropy": "binary_crossentropy",
+    "binaryfocalcrossentropy": "binary_crossentropy",
+    "categoricalcrossentropy": "categorical_crossentropy",
+    "sparsecategoricalcrossentropy": "sparse_categorical_crossentropy",
+    "huber_loss": "huber",
+    "logcosh": "log_cosh",
+    "hinge": "hinge",
+    "squared_hinge": "hinge",
+    "squaredhinge": "hinge",
+}
+
+
+def canonical_loss(name: str) -> str:
+    """`mean_squared_error`, `MeanSquaredError` and `mse` are all `mse`."""
+    key = re.sub(r"[^a-z_]", "", name.lower())
+    return LOSS_ALIASES.get(key, LOSS_ALIASES.get(key.replace("_", ""), key))
+
+
+def activation_name(layer: Any) -> str | None:
+    """The name of a layer's activation function, or None when it has none."""
+    fn = getattr(layer, "activation", None)
+    if fn is None:
+        return None
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    return name.lower()
+
+
+def weighted_layers(model: Any) -> list[Any]:
+    """The layers that train (a `Normalization` or a lookup has no trainable weights)."""
+    return [layer for layer in model.layers if layer.trainable_weights]
+
+
+def is_recurrent(layer: Any) -> bool:
+    """An RNN layer (LSTM, GRU, SimpleRNN): its tanh/sigmoid gates are its design."""
+    return hasattr(layer, "cell")
