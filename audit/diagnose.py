@@ -28,6 +28,7 @@ class Thresholds:
 
     flat_spread: float = 0.1  # output spread / label spread below this: the output is flat
     poor_skill: float = 0.5  # skill over the trivial predictor below this: underperforming
+    clear_skill: float = 0.1  # a healthy model's skill is at least this (Deepchecks' gain bar)
     restored_skill: float = 0.3  # a counterfactual must reach at least this skill...
     restored_share: float = 0.6  # ...and this share of the best variant's skill
     min_effect: float = 0.2  # mean skill gain over the baseline (skills clipped to [-1, 1])
@@ -369,10 +370,33 @@ def diagnose(results: dict[str, ProbeResult], task: str,
                                        faults.get("flat_output").fix))
     elif primary is not None and poor:
         verdict, primary_fault = "impaired", primary.fault
+    elif math.isfinite(skill) and skill < th.clear_skill:
+        # no skill is never healthy, even when no probe can name a cause
+        verdict, primary_fault = "impaired", "no_skill"
+        findings.insert(0, Finding("no_skill", "critical", 0.8, False, "sensitivity",
+                                   {"model_skill": _jsonable(skill),
+                                    "model_spread_ratio": _jsonable(spread),
+                                    "not_tried": _not_tried(results),
+                                    "ruled_out": [o.name for o in outcomes]},
+                                   faults.get("no_skill").fix))
     else:
         verdict, primary_fault = "healthy", None
         findings = [dataclasses.replace(f, severity="info") for f in findings]
     return Diagnosis(verdict, primary_fault, findings)
+
+
+def _not_tried(results: dict[str, ProbeResult]) -> str:
+    """Why the counterfactuals could not speak, in a few words ('' when they ran)."""
+    retrain = results.get("retrain")
+    if retrain is None:
+        return "retraining was not asked for (the retrain probe is off)"
+    if retrain.status != "ok":
+        return f"retraining could not run: {retrain.error}"
+    if retrain.get("counterfactuals_skipped") == 1:
+        return "retraining was skipped: the model did well on the retrain validation rows"
+    if retrain.get("time_budget_hit") == 1:
+        return "the retrain time budget ran out before every change was tried"
+    return ""
 
 
 _PROBE_OF = {"bad_data": "data", "class_imbalance": "data", "unscaled_inputs": "data",
@@ -380,7 +404,7 @@ _PROBE_OF = {"bad_data": "data", "class_imbalance": "data", "unscaled_inputs": "
              "lr_too_high": "config", "optimizer_stalled": "config", "undertrained": "config",
              "dead_relu": "activations", "saturated_activations": "activations",
              "vanishing_gradient": "gradients", "exploding_gradient": "gradients",
-             "flat_output": "sensitivity"}
+             "flat_output": "sensitivity", "no_skill": "sensitivity"}
 
 
 def _probe_of(fault: str) -> str:

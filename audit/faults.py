@@ -98,11 +98,21 @@ _FAULT_LIST = [
         "Inspect the data pipeline and architecture by hand; the evidence lists what was "
         "ruled out.",
     ),
+    Fault(
+        "no_skill",
+        "The output moves with the input but predicts the label no better than the trivial "
+        "predictor (the mean, the majority class), and no probe could name a cause.",
+        "Check that labels and inputs match row for row and carry signal; retrain from the "
+        ".keras/.h5 file to let the audit test causes; the evidence says what could not be "
+        "tried.",
+    ),
 ]
 
 FAULTS: dict[str, Fault] = {fault.code: fault for fault in _FAULT_LIST}
 FAULT_CODES: tuple[str, ...] = tuple(FAULTS)
-CAUSE_CODES: tuple[str, ...] = tuple(code for code in FAULTS if code != "flat_output")
+#: symptoms name what is wrong when no cause could be named; every other code is a cause
+SYMPTOM_CODES: tuple[str, ...] = ("flat_output", "no_skill")
+CAUSE_CODES: tuple[str, ...] = tuple(code for code in FAULTS if code not in SYMPTOM_CODES)
 
 
 def get(code: str) -> Fault:

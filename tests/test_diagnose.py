@@ -100,3 +100,18 @@ def test_without_retraining_a_strong_static_signal_is_an_unconfirmed_warning() -
     d = diagnose(results, "regression")
     assert (d.verdict, d.primary_fault) == ("impaired", "dead_relu")
     assert not d.findings[0].confirmed and d.findings[0].confidence < 0.6
+
+
+def test_no_skill_is_never_healthy_even_when_no_probe_names_a_cause() -> None:
+    """A SavedModel with negative skill whose output moves (it cannot be retrained): impaired,
+    with a finding that says what could not be tried."""
+    results = {"data": data(), "sensitivity": sensitivity(-0.4, 0.25),
+               "retrain": ProbeResult("retrain", status="not_applicable",
+                                      error="retraining needs a .keras or .h5 model")}
+    d = diagnose(results, "regression")
+    assert (d.verdict, d.primary_fault) == ("impaired", "no_skill")
+    top = d.findings[0]
+    assert top.fault == "no_skill" and top.severity == "critical" and not top.confirmed
+    assert "retraining could not run: retraining needs a .keras" in top.evidence["not_tried"]
+    skilled = {"data": data(), "sensitivity": sensitivity(0.3, 0.6)}
+    assert diagnose(skilled, "regression").verdict == "healthy"  # clearly above trivial
