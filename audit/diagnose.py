@@ -123,18 +123,23 @@ def counterfactual_outcomes(retrain: ProbeResult, original: float,
                             th: Thresholds = THRESHOLDS) -> list[Outcome]:
     """Each counterfactual's outcome against the baseline, seed by seed."""
     variants = retrain.details.get("variants", {})
-    per_seed: dict[str, list[float]] = {}
+    per_seed: dict[str, dict[str, float]] = {}
     for key, value in retrain.metrics.items():
-        name, _, rest = key.partition(".skill.seed")
-        if rest:
-            per_seed.setdefault(name, []).append(_clip(value))
-    base = per_seed.get("baseline")
-    if not base:
+        name, _, seed = key.partition(".skill.seed")
+        if seed:
+            per_seed.setdefault(name, {})[seed] = _clip(value)
+    base_by_seed = per_seed.get("baseline")
+    if not base_by_seed:
         return []
-    best = max(float(np.mean(v)) for v in per_seed.values())
+    best = max(float(np.mean(list(v.values()))) for v in per_seed.values())
     outcomes = []
-    for name, skills in per_seed.items():
+    for name, by_seed in per_seed.items():
         if name == "baseline":
+            continue
+        common = [seed for seed in by_seed if seed in base_by_seed]  # a raced-out plan: one
+        skills = [by_seed[seed] for seed in common]
+        base = [base_by_seed[seed] for seed in common]
+        if not common:
             continue
         diffs = np.array(skills) - np.array(base)
         effect = float(diffs.mean())

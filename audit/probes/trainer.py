@@ -214,6 +214,7 @@ def train_together(
     chunks: int = 4,
     deadline: float | None = None,
     should_stop: Callable[[int, TrainLog], str | None] | None = None,
+    graphs: dict[tuple[Any, ...], Any] | None = None,
 ) -> list[TrainLog]:
     """Train every job for its epochs, checking between chunks whether a job should stop.
 
@@ -224,6 +225,8 @@ def train_together(
     the weights and validation outputs so far) and returns a reason (e.g. "early_success") or
     None to go on.
     Past `deadline` (a `time.monotonic()` value) every job stops with "time_budget".
+    `graphs` keeps the traced per-architecture graphs between calls (pass the same dict to
+    train more jobs of the same architectures without tracing again).
     """
     import tensorflow as tf
 
@@ -244,7 +247,7 @@ def train_together(
                  for members in groups.values()]
     run_ensembles = _one_graph([e for _, e in ensembles])
     data = {i: _Data(jobs[i]) for i in singles}
-    graphs: dict[tuple[Any, ...], _Graph] = {}
+    graphs = {} if graphs is None else graphs
     graph_of: dict[int, _Graph] = {}
     for i in singles:
         key = trace_key(jobs[i])
