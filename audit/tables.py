@@ -57,12 +57,26 @@ def _suffix(location: str) -> str:
 def column_names(location: str) -> list[str]:
     """The columns (or `.npz` arrays) a dataset holds, without reading its rows."""
     suffix = _suffix(location)
-    with _opened(location) as source:
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
+    if suffix not in (".parquet", ".csv", ".npz"):
+        return read_table(location).names  # raises the one-line format error
+    try:
+        with _opened(location) as source:
+            if suffix == ".parquet":
+                import pyarrow.parquet as pq
 
-            return list(pq.ParquetFile(source).schema_arrow.names)
-    return read_table(location).names
+                return list(pq.ParquetFile(source).schema_arrow.names)
+            if suffix == ".csv":
+                import pyarrow.csv as pacsv
+
+                return list(pacsv.open_csv(source).schema.names)
+            import zipfile
+
+            with zipfile.ZipFile(source) as archive:
+                return [n.removesuffix(".npy") for n in archive.namelist()]
+    except locations.LocationError:
+        raise
+    except Exception as exc:
+        raise TableError(f"{location}: cannot read data: {one_line(exc)}") from None
 
 
 def read_table(location: str, columns: list[str] | None = None, max_rows: int | None = None,
