@@ -254,9 +254,10 @@ class Ensemble:
             last = total / tf.cast(n, tf.float32)
         return last, self.forward(self.x_val, tf.convert_to_tensor(self.params))
 
-    def member_weights(self) -> list[list[np.ndarray]]:
-        """Every member's current weights, each in its model's `model.weights` order."""
-        rows = np.array(self.params)
+    def member_weights(self, params: Any = None) -> list[list[np.ndarray]]:
+        """Every member's weights (now, or in a snapshot `params` of the stacked variable),
+        each in its model's `model.weights` order."""
+        rows = np.array(self.params if params is None else params)
         bounds = np.cumsum(self.sizes)[:-1]
         out = []
         for row, positions in zip(rows, self.positions, strict=True):

@@ -2,13 +2,16 @@
 
 The retraining probe runs a dozen or more short trainings of tiny models. With `model.fit`,
 per-epoch Python overhead dominates; with one `tf.function` per model, tracing does (Keras
-layers are slow to trace, and every clone has its own variables). Here:
-- plain Dense stacks of one shape train stacked as one `Ensemble` (see `ensemble.py`): every
-  seed and every variant in one small graph, whatever their activations and optimizers;
-- any other model trains in one graph per architecture (with optimizer family and loss),
-  shared by every job that has that architecture: the job's weights and optimizer state are
-  copied into the traced template's variables and back. The learning rate is optimizer state,
-  so a learning-rate ladder costs no retrace either.
+layers are slow to trace, and every clone has its own variables). Two backends, one interface
+(`Backend.train(epochs, epoch0, active) -> {job: Trained}`), and a scheduler that knows neither:
+- `StackedBackend`: plain Dense stacks of one shape train stacked as one `Ensemble` (see
+  `ensemble.py`): every seed and every variant in one small graph, whatever their activations
+  and optimizers;
+- `GraphBackend`: any other model trains in one graph per architecture (with optimizer family
+  and loss), shared by every job that has that architecture: the job's weights and optimizer
+  state are swapped into the traced template's variables and out (as device snapshots). The
+  learning rate is optimizer state, so a learning-rate ladder costs no retrace either.
+Weights reach the host only when a `TrainLog.weights` is read.
 Both run whole epochs in a `tf.while_loop`, the data kept on the device and shuffled by a
 stateless seed, and all ensembles run in one `tf.function`. Training pauses between chunks of
 epochs so a job can stop early (clear success, divergence, the time budget)."""
@@ -57,13 +60,46 @@ class TrainJob:
 class TrainLog:
     """What happened to one job: epochs run, each chunk's last-epoch mean loss, why it stopped,
     the trained values of `model.weights` (set `model.set_weights(log.weights)` to use), and
-    the trained model's outputs on the job's `x_val` (rows x outputs; None without `x_val`)."""
+    the trained model's outputs on the job's `x_val` (rows x outputs; None without `x_val`).
+
+    The weights stay where training left them (a device snapshot) until `weights` is read:
+    most jobs are judged by their outputs alone, so most are never copied to the host."""
 
     epochs_run: int = 0
     losses: list[float] = field(default_factory=list)
     stopped: str = "finished"  # finished | early_success | diverged | time_budget
-    weights: list[np.ndarray] = field(default_factory=list)
     outputs: np.ndarray | None = None
+    weights_source: Callable[[], list[np.ndarray]] | None = field(default=None, repr=False)
+    _weights: list[np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """The trained weights as numpy arrays (copied from the device on first read)."""
+        if self._weights is None:
+            self._weights = self.weights_source() if self.weights_source is not None else []
+            self.weights_source = None
+        return self._weights
+
+
+@dataclass
+class Trained:
+    """One job after one round of training: its loss, validation outputs and a way to read
+    its weights (a snapshot taken at this moment, materialized on demand)."""
+
+    loss: float
+    outputs: np.ndarray | None
+    weights: Callable[[], list[np.ndarray]]
+
+
+class Backend:
+    """One way of training some of the jobs (`members`, indices into the job list). The
+    trainer only schedules: it asks each backend to train its running members for a number of
+    epochs and judges what comes back; how the math is done is the backend's business."""
+
+    members: list[int]
+
+    def train(self, epochs: int, epoch0: int, active: list[bool]) -> dict[int, Trained]:
+        raise NotImplementedError
 
 
 def _config_key(obj: Any, drop: tuple[str, ...] = ("name",)) -> str:
@@ -158,8 +194,9 @@ class _Graph:
             variable.assign(value)
         loss = self.run(data.x, data.y, data.w, tf.constant(epochs),
                         tf.constant(epoch0, tf.int64), data.seed)
-        data.weights = [np.array(v) for v in self.model.weights]
-        data.optimizer_state = [np.array(v) for v in self.optimizer.variables]
+        # the template serves the next job: keep this job's state as device snapshots
+        data.weights = [tf.identity(v.value) for v in self.model.weights]
+        data.optimizer_state = [tf.identity(v.value) for v in self.optimizer.variables]
         if job.x_val is not None:
             data.outputs = predict(self.model, job.x_val)
         return float(loss)
@@ -178,9 +215,71 @@ class _Data:
         weights = job.sample_weight if job.sample_weight is not None else np.ones(rows)
         self.w = tf.constant(weights, tf.float32)
         self.seed = tf.constant(job.seed, tf.int64)
-        self.weights = job.start_weights()
-        self.optimizer_state: list[np.ndarray] | None = None
+        self.weights: list[Any] = job.start_weights()  # numpy at first, then device tensors
+        self.optimizer_state: list[Any] | None = None
         self.outputs: np.ndarray | None = None
+
+
+class StackedBackend(Backend):
+    """Plain Dense stacks, each group of one shape as an `Ensemble`, all of them in one
+    `tf.function`: every seed and variant of a shape in one small graph."""
+
+    def __init__(self, jobs: list[TrainJob], groups: list[list[int]], batch_size: int) -> None:
+        from audit.probes.ensemble import Ensemble
+
+        self.groups = [(members, Ensemble([jobs[i] for i in members], batch_size))
+                       for members in groups]
+        self.members = [i for members in groups for i in members]
+        self.has_outputs = {i: jobs[i].x_val is not None for i in self.members}
+        self.run = _one_graph([e for _, e in self.groups])
+
+    def train(self, epochs: int, epoch0: int, active: list[bool]) -> dict[int, Trained]:
+        import tensorflow as tf
+
+        masks = [[active[i] for i in members] for members, _ in self.groups]
+        if not any(any(m) for m in masks):
+            return {}
+        results = self.run(tf.constant(epochs), tf.constant(epoch0, tf.int64),
+                           [tf.constant(m) for m in masks])
+        out: dict[int, Trained] = {}
+        for (members, ensemble), mask, (losses, outputs) in zip(self.groups, masks, results,
+                                                                strict=True):
+            if not any(mask):
+                continue
+            snapshot = tf.identity(ensemble.params.value)  # stays on the device
+            outputs = np.asarray(outputs)
+            for k, i in enumerate(members):
+                if mask[k]:
+                    out[i] = Trained(
+                        float(losses[k]), outputs[k] if self.has_outputs[i] else None,
+                        lambda e=ensemble, s=snapshot, k=k: e.member_weights(s)[k])
+        return out
+
+
+class GraphBackend(Backend):
+    """Any other model: one traced graph per architecture (`_Graph`), shared by the jobs that
+    have it, each job's weights and optimizer state swapped in and out."""
+
+    def __init__(self, jobs: list[TrainJob], members: list[int], batch_size: int,
+                 graphs: dict[tuple[Any, ...], Any]) -> None:
+        self.jobs, self.members = jobs, members
+        self.data = {i: _Data(jobs[i]) for i in members}
+        self.graph_of: dict[int, _Graph] = {}
+        for i in members:
+            key = trace_key(jobs[i])
+            if key not in graphs:
+                graphs[key] = _Graph(jobs[i], batch_size)
+            self.graph_of[i] = graphs[key]
+
+    def train(self, epochs: int, epoch0: int, active: list[bool]) -> dict[int, Trained]:
+        out: dict[int, Trained] = {}
+        for i in self.members:
+            if active[i]:
+                data = self.data[i]
+                loss = self.graph_of[i].train(self.jobs[i], data, epochs, epoch0)
+                out[i] = Trained(loss, data.outputs,
+                                 lambda w=data.weights: [np.asarray(v) for v in w])
+        return out
 
 
 def _one_graph(ensembles: list[Any]) -> Callable[..., Any]:
@@ -228,11 +327,9 @@ def train_together(
     `graphs` keeps the traced per-architecture graphs between calls (pass the same dict to
     train more jobs of the same architectures without tracing again).
     """
-    import tensorflow as tf
+    from audit.probes.ensemble import stack_key
 
-    from audit.probes.ensemble import Ensemble, stack_key
-
-    logs = [TrainLog(weights=job.start_weights()) for job in jobs]
+    logs = [TrainLog(weights_source=job.start_weights) for job in jobs]
     if not jobs:
         return logs
     groups: dict[tuple[Any, ...], list[int]] = {}
@@ -243,27 +340,21 @@ def train_together(
             singles.append(i)
         else:
             groups.setdefault(key, []).append(i)
-    ensembles = [(members, Ensemble([jobs[i] for i in members], batch_size))
-                 for members in groups.values()]
-    run_ensembles = _one_graph([e for _, e in ensembles])
-    data = {i: _Data(jobs[i]) for i in singles}
-    graphs = {} if graphs is None else graphs
-    graph_of: dict[int, _Graph] = {}
-    for i in singles:
-        key = trace_key(jobs[i])
-        if key not in graphs:
-            graphs[key] = _Graph(jobs[i], batch_size)
-        graph_of[i] = graphs[key]
+    backends: list[Backend] = []
+    if groups:
+        backends.append(StackedBackend(jobs, list(groups.values()), batch_size))
+    if singles:
+        backends.append(GraphBackend(jobs, singles, batch_size,
+                                     {} if graphs is None else graphs))
     active = [True] * len(jobs)
     done = 0
 
-    def record(i: int, loss: float, upto: int, weights: list[np.ndarray],
-               outputs: np.ndarray | None) -> None:
+    def record(i: int, trained: Trained, upto: int) -> None:
         log = logs[i]
-        log.losses.append(loss)
+        log.losses.append(trained.loss)
         log.epochs_run = upto
-        log.weights, log.outputs = weights, outputs
-        if not math.isfinite(loss):
+        log.outputs, log.weights_source, log._weights = trained.outputs, trained.weights, None
+        if not math.isfinite(trained.loss):
             log.stopped, active[i] = "diverged", False
         elif upto >= jobs[i].epochs:
             active[i] = False
@@ -273,24 +364,9 @@ def train_together(
     for bound in chunk_bounds([job.epochs for job in jobs], chunks):
         if not any(active):
             break
-        n = bound - done
-        masks = [[active[i] for i in members] for members, _ in ensembles]
-        if ensembles and any(any(m) for m in masks):
-            all_losses = run_ensembles(tf.constant(n), tf.constant(done, tf.int64),
-                                       [tf.constant(m) for m in masks])
-            for (members, ensemble), mask, (losses, outputs) in zip(ensembles, masks,
-                                                                    all_losses, strict=True):
-                if not any(mask):
-                    continue
-                trained, outputs = ensemble.member_weights(), np.asarray(outputs)
-                for k, i in enumerate(members):
-                    if mask[k]:
-                        out = outputs[k] if jobs[i].x_val is not None else None
-                        record(i, float(losses[k]), bound, trained[k], out)
-        for i in singles:
-            if active[i]:
-                loss = graph_of[i].train(jobs[i], data[i], n, done)
-                record(i, loss, bound, data[i].weights, data[i].outputs)
+        for backend in backends:
+            for i, trained in backend.train(bound - done, done, active).items():
+                record(i, trained, bound)
         done = bound
         if deadline is not None and time.monotonic() > deadline:
             for i in (i for i, a in enumerate(active) if a):
