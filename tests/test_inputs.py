@@ -239,3 +239,26 @@ def test_a_big_parquet_table_is_sampled_by_row_groups(tmp_path: Path) -> None:
     report = audit_case(case)
     metrics = {(m.probe, m.metric): m.value for m in report.metrics}
     assert metrics[("data", "rows")] == 5000 and metrics[("data", "rows_in_file")] == rows
+
+
+def test_probes_work_per_layer_on_recurrent_and_attention_layers(tmp_path: Path) -> None:
+    import keras
+
+    keras.utils.set_random_seed(1)
+    tokens = keras.Input((8,), dtype="int32", name="tokens")
+    embedded = keras.layers.Embedding(30, 8)(tokens)
+    attended = keras.layers.MultiHeadAttention(2, 4, name="attention")(embedded, embedded)
+    recurrent = keras.layers.GRU(4, name="gru")(attended)
+    model = keras.Model(tokens, keras.layers.Dense(1, activation="sigmoid")(recurrent))
+    model.compile("adam", "binary_crossentropy")
+    model.save(tmp_path / "attn.keras")
+    rng = np.random.default_rng(1)
+    x = rng.integers(1, 30, (64, 8))
+    np.savez(tmp_path / "d.npz", tokens=x, y=(x[:, 0] > 15).astype(np.int64))
+    report = audit_case(CaseSpec(name="attn", model=str(tmp_path / "attn.keras"),
+                                 data=str(tmp_path / "d.npz"),
+                                 probes=("data", "sensitivity", "activations", "gradients")))
+    statuses = {m.probe: m.detail for m in report.metrics if m.metric == "duration_s"}
+    assert statuses == dict.fromkeys(statuses, "ok"), report.metrics
+    metrics = {(m.probe, m.metric) for m in report.metrics}
+    assert {("gradients", "grad_norm.attention"), ("gradients", "grad_norm.gru")} <= metrics
