@@ -74,6 +74,9 @@ class _WarningLine(logging.Handler):
 def _reading_warnings() -> Iterator[None]:
     """Show the report readers' warnings while a command reads a report."""
     logger = logging.getLogger("audit.reports")
+    if any(isinstance(h, _WarningLine) for h in logger.handlers):  # nested: shown already
+        yield
+        return
     handler = _WarningLine(logging.WARNING)
     logger.addHandler(handler)
     try:
