@@ -245,15 +245,13 @@ def diff(
 
     Exit code: 0 nothing regressed, 1 something did, 2 bad input (e.g. an unknown run).
     """
-    from audit.reports import diff_runs, last_two_runs
+    from audit.reports import diff_last, diff_runs
 
     if (last is None) == (base is None or new is None) or (last and (base or new)):
         err.print("error: give BASE and NEW, or --last NAME")
         raise typer.Exit(2)
     with _user_errors(), _reading_warnings():
-        if last is not None:
-            base, new = last_two_runs(output, last)
-        result = diff_runs(output, base, new)
+        result = diff_last(output, last) if last else diff_runs(output, base, new)
     _render_diff(result, format_)
     raise typer.Exit(result.exit_code)
 

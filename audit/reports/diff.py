@@ -27,6 +27,7 @@ __all__ = [
     "CaseChange",
     "CaseState",
     "RunDiff",
+    "diff_last",
     "diff_runs",
     "last_two_runs",
     "previous_run",
@@ -216,3 +217,9 @@ def last_two_runs(output: str | Store, name: str) -> tuple[str, str]:
         raise ReportError(f"{store.output}: run name {name!r} has {len(rows)} finished run(s), "
                           f"need 2 to compare; names are {names}")
     return rows[1][0], rows[0][0]
+
+
+def diff_last(output: str | Store, name: str) -> RunDiff:
+    """Compare the two most recent runs named `name` (one reading of the output)."""
+    store = output if isinstance(output, Store) else Store(output)
+    return diff_runs(store, *last_two_runs(store, name))
