@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from report_data import T0, case, fleet, write_run
 
@@ -44,19 +45,21 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def two_nights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Last night (r1) and tonight (r2) of `nightly`: in r2 one healthy model went flat."""
+    """Last night (r1) and tonight (r2) of `nightly`: in r2 one healthy model went flat and
+    one flat model was fixed."""
     out = tmp_path_factory.mktemp("html") / "reports"
     store = Store(str(out))
     write_run(store, "r1", fleet(8, seed=0))
-    tonight = fleet(8, seed=1, started=T0 + 86_400)
-    rng = __import__("numpy").random.default_rng(5)
+    tonight = fleet(8, seed=0, started=T0 + 86_400)
+    rng = np.random.default_rng(5)
     tonight[0] = case("model-0000", "flat", rng, started=T0 + 86_400)  # was healthy
+    tonight[1] = case("model-0001", "healthy", rng, started=T0 + 86_400)  # was flat
     write_run(store, "r2", tonight, started=T0 + 86_400)
     return out
 
 
 def _open(browser: object, page_file: Path) -> tuple[object, list[str]]:
-    context = browser.new_context(viewport={"width": 1100, "height": 900}, offline=True)
+    context = browser.new_context(viewport={"width": 1000, "height": 1000}, offline=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -80,15 +83,21 @@ def test_the_page_draws_filters_and_opens_cases(browser: object, two_nights: Pat
     for chart in ("#chart-verdicts", "#chart-faults"):
         width, height = _svg_size(page, chart)
         assert width > 50 and height > 20, chart
+    shot = tmp_path / "report.png"
+    page.evaluate("window.scrollTo(0, 0)")  # the header, the charts, what changed, the table
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("FLATLINE_SCREENSHOT"):  # regenerate the README's screenshot
+        shutil.copy(shot, os.environ["FLATLINE_SCREENSHOT"])
 
     rows = page.locator("#cases tbody tr")
     assert rows.count() == 8
     assert rows.first.get_attribute("data-verdict") == "flat"  # worst first
     page.select_option("#filter-verdict", "healthy")
     visible = page.locator("#cases tbody tr:visible")
-    assert visible.count() == 1  # model-0000 went flat, model-0004 stayed healthy
-    assert visible.first.get_attribute("data-verdict") == "healthy"
-    assert page.locator("#shown").inner_text() == "showing 1 of 8"
+    assert visible.count() == 2  # model-0001 (fixed) and model-0004; model-0000 went flat
+    assert {r.get_attribute("data-verdict") for r in visible.all()} == {"healthy"}
+    assert page.locator("#shown").inner_text() == "showing 2 of 8"
     page.select_option("#filter-verdict", "")
     page.select_option("#filter-fault", "lr_too_low")
     assert {r.get_attribute("data-fault") for r in page.locator(
@@ -110,12 +119,6 @@ def test_the_page_draws_filters_and_opens_cases(browser: object, two_nights: Pat
         assert width > 50 and height > 50, kind
     assert "healthy -> flat" in section.inner_text()
 
-    shot = tmp_path / "report.png"
-    page.set_viewport_size({"width": 1100, "height": 760})
-    page.screenshot(path=str(shot))
-    assert shot.stat().st_size > 10_000
-    if os.environ.get("FLATLINE_SCREENSHOT"):  # regenerate the README's screenshot
-        shutil.copy(shot, os.environ["FLATLINE_SCREENSHOT"])
     assert errors == []
 
 
@@ -140,7 +143,7 @@ def test_a_500_case_page_stays_small_and_draws_cases_only_when_opened(
 
 def test_the_page_escapes_what_the_report_holds(tmp_path: Path) -> None:
     out = tmp_path / "reports"
-    evil = case("m", "healthy", __import__("numpy").random.default_rng(0))
+    evil = case("m", "healthy", np.random.default_rng(0))
     evil.name = "<script>alert(1)</script>"
     evil.metrics[-1].detail = '{"class_counts": {"</script><b>": 1}}'
     write_run(Store(str(out)), "r1", [evil])

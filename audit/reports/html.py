@@ -145,6 +145,7 @@ def counterfactual_points(m: _Metrics) -> tuple[list[dict[str, Any]], dict[str, 
             "skill": value,
             "stopped": stopped[i] if i < len(stopped) else None,
             "final_loss": _number(losses[i]) if i < len(losses) else None,
+            "epochs": m.of("retrain").get(f"{plan}.epochs"),  # the most any seed ran
         })
     refs = {}
     own = [p["skill"] for p in points if p["plan"] == "baseline"]
@@ -244,7 +245,8 @@ def counterfactual_chart(points: list[dict[str, Any]], refs: dict[str, float]
                      "color": {"field": "seed", "type": "nominal", "title": "retrained"},
                      "tooltip": [{"field": "change"}, {"field": "seed"},
                                  {"field": "skill", "format": ".3f"}, {"field": "stopped"},
-                                 {"field": "final_loss", "format": ".4g"}]},
+                                 {"field": "final_loss", "format": ".4g"},
+                                 {"field": "epochs", "title": "epochs (most of any seed)"}]},
     }]
     if refs:
         layers.append({
