@@ -150,3 +150,23 @@ def test_the_page_escapes_what_the_report_holds(tmp_path: Path) -> None:
     text, _ = render_html(str(out), "r1")
     assert "<script>alert(1)" not in text and "&lt;script&gt;alert(1)" in text
     assert "</script><b>" not in text
+
+
+def test_cli_writes_the_page_of_a_run_or_of_the_latest(two_nights: Path, tmp_path: Path
+                                                       ) -> None:
+    from typer.testing import CliRunner
+
+    from audit.cli import app
+
+    runner = CliRunner(env={"COLUMNS": "300"})
+    wrote = runner.invoke(app, ["report", str(two_nights), "--run", "r1", "--html",
+                                str(tmp_path / "a" / "r1.html")])
+    assert wrote.exit_code == 0, wrote.output
+    assert "(run r1, 8 cases" in wrote.output
+    assert "nightly <span class=\"muted\">r1</span>" in (tmp_path / "a" / "r1.html").read_text()
+    latest = runner.invoke(app, ["report", str(two_nights), "--html", str(tmp_path / "l.html")])
+    assert latest.exit_code == 0 and "(run r2, 8 cases" in latest.output
+    unknown = runner.invoke(app, ["report", str(two_nights), "--run", "r9", "--html",
+                                  str(tmp_path / "x.html")])
+    assert unknown.exit_code == 2 and "no run 'r9'" in unknown.output
+    assert not (tmp_path / "x.html").exists()

@@ -345,3 +345,20 @@ def test_cli_report_and_query_warn_once_per_file_and_count(written: Path) -> Non
     assert asked.exit_code == 0, asked.output
     assert asked.stdout.splitlines() == ["count_star()", "2"]
     assert "2 unreadable files skipped" in asked.stderr  # every view is read
+
+
+def test_a_report_of_one_run_opens_only_its_files(written: Path) -> None:
+    other = written / "cases" / "run_id=r2" / "ok-model-0123456789ab.parquet"
+    other.write_bytes(b"PAR1")
+    store = Store(str(written))
+    (r1,) = summarize(store, "r1")
+    assert r1.n_cases == 4 and store.unreadable == []  # r2's broken file never opened
+    (r2,) = summarize(store, "r2")
+    assert r2.n_cases == 0 and [u.path for u in r2.unreadable] == [str(other)]
+
+
+def test_run_status_reads_the_run_row(written: Path) -> None:
+    store = Store(str(written))
+    assert (store.run_status("r1"), store.run_status("r2")) == ("finished", None)
+    (written / "runs" / "run_id=r1" / "run.parquet").write_bytes(b"cut")
+    assert Store(str(written)).run_status("r1") is None

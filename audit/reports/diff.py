@@ -31,6 +31,7 @@ __all__ = [
     "diff_runs",
     "last_two_runs",
     "previous_run",
+    "with_previous",
 ]
 
 #: the smallest skill drop that counts as a regression (skill is 1 for a perfect model and
@@ -166,7 +167,7 @@ def diff_runs(output: str | Store, base: str, new: str) -> RunDiff:
     """Compare run `new` against run `base` under `output` (a folder or an object store)."""
     store = output if isinstance(output, Store) else Store(output)
     _check_runs(store, base, new)
-    con = connect(store)
+    con = connect(store, runs=(base, new))
     try:
         return diff_with(con, base, new, store.unreadable)
     finally:
@@ -202,10 +203,20 @@ def previous_run(con: Any, run_id: str) -> str | None:
     return row[0] if row else None
 
 
+def with_previous(store: Store, run_id: str) -> list[str]:
+    """`run_id` and the previous run of its name, if any: the runs a report of it reads."""
+    con = connect(store, runs=())
+    try:
+        before = previous_run(con, run_id)
+    finally:
+        con.close()
+    return [run_id] if before is None else [before, run_id]
+
+
 def last_two_runs(output: str | Store, name: str) -> tuple[str, str]:
     """The two most recent runs named `name` (by start time), older first."""
     store = output if isinstance(output, Store) else Store(output)
-    con = connect(store)
+    con = connect(store, runs=())
     try:
         rows = con.execute("select run_id from runs where name = ? order by started_at desc "
                            "limit 2", [name]).fetchall()

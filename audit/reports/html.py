@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit.reports.diff import RunDiff, diff_with, previous_run
+from audit.reports.diff import RunDiff, diff_with, previous_run, with_previous
 from audit.reports.query import connect
 from audit.reports.schema import SCHEMA_VERSION
 from audit.reports.store import ReportError, Store
@@ -345,7 +345,8 @@ def _fmt_duration(seconds: float | None) -> str:
 def _evidence(text: str | None) -> dict[str, str]:
     """A finding's evidence as short `name: value` strings (numbers rounded)."""
     shown = {}
-    for key, value in sorted(_loads(text).items()) if isinstance(_loads(text), dict) else []:
+    evidence = _loads(text)
+    for key, value in sorted(evidence.items()) if isinstance(evidence, dict) else []:
         if isinstance(value, float):
             shown[key] = f"{value:.4g}"
         elif isinstance(value, list):
@@ -443,9 +444,14 @@ def render_html(output: str | Store, run_id: str | None = None) -> tuple[str, Pa
         raise ReportError(f"{store.output}: no reports here (expected runs/ and cases/ folders)")
     if run_id is not None and run_id not in known:
         raise ReportError(f"{store.output}: no run {run_id!r}; runs are {known}")
-    con = connect(store)
+    if run_id is None:
+        con = connect(store, runs=())
+        try:
+            run_id = _latest_run(con, known)
+        finally:
+            con.close()
+    con = connect(store, runs=with_previous(store, run_id))
     try:
-        run_id = run_id or _latest_run(con, known)
         run, cases, verdicts, fault_counts = _collect(con, run_id)
         before = previous_run(con, run_id)
         since: RunDiff | None = diff_with(con, before, run_id) if before else None

@@ -9,6 +9,7 @@ of today's schema, so queries naming a new column work over old reports too.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,14 +31,23 @@ class QueryResult:
     unreadable: list[Unreadable] = field(default_factory=list)
 
 
-def connect(output: str | Store) -> Any:
-    """A DuckDB connection with views runs, cases, findings, metrics over `output`."""
+def connect(output: str | Store, runs: Collection[str] | None = None) -> Any:
+    """A DuckDB connection with views runs, cases, findings, metrics over `output`.
+
+    With `runs`, the cases, findings and metrics views hold only those runs (their files
+    alone are listed and checked: a report of one night need not open every night's files);
+    the runs view always holds every run.
+    """
     import duckdb
 
     store = output if isinstance(output, Store) else Store(output)
     con = duckdb.connect()
     for table in TABLES:
-        _create_view(con, store, table)
+        if runs is None or table == "runs":
+            files = store.files(table)
+        else:
+            files = [f for run_id in sorted(set(runs)) for f in store.files(table, run_id)]
+        _create_view(con, store, table, files)
     return con
 
 
@@ -45,9 +55,8 @@ def _full_schema(table: str) -> pa.Schema:
     return SCHEMAS[table].append(pa.field("run_id", pa.string()))
 
 
-def _create_view(con: Any, store: Store, table: str) -> None:
+def _create_view(con: Any, store: Store, table: str, files: list[str]) -> None:
     con.register(f"_{table}_empty", _full_schema(table).empty_table())
-    files = store.files(table)
     if not files:
         con.execute(f"create view {table} as select * from _{table}_empty")
     elif store.local:

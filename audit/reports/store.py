@@ -154,6 +154,19 @@ class Store:
             counts[status] = counts.get(status, 0) + 1
         return counts
 
+    def run_status(self, run_id: str) -> str | None:
+        """How the run ended (`finished` or `stopped`), or None while it goes on (no
+        readable run row)."""
+        path = f"{self.folder('runs', run_id)}/run.parquet"
+        if self.fs.get_file_info(path).type != pafs.FileType.File or \
+                not self._readable("runs", path):
+            return None
+        try:
+            return pq.read_table(path, columns=["status"], filesystem=self.fs)[0][0].as_py()
+        except (OSError, pa.ArrowException) as exc:
+            self._skip(path, one_line(exc, 200))
+            return None
+
     def run_ids(self) -> list[str]:
         """Runs with any case or run row under this output, oldest folder name first."""
         ids: set[str] = set()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit import faults
-from audit.reports.diff import RunDiff, diff_with, previous_run
+from audit.reports.diff import RunDiff, diff_with, previous_run, with_previous
 from audit.reports.query import connect
 from audit.reports.store import ReportError, Store, Unreadable
 from audit.reports.style import VERDICT_ORDER
@@ -61,7 +61,7 @@ def summarize(output: str | Store, run_id: str | None = None, limit: int = 20
         raise ReportError(f"{store.output}: no reports here (expected runs/ and cases/ folders)")
     if run_id is not None and run_id not in known:
         raise ReportError(f"{store.output}: no run {run_id!r}; runs are {known}")
-    con = connect(store)
+    con = connect(store, runs=with_previous(store, run_id) if run_id else None)
     try:
         ids = [run_id] if run_id else known
         summaries = [_summary(con, rid, limit) for rid in ids]
