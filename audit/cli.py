@@ -185,7 +185,7 @@ def report(
         out.print(f"wrote {html} (run {page.run_id}, {page.n_cases} cases, "
                   f"{page.size_bytes / 1e6:.1f} MB)"
                   + (f"; {page.n_unreadable} unreadable files skipped"
-                     if page.n_unreadable else ""), highlight=False)
+                     if page.n_unreadable else ""), highlight=False, soft_wrap=True)
         return
     with _user_errors(), _reading_warnings():
         summaries = _summaries(output, run_, limit)
