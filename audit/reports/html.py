@@ -23,7 +23,7 @@ from typing import Any
 
 from audit.reports.diff import RunDiff, diff_with, previous_run, with_previous
 from audit.reports.query import connect
-from audit.reports.schema import SCHEMA_VERSION
+from audit.reports.schema import SCHEMA_VERSION, finite
 from audit.reports.store import ReportError, Store
 from audit.reports.style import VERDICT_COLORS, VERDICT_ORDER, verdict_color, verdict_rank
 from audit.reports.summary import recommendation, verdict_sql_order
@@ -358,8 +358,9 @@ def _evidence(text: str | None) -> dict[str, str]:
 
 
 def _script_json(value: Any) -> str:
-    """JSON safe inside a <script> element."""
-    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+    """JSON safe inside a <script> element: no `<` at all (so no `</script` or `<!--`)."""
+    text = json.dumps(finite(value), separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c")
 
 
 @functools.lru_cache(maxsize=1)

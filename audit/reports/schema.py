@@ -34,6 +34,7 @@ __all__ = [
     "Column",
     "RunRow",
     "case_tables",
+    "finite",
     "json_text",
     "run_table",
 ]
@@ -95,17 +96,17 @@ def _json_default(value: Any) -> Any:
 def json_text(value: Any) -> str:
     """JSON the report stores in text columns; NaN and inf become null, so every reader's
     JSON parser (a browser's included) accepts it."""
-    return json.dumps(_finite(value), default=_json_default, sort_keys=True)
+    return json.dumps(finite(value), default=_json_default, sort_keys=True)
 
 
-def _finite(value: Any) -> Any:
-    """NaN and inf as null, so every reader's JSON parser accepts the text."""
+def finite(value: Any) -> Any:
+    """`value` with NaN and inf as None, so every reader's JSON parser accepts it."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
 
 
