@@ -170,3 +170,30 @@ def test_cli_writes_the_page_of_a_run_or_of_the_latest(two_nights: Path, tmp_pat
                                   str(tmp_path / "x.html")])
     assert unknown.exit_code == 2 and "no run 'r9'" in unknown.output
     assert not (tmp_path / "x.html").exists()
+
+
+def test_chart_points_come_from_the_metrics_and_details() -> None:
+    from audit.reports.charts import (
+        CaseMetrics,
+        counterfactual_points,
+        healthy_band,
+        layer_rows,
+        sensitivity_points,
+    )
+
+    report = case("m", "flat", np.random.default_rng(0))
+    m = CaseMetrics([(r.probe, r.metric, r.value, r.detail) for r in report.metrics])
+    assert [p["scale"] for p in sensitivity_points(m)] == [0.01, 0.1, 1.0]
+    points, refs = counterfactual_points(m)
+    assert len(points) == 9 and set(refs) == {"own config (mean)", "shipped model"}
+    adam = [p for p in points if p["plan"] == "adam"]
+    assert [p["seed"] for p in adam] == ["seed 1", "seed 2", "seed 3"]
+    assert [p["stopped"] for p in adam] == ["epochs", "early_success", "epochs"]
+    assert adam[0]["change"] == "the Adam optimizer" and adam[2]["final_loss"] is None
+    rows = layer_rows(m)
+    assert [r["layer"] for r in rows] == ["dense", "dense_1", "dense_2"]  # model order
+    assert rows[0] == {"layer": "dense", "dead_fraction": 0.2, "grad_norm": 0.0}
+    band = healthy_band([("healthy", [{"scale": 0.1, "response": 0.2}]),
+                         ("healthy", [{"scale": 0.1, "response": 0.4}]),
+                         ("flat", [{"scale": 0.1, "response": 0.0}])])
+    assert band == [{"scale": 0.1, "low": 0.2, "high": 0.4}]
