@@ -2,7 +2,8 @@
 
 One module per job: `schema` (the tables, column by column), `store` (atomic writes, listing,
 reading), `query` (DuckDB views), `summary` (the terminal summary), `diff` (run to run),
-`charts` (what the page draws), `html` (the page), `style` (verdict colours). The contract is in docs/report.md.
+`charts` (what the page draws), `html` (the page), `style` (verdict colours). The contract
+is in docs/report.md.
 
 No TensorFlow and no Ray here. Today's public names are re-exported, so
 `from audit.reports import X` keeps working.
