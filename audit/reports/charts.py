@@ -127,6 +127,12 @@ def layer_rows(m: CaseMetrics) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- charts (Vega-Lite)
 
 
+def _whole_ticks(top: int, most: int = 6) -> list[int]:
+    """Whole-number ticks from 0 past `top`, at most about `most` of them (counts of cases)."""
+    step = max(1, -(-top // (most - 1)))
+    return list(range(0, top + step, step))
+
+
 def _bar_counts(counts: dict[str, int], field_name: str, title: str,
                 colors: dict[str, str] | None = None) -> dict[str, Any]:
     values = [{field_name: k, "cases": n} for k, n in counts.items()]
@@ -141,7 +147,8 @@ def _bar_counts(counts: dict[str, int], field_name: str, title: str,
             "y": {"field": field_name, "type": "nominal", "title": None,
                   "sort": list(counts)},
             "x": {"field": "cases", "type": "quantitative", "title": "cases",
-                  "axis": {"tickMinStep": 1}},
+                  "axis": {"values": _whole_ticks(max(counts.values(), default=1)),
+                           "format": "d"}},
             "color": color,
         },
     }
