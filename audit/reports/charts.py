@@ -168,6 +168,7 @@ def summary_charts(verdicts: dict[str, int], fault_counts: dict[str, int]) -> li
 def sensitivity_chart(points: list[dict[str, float]], band: list[dict[str, float]]
                       ) -> dict[str, Any]:
     x = {"field": "scale", "type": "quantitative", "scale": {"type": "log"},
+         "axis": {"values": sorted({p["scale"] for p in points + band})},
          "title": "input noise (x each feature's std)"}
     layers: list[dict[str, Any]] = []
     if band:
@@ -214,7 +215,8 @@ def counterfactual_chart(points: list[dict[str, Any]], refs: dict[str, float]
                                      {"field": "skill", "format": ".3f"}]},
         })
     return {"title": {"text": "Counterfactuals: skill per change and seed",
-                      "subtitle": "dashed: the model's own config and the shipped model"},
+                      "subtitle": "lines: the model's own config (mean over seeds) and "
+                                  "the shipped model"},
             "width": 300, "height": {"step": 22}, "layer": layers,
             "resolve": {"scale": {"color": "independent"}}}
 
