@@ -174,8 +174,9 @@ def sensitivity_chart(points: list[dict[str, float]], band: list[dict[str, float
     if band:
         layers.append({
             "data": {"values": band},
+            # the band's edge is drawn too: one healthy case makes a band of no height
             "mark": {"type": "area", "opacity": 0.25, "color": VERDICT_COLORS["healthy"].hex,
-                     "tooltip": True},
+                     "line": {"color": VERDICT_COLORS["healthy"].hex}, "tooltip": True},
             "encoding": {"x": x, "y": {"field": "low", "type": "quantitative"},
                          "y2": {"field": "high"}},
         })
@@ -185,7 +186,7 @@ def sensitivity_chart(points: list[dict[str, float]], band: list[dict[str, float
         "encoding": {"x": x, "y": {"field": "response", "type": "quantitative",
                                    "title": "output change / label spread"}},
     })
-    subtitle = ("green band: healthy cases of this run" if band
+    subtitle = ("green: the range of this run's healthy cases" if band
                 else "no healthy case in this run to draw the healthy band from")
     return {"title": {"text": "Sensitivity: response vs input noise", "subtitle": subtitle},
             "width": 300, "height": 200, "layer": layers}
