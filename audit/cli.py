@@ -6,10 +6,12 @@ code 2, never a traceback. This process never imports TensorFlow; Ray actors do.
 
 from __future__ import annotations
 
+import logging
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from audit.reports import ReportError
+from audit.reports import ReportError, verdict_color
 from audit.spec import ManifestError
 
 app = typer.Typer(
@@ -58,6 +60,29 @@ def _user_errors() -> Iterator[None]:
     except (ManifestError, ReportError, FleetError) as exc:
         err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+class _WarningLine(logging.Handler):
+    """A report reader's warning (a skipped unreadable file) as one line on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"[yellow]warning:[/yellow] {record.getMessage()}", markup=True,
+                  highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _reading_warnings() -> Iterator[None]:
+    """Show the report readers' warnings while a command reads a report."""
+    logger = logging.getLogger("audit.reports")
+    if any(isinstance(h, _WarningLine) for h in logger.handlers):  # nested: shown already
+        yield
+        return
+    handler = _WarningLine(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 # ---------------------------------------------------------------- commands
@@ -143,13 +168,26 @@ def run(
 def report(
     output: OutputArg,
     run_: Annotated[str | None, typer.Option(
-        "--run", help="Only this run (default: every run under OUTPUT).", metavar="RUN",
-        show_default=False)] = None,
+        "--run", help="Only this run (default: every run under OUTPUT; with --html: the "
+        "latest).", metavar="RUN", show_default=False)] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many cases per run.")] = 20,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Write the run as one self-contained HTML page (charts, a sortable "
+        "table, a section per case) to FILE.", metavar="FILE", show_default=False)] = None,
 ) -> None:
     """Summarize runs: verdicts and faults per run, the worst cases first, each with what to
-    do about it."""
-    with _user_errors():
+    do about it, and what changed since the previous run of the same name."""
+    if html is not None:
+        from audit.reports.html import write_html
+
+        with _user_errors(), _reading_warnings():
+            page = write_html(output, run_, html)
+        out.print(f"wrote {html} (run {page.run_id}, {page.n_cases} cases, "
+                  f"{page.size_bytes / 1e6:.1f} MB)"
+                  + (f"; {page.n_unreadable} unreadable files skipped"
+                     if page.n_unreadable else ""), highlight=False, soft_wrap=True)
+        return
+    with _user_errors(), _reading_warnings():
         summaries = _summaries(output, run_, limit)
     _render_summaries(summaries)
 
@@ -164,10 +202,13 @@ def query(
 ) -> None:
     """Run SQL over a report with DuckDB (views: runs, cases, findings, metrics; each has a
     run_id column from its folder)."""
-    from audit.reports import query as run_query
+    from audit.reports import run_query
 
-    with _user_errors():
-        columns, rows = run_query(output, sql)
+    with _user_errors(), _reading_warnings():
+        result = run_query(output, sql)
+    columns, rows = result.columns, result.rows
+    if result.unreadable:
+        err.print(f"{len(result.unreadable)} unreadable files skipped", highlight=False)
     if csv:
         import csv as csvlib
 
@@ -179,6 +220,40 @@ def query(
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     out.print(table)
+
+
+class DiffFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command()
+def diff(
+    output: OutputArg,
+    base: Annotated[str | None, typer.Argument(
+        help="The earlier run (e.g. last night's).", show_default=False)] = None,
+    new: Annotated[str | None, typer.Argument(
+        help="The later run.", show_default=False)] = None,
+    last: Annotated[str | None, typer.Option(
+        "--last", help="Compare the two most recent runs of this run name instead.",
+        metavar="NAME", show_default=False)] = None,
+    format_: Annotated[DiffFormat, typer.Option(
+        "--format", help="table, json or csv.")] = DiffFormat.table,
+) -> None:
+    """What changed between two runs: regressions, fixes, new and missing cases.
+
+    Exit code: 0 nothing regressed, 1 something did, 2 bad input (e.g. an unknown run).
+    """
+    from audit.reports import diff_last, diff_runs
+
+    if (last is None) == (base is None or new is None) or (last and (base or new)):
+        err.print("error: give BASE and NEW, or --last NAME")
+        raise typer.Exit(2)
+    with _user_errors(), _reading_warnings():
+        result = diff_last(output, last) if last else diff_runs(output, base, new)
+    _render_diff(result, format_)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()
@@ -219,7 +294,8 @@ def _folder(folder: Path | None) -> Iterator[Path]:
 def _summaries(output: str, run_id: str | None, limit: int = 20) -> list[Any]:
     from audit.reports import summarize
 
-    return summarize(output, run_id, limit)
+    with _reading_warnings():
+        return summarize(output, run_id, limit)
 
 
 def _render_summaries(summaries: list[Any]) -> None:
@@ -239,11 +315,58 @@ def _render_summaries(summaries: list[Any]) -> None:
         if s.faults:
             out.print("faults: " + ", ".join(f"{f} x{n}" for f, n in s.faults.items()),
                       highlight=False)
+        if s.since is not None:
+            _render_since(s.since)
+        if s.unreadable:
+            out.print(f"{len(s.unreadable)} unreadable files skipped", highlight=False)
+
+
+def _render_since(change: Any, shown: int = 5) -> None:
+    """A few lines: what changed since the previous run of the same name."""
+    counts = change.counts()
+    out.print(f"since run {change.base}: {counts['regression']} regressed, {counts['fix']} "
+              f"fixed, {counts['new']} new, {counts['missing']} missing, "
+              f"{counts['unchanged']} unchanged", highlight=False)
+    listed = [c for c in change.changes if c.kind in ("regression", "fix")]
+    for c in listed[:shown]:
+        mark = "[red]regressed[/]" if c.kind == "regression" else "[green]fixed[/]"
+        out.print(f"  {mark} {c.name}: {c.reason}", highlight=False)
+    if len(listed) > shown:
+        out.print(f"  ... {len(listed) - shown} more: audit diff OUTPUT {change.base} "
+                  f"{change.new}", highlight=False)
+
+
+def _render_diff(result: Any, format_: DiffFormat) -> None:
+    if format_ is DiffFormat.json:
+        import json
+
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        return
+    rows = [c.row() for c in result.changes]
+    if format_ is DiffFormat.csv:
+        import csv as csvlib
+
+        fields = ["kind", "name", "base_verdict", "new_verdict", "base_fault", "new_fault",
+                  "base_skill", "new_skill", "reason"]
+        writer = csvlib.DictWriter(sys.stdout, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    counts = result.counts()
+    table = Table("change", "case", "verdict", "fault", "why", title_justify="left",
+                  title=f"{result.base} -> {result.new}: " + ", ".join(
+                      f"{n} {k}" for k, n in counts.items()))
+    for row in rows:
+        verdicts = f"{row['base_verdict'] or '-'} -> {_verdict_style(row['new_verdict'] or '-')}"
+        table.add_row(row["kind"], row["name"], verdicts,
+                      f"{row['base_fault'] or '-'} -> {row['new_fault'] or '-'}", row["reason"])
+    out.print(table)
+    if result.unreadable:
+        err.print(f"{len(result.unreadable)} unreadable files skipped", highlight=False)
 
 
 def _verdict_style(verdict: str) -> str:
-    color = {"flat": "red", "impaired": "yellow", "error": "magenta", "healthy": "green"}
-    return f"[{color.get(verdict, 'white')}]{verdict}[/]"
+    return f"[{verdict_color(verdict).rich}]{verdict}[/]"
 
 
 def _exists(location: str) -> bool:

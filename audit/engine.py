@@ -6,6 +6,7 @@ import time
 
 from audit import probes
 from audit.diagnose import diagnose
+from audit.reports.schema import json_text
 from audit.results import CaseReport, MetricRow, ProbeResult
 from audit.spec import CaseSpec
 from audit.subject import SubjectError, load_subject
@@ -58,7 +59,8 @@ def audit_case(spec: CaseSpec) -> CaseReport:
 
 
 def metric_rows(results: dict[str, ProbeResult]) -> list[MetricRow]:
-    """Probe results in the report's long format, including each probe's status and time."""
+    """Probe results in the report's long format, including each probe's status and time,
+    and its details as JSON (metric `details`)."""
     rows: list[MetricRow] = []
     for name, result in results.items():
         rows.append(MetricRow(name, "duration_s", result.duration_s, result.status))
@@ -66,4 +68,6 @@ def metric_rows(results: dict[str, ProbeResult]) -> list[MetricRow]:
             rows.append(MetricRow(name, "error", float("nan"), result.error))
         rows.extend(MetricRow(name, key, float(value), None)
                     for key, value in result.metrics.items())
+        if result.details:  # what the report's charts draw (top features, per-seed stops)
+            rows.append(MetricRow(name, "details", float("nan"), json_text(result.details)))
     return rows

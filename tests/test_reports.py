@@ -22,6 +22,7 @@ from audit.reports import (
     RunRow,
     Store,
     query,
+    run_query,
     summarize,
 )
 from audit.results import CaseReport, Finding, MetricRow
@@ -201,3 +202,163 @@ def test_summary_errors_name_what_is_missing(written: Path, tmp_path: Path) -> N
 def test_timestamps_are_utc(written: Path) -> None:
     _, rows = query(str(written), "select epoch(started_at) from cases limit 1")
     assert rows[0][0] == pytest.approx(T0)
+
+
+# ---------------------------------------------------------------- schema v2 (issue 13/14)
+
+
+def _v1_case_file(folder: Path, case_id: str, name: str) -> None:
+    """A cases file as version 1 wrote it: without `output` and `node_id`."""
+    old = pa.schema([f for f in SCHEMAS["cases"] if f.name not in ("output", "node_id")])
+    row = {n: None for n in old.names} | {"case_id": case_id, "name": name, "status": "ok",
+                                          "verdict": "healthy", "gpu_ids": []}
+    table = pa.Table.from_pylist([row], schema=old).replace_schema_metadata(
+        {b"flatline.schema_version": b"1"})
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, folder / f"{case_id}.parquet")
+
+
+def test_cases_carry_output_and_node_id(tmp_path: Path) -> None:
+    report = _report("a")
+    report.output, report.node_id = "churn_head", "f" * 56
+    Store(str(tmp_path)).write_case("r1", report)
+    _, rows = query(str(tmp_path), "select output, node_id from cases")
+    assert rows == [("churn_head", "f" * 56)]
+    assert SCHEMA_VERSION == "2" and SCHEMAS["cases"].names[-2:] == ["output", "node_id"]
+
+
+def test_version_1_reports_still_read(written: Path) -> None:
+    _v1_case_file(written / "cases" / "run_id=r0", "old-1", "old")
+    con = duckdb.connect()
+    rows = con.execute(f"select run_id, name, worker from {_documented(written, 'cases')} "
+                       "where run_id = 'r0'").fetchall()
+    assert rows == [("r0", "old", None)]
+    _, rows = query(str(written), "select name, output, node_id from cases where run_id = 'r0'")
+    assert rows == [("old", None, None)]
+    (r0,) = summarize(str(written), "r0")
+    assert (r0.n_cases, r0.verdicts, r0.unreadable) == (1, {"healthy": 1}, [])
+
+
+def test_views_have_new_columns_even_over_only_old_files(tmp_path: Path) -> None:
+    _v1_case_file(tmp_path / "cases" / "run_id=r0", "old-1", "old")
+    _, rows = query(str(tmp_path), "select name, node_id from cases")
+    assert rows == [("old", None)]
+
+
+def test_one_column_is_one_edit(tmp_path: Path) -> None:
+    """Schemas and row builders come from one list: every column is filled from its source."""
+    from audit.reports.schema import COLUMNS, case_tables
+
+    report = _report("flat-model", "flat", "lr_too_low")
+    tables = case_tables(report)
+    for table in ("cases", "findings", "metrics"):
+        assert tables[table].schema == SCHEMAS[table]
+        assert [c.name for c in COLUMNS[table]] == SCHEMAS[table].names
+    assert tables["cases"].column("worker")[0].as_py() == "actor-1"
+    assert list(tables) == ["findings", "metrics", "cases"]  # the done marker goes last
+
+
+def test_probe_details_are_persisted_as_json_rows() -> None:
+    import json
+
+    from audit.engine import metric_rows
+    from audit.results import ProbeResult
+
+    rows = metric_rows({
+        "data": ProbeResult("data", metrics={"rows": 4.0},
+                            details={"class_counts": {"0": 3, "1": 1}, "ratio": float("nan")}),
+        "config": ProbeResult("config", metrics={"params": 9.0}),
+    })
+    (details,) = [r for r in rows if r.metric == "details"]
+    assert details.probe == "data"
+    assert json.loads(details.detail) == {"class_counts": {"0": 3, "1": 1}, "ratio": None}
+
+
+# ---------------------------------------------------------------- unreadable files (issue 13)
+
+
+def _break(written: Path) -> tuple[Path, Path]:
+    """A truncated cases file (a crashed copy) and another tool's Parquet under findings/."""
+    truncated = written / "cases" / "run_id=r1" / "ok-model-0123456789ab.parquet"
+    truncated.write_bytes(truncated.read_bytes()[:40])
+    foreign = written / "findings" / "run_id=r1" / "export.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), foreign)
+    return truncated, foreign
+
+
+def test_readers_skip_unreadable_files_and_name_them(
+        written: Path, caplog: pytest.LogCaptureFixture) -> None:
+    truncated, foreign = _break(written)
+    with caplog.at_level("WARNING", logger="audit.reports"):
+        result = run_query(str(written), "select run_id, count(*) from cases group by 1 "
+                                         "order by 1")
+    assert result.rows == [("r1", 3), ("r2", 1)]
+    assert [(u.path, u.reason.split(" (")[0]) for u in result.unreadable] == [
+        (str(truncated), "not a readable Parquet file"),
+        (str(foreign), "not a findings file: no column case_id, fault"),
+    ]
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2 and warned[0].startswith(f"skipped unreadable file {truncated}")
+
+    (r1,) = summarize(str(written), "r1")
+    assert r1.n_cases == 3 and len(r1.unreadable) == 2
+
+
+def test_resume_reruns_a_case_whose_file_is_unreadable(written: Path) -> None:
+    truncated, _ = _break(written)
+    store = Store(str(written))
+    assert "ok-model-0123456789ab" not in store.case_ids("r1")
+    assert store.case_statuses("r1") == {"ok": 2, "error": 1}
+    assert [u.path for u in store.unreadable] == [str(truncated)]
+    store.write_case("r1", _report("ok-model"))  # what the resumed run writes
+    assert "ok-model-0123456789ab" in Store(str(written)).case_ids("r1")
+
+
+def test_a_file_with_a_run_id_column_or_a_wrong_type_is_foreign(tmp_path: Path) -> None:
+    Store(str(tmp_path)).write_case("r1", _report("a"))
+    folder = tmp_path / "cases" / "run_id=r1"
+    pq.write_table(pa.table({"case_id": ["b"], "name": ["b"], "status": ["ok"],
+                             "verdict": ["healthy"], "run_id": ["r1"]}), folder / "b.parquet")
+    pq.write_table(pa.table({"case_id": ["c"], "name": ["c"], "status": ["ok"],
+                             "verdict": ["healthy"], "attempts": ["one"]}), folder / "c.parquet")
+    result = run_query(str(tmp_path), "select name from cases")
+    assert result.rows == [("a",)]
+    reasons = sorted(u.reason for u in result.unreadable)
+    assert reasons == ["not a cases file: column attempts is string, expected int64",
+                       "not a report file: it has a run_id column (the run id is the folder "
+                       "name)"]
+
+
+def test_cli_report_and_query_warn_once_per_file_and_count(written: Path) -> None:
+    from typer.testing import CliRunner
+
+    from audit.cli import app
+
+    truncated, _ = _break(written)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["report", str(written), "--run", "r1"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.stderr.count("warning: skipped unreadable file") == 2
+    assert str(truncated) in shown.stderr.replace("\n", "")
+    assert "2 unreadable files skipped" in shown.stdout
+    asked = runner.invoke(app, ["query", str(written), "select count(*) from findings", "--csv"])
+    assert asked.exit_code == 0, asked.output
+    assert asked.stdout.splitlines() == ["count_star()", "2"]
+    assert "2 unreadable files skipped" in asked.stderr  # every view is read
+
+
+def test_a_report_of_one_run_opens_only_its_files(written: Path) -> None:
+    other = written / "cases" / "run_id=r2" / "ok-model-0123456789ab.parquet"
+    other.write_bytes(b"PAR1")
+    store = Store(str(written))
+    (r1,) = summarize(store, "r1")
+    assert r1.n_cases == 4 and store.unreadable == []  # r2's broken file never opened
+    (r2,) = summarize(store, "r2")
+    assert r2.n_cases == 0 and [u.path for u in r2.unreadable] == [str(other)]
+
+
+def test_run_status_reads_the_run_row(written: Path) -> None:
+    store = Store(str(written))
+    assert (store.run_status("r1"), store.run_status("r2")) == ("finished", None)
+    (written / "runs" / "run_id=r1" / "run.parquet").write_bytes(b"cut")
+    assert Store(str(written)).run_status("r1") is None

@@ -193,3 +193,48 @@ def test_run_with_models_data_and_reports_on_s3(
                             env=env, capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr
     assert "m0" in report.stdout and "m1" in report.stdout
+
+
+def test_diff_report_html_and_unreadable_objects_on_s3(
+    s3_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`audit diff`, `report` (terminal and --html) and `query` read an object store like a
+    folder, and skip an object that is not Parquet with one warning naming it."""
+    from report_data import T0, case, fleet, write_run
+
+    from audit.reports import Store, diff_runs, run_query, summarize
+    from audit.reports.html import write_html
+
+    for key, value in s3_env.items():
+        monkeypatch.setenv(key, value)
+    output = f"s3://{BUCKET}/nights"
+    store = Store(output)
+    write_run(store, "r1", fleet(4, seed=0))
+    tonight = fleet(4, seed=0, started=T0 + 86_400)  # the same fleet, but for one case
+    tonight[0] = case("model-0000", "flat", __import__("numpy").random.default_rng(2),
+                      started=T0 + 86_400)
+    write_run(store, "r2", tonight, started=T0 + 86_400)
+    junk = "nights/cases/run_id=r2/half-written.parquet"
+    _s3(s3_env).put_object(Bucket=BUCKET, Key=junk, Body=b"PAR1 cut short")
+
+    result = diff_runs(output, "r1", "r2")
+    assert [(c.kind, c.name) for c in result.changes] == [("regression", "model-0000")]
+    assert [u.path for u in result.unreadable] == [f"{BUCKET}/{junk}"]
+    (r2,) = summarize(output, "r2")
+    assert r2.n_cases == 4 and r2.since is not None and len(r2.unreadable) == 1
+    assert run_query(output, "select count(*) from cases").rows == [(8,)]
+    page = write_html(output, "r2", tmp_path / "r2.html")
+    assert (page.n_cases, page.n_unreadable) == (4, 1)
+    assert "half-written.parquet" in (tmp_path / "r2.html").read_text()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_"))}
+    env.update(s3_env, HOME=str(tmp_path))
+    gate = subprocess.run([str(BIN / "audit"), "diff", output, "--last", "nightly", "--format",
+                           "csv"], env=env, capture_output=True, text=True, timeout=120)
+    assert gate.returncode == 1, gate.stderr
+    assert gate.stdout.splitlines()[1].startswith("regression,model-0000,healthy,flat")
+    assert gate.stderr.count("warning: skipped unreadable file") == 1
+    assert "half-written.parquet" in gate.stderr
+    unknown = subprocess.run([str(BIN / "audit"), "diff", output, "r1", "r9"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 2 and "no run 'r9'" in unknown.stderr

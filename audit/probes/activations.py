@@ -85,4 +85,6 @@ def run(subject: Subject, settings: ActivationSettings) -> ProbeResult:
     metrics["saturated_fraction_max"] = max(saturated, default=0.0)
     metrics["saturated_fraction_mean"] = float(np.mean(saturated)) if saturated else 0.0
     metrics["hidden_abs_mean_max"] = max(abs_means)
-    return ProbeResult(probe="activations", metrics=metrics)
+    details = {"layers": [layer.name for layer, _ in layers],  # in model order, for charts
+               "activations": [act for _, act in layers]}
+    return ProbeResult(probe="activations", metrics=metrics, details=details)

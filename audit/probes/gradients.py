@@ -61,4 +61,5 @@ def run(subject: Subject, settings: GradientSettings) -> ProbeResult:
     metrics["grad_norm_max"] = max(norms)
     metrics["zero_grad_layers"] = float(sum(n == 0 for n in norms))
     metrics["depth"] = float(len(layers))
-    return ProbeResult(probe="gradients", metrics=metrics)
+    details = {"layers": [layer.name for layer in layers]}  # in model order, for charts
+    return ProbeResult(probe="gradients", metrics=metrics, details=details)
