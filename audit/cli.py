@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from audit import locations
 from audit.reports import ReportError, verdict_color
 from audit.spec import ManifestError
 
@@ -370,9 +371,9 @@ def _verdict_style(verdict: str) -> str:
 
 
 def _exists(location: str) -> bool:
-    if "://" in location and not location.startswith("file://"):
+    if not locations.is_local(location):
         return True  # not checked here: object stores are read by the workers
-    return Path(location.removeprefix("file://")).exists()
+    return locations.exists(location)
 
 
 def _mark(location: str, found: bool) -> str:

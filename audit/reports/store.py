@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from audit import locations
 from audit.reports.schema import (
     KEY_COLUMNS,
     METADATA_KEY,
@@ -84,11 +85,11 @@ class Store:
     def __init__(self, output: str) -> None:
         self.output = output
         try:
-            if "://" in output and not output.startswith("file://"):
-                self.fs, self.root = pafs.FileSystem.from_uri(_single_put(output))
+            if locations.is_local(output):
+                self.fs, root = locations.filesystem(output)
+                self.root = os.path.abspath(root)
             else:
-                self.fs = pafs.LocalFileSystem()
-                self.root = os.path.abspath(output.removeprefix("file://"))
+                self.fs, self.root = locations.filesystem(_single_put(output))
         except (pa.ArrowInvalid, OSError, ValueError) as exc:
             raise ReportError(f"output {output!r}: cannot open ({one_line(exc, 240)})") from None
         self.root = self.root.rstrip("/")
