@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import audit_rows, probe_table, quiet_tensorflow
+from audit_fit import audit_rows, probe_table
+from harness import quiet_tensorflow
 
 
 def main(names: list[str]) -> None:
