@@ -87,24 +87,24 @@ def _structured_inputs(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             "city": columns["city"].reshape(-1, 1)}
 
 
+def _structured_built(seed: int, optimizer: Any, epochs: int = 20) -> Built:
+    columns = _structured_data(1200, seed=seed)
+    model = _structured_model(columns)
+    training = _fit(model, _structured_inputs(columns), columns["churn"], optimizer,
+                    "binary_crossentropy", epochs)
+    return Built(model, columns, "churn", training)
+
+
 def structured_healthy() -> Built:
     import keras
 
-    columns = _structured_data(1200, seed=21)
-    model = _structured_model(columns)
-    training = _fit(model, _structured_inputs(columns), columns["churn"],
-                    keras.optimizers.Adam(0.01), "binary_crossentropy", 20)
-    return Built(model, columns, "churn", training)
+    return _structured_built(21, keras.optimizers.Adam(0.01))
 
 
 def structured_lr_too_low() -> Built:
     import keras
 
-    columns = _structured_data(1200, seed=22)
-    model = _structured_model(columns)
-    training = _fit(model, _structured_inputs(columns), columns["churn"],
-                    keras.optimizers.Adam(1e-6), "binary_crossentropy", 20)
-    return Built(model, columns, "churn", training)
+    return _structured_built(22, keras.optimizers.Adam(1e-6))
 
 
 # ---------------------------------------------------------------- images (CNN)
@@ -134,24 +134,23 @@ def _cnn() -> Any:
     ])
 
 
+def _cnn_built(seed: int, optimizer: Any) -> Built:
+    x, y = _images(800, seed=seed)
+    model = _cnn()
+    training = _fit(model, x, y, optimizer, "sparse_categorical_crossentropy", 10)
+    return Built(model, {"pixels": x.reshape(len(x), -1), "label": y}, "label", training)
+
+
 def cnn_healthy() -> Built:
     import keras
 
-    x, y = _images(800, seed=31)
-    model = _cnn()
-    training = _fit(model, x, y, keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy",
-                    10)
-    return Built(model, {"pixels": x.reshape(len(x), -1), "label": y}, "label", training)
+    return _cnn_built(31, keras.optimizers.Adam(0.01))
 
 
 def cnn_lr_too_high() -> Built:
     import keras
 
-    x, y = _images(800, seed=32)
-    model = _cnn()
-    training = _fit(model, x, y, keras.optimizers.SGD(20.0), "sparse_categorical_crossentropy",
-                    10)
-    return Built(model, {"pixels": x.reshape(len(x), -1), "label": y}, "label", training)
+    return _cnn_built(32, keras.optimizers.SGD(20.0))
 
 
 # ---------------------------------------------------------------- text (Embedding + LSTM)
@@ -181,22 +180,23 @@ def _lstm() -> Any:
     ])
 
 
+def _lstm_built(seed: int, optimizer: Any) -> Built:
+    x, y = _tokens(600, seed=seed)
+    model = _lstm()
+    training = _fit(model, x, y, optimizer, "binary_crossentropy", 15)
+    return Built(model, {"tokens": x, "y": y}, "y", training, data_as="npz")
+
+
 def text_lstm_healthy() -> Built:
     import keras
 
-    x, y = _tokens(600, seed=41)
-    model = _lstm()
-    training = _fit(model, x, y, keras.optimizers.Adam(0.02), "binary_crossentropy", 15)
-    return Built(model, {"tokens": x, "y": y}, "y", training, data_as="npz")
+    return _lstm_built(41, keras.optimizers.Adam(0.02))
 
 
 def text_lstm_lr_too_low() -> Built:
     import keras
 
-    x, y = _tokens(600, seed=42)
-    model = _lstm()
-    training = _fit(model, x, y, keras.optimizers.Adam(1e-6), "binary_crossentropy", 15)
-    return Built(model, {"tokens": x, "y": y}, "y", training, data_as="npz")
+    return _lstm_built(42, keras.optimizers.Adam(1e-6))
 
 
 # ---------------------------------------------------------------- sequences (Conv1D)
@@ -222,23 +222,22 @@ def _conv1d() -> Any:
     ])
 
 
-def seq_conv1d_healthy() -> Built:
+def _conv1d_built(seed: int, target_scale: float, target_offset: float) -> Built:
     import keras
 
-    x, y = _sequences(800, seed=51)
+    x, y = _sequences(800, seed=seed)
+    y = (y * target_scale + target_offset).astype(np.float32)
     model = _conv1d()
     training = _fit(model, x, y, keras.optimizers.Adam(0.01), "mse", 15)
     return Built(model, {"signal": x.reshape(len(x), -1), "y": y}, "y", training)
+
+
+def seq_conv1d_healthy() -> Built:
+    return _conv1d_built(51, 1.0, 0.0)
 
 
 def seq_conv1d_unscaled_targets() -> Built:
-    import keras
-
-    x, y = _sequences(800, seed=52)
-    y = (y * 2000 + 30000).astype(np.float32)
-    model = _conv1d()
-    training = _fit(model, x, y, keras.optimizers.Adam(0.01), "mse", 15)
-    return Built(model, {"signal": x.reshape(len(x), -1), "y": y}, "y", training)
+    return _conv1d_built(52, 2000.0, 30000.0)
 
 
 # ---------------------------------------------------------------- two heads
@@ -299,8 +298,6 @@ def export_flat() -> Built:
     no config to retrain from, so the audit can only say it is flat."""
     import keras
 
-    columns = _structured_data(1200, seed=23)
-    model = _structured_model(columns)
-    training = _fit(model, _structured_inputs(columns), columns["churn"],
-                    keras.optimizers.SGD(50.0), "binary_crossentropy", 10)
-    return Built(model, columns, "churn", training, save_as="savedmodel")
+    built = _structured_built(23, keras.optimizers.SGD(50.0), epochs=10)
+    built.save_as = "savedmodel"
+    return built
