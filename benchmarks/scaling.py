@@ -1,0 +1,118 @@
+"""What an audit costs as a model grows: `audit_case` against one ordinary fit of the same model.
+
+    python benchmarks/scaling.py                 # the wide line (2 x 256, 20,000 rows)
+    python benchmarks/scaling.py --large         # also 3 x 1024 on 50,000 rows (minutes)
+    python benchmarks/scaling.py --table         # audit time over params x rows (long)
+
+Each case is a plain MLP on 16 standardized features, trained for its own 10 epochs with Adam at
+1e-6 (`lr_too_low`: the audit must retrain it to find that). The baseline is one
+`compile` + `fit` of a fresh clone for those 10 epochs on all rows; ours is the whole
+`audit_case`. Both sides are checked to do what they claim: the fit reproduces the symptom
+(validation-free skill on its own rows stays under 0.5) and the audit names `lr_too_low`.
+Prints `NAME: RATIO x (ours ... s vs baseline ... s)` with RATIO = fit / audit (target >= 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+LINES = {"audit_vs_one_fit_wide": ((256, 256), 20_000),
+         "audit_vs_one_fit_large": ((1024, 1024, 1024), 50_000)}
+TABLE_WIDTHS = ((32, 32), (256, 256), (1024, 1024))
+TABLE_ROWS = (2_000, 200_000, 2_000_000)
+
+
+def build(folder: Path, hidden: tuple[int, ...], rows: int) -> tuple[Path, Path, int]:
+    """An lr_too_low MLP trained the ordinary way, saved with its data; its parameter count."""
+    import keras
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 16)).astype(np.float32)
+    y = (np.tanh(x @ rng.normal(size=16) / 4) + 0.1 * rng.normal(size=rows)).astype(np.float32)
+    model = keras.Sequential([keras.Input((16,)),
+                              *(keras.layers.Dense(h, activation="relu") for h in hidden),
+                              keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(1e-6), "mse")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # a shipped model, barely trained
+    name = "x".join(map(str, hidden)) + f"-{rows}"
+    model_path, data_path = folder / f"{name}.keras", folder / f"{name}.parquet"
+    model.save(model_path)
+    pq.write_table(pa.table({**{f"x{j}": x[:, j] for j in range(16)}, "y": y}), data_path)
+    return model_path, data_path, model.count_params()
+
+
+def measure(model_path: Path, data_path: Path) -> dict[str, Any]:
+    """One ordinary fit for the model's own 10 epochs, then the whole audit."""
+    import keras
+
+    from audit.engine import audit_case
+    from audit.probes import outcomes
+    from audit.spec import CaseSpec, Training
+    from audit.subject import load_subject
+
+    spec = CaseSpec(name=model_path.stem, model=str(model_path), data=str(data_path),
+                    label="y", training=Training(epochs=10, batch_size=32))
+    subject = load_subject(spec)
+    clone = keras.models.clone_model(subject.model)
+    clone.compile(keras.optimizers.Adam(1e-6), "mse")
+    x = subject.inputs.feed()
+    started = time.perf_counter()
+    clone.fit(x, subject.y, epochs=10, batch_size=32, verbose=0)
+    fit_s = time.perf_counter() - started
+    fit_skill = outcomes.r2(subject.y, clone.predict(x, verbose=0, batch_size=4096))
+    started = time.perf_counter()
+    report = audit_case(spec)
+    audit_s = time.perf_counter() - started
+    metrics = {(m.probe, m.metric): m.value for m in report.metrics}
+    row = {"fit_s": fit_s, "audit_s": audit_s, "ratio": fit_s / audit_s,
+           "fit_skill": fit_skill, "primary_fault": report.primary_fault,
+           "retrain_s": metrics.get(("retrain", "duration_s")),
+           "trainings": metrics.get(("retrain", "trainings"))}
+    row["checks_pass"] = bool(fit_skill < 0.5 and report.primary_fault == "lr_too_low")
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--large", action="store_true", help="also the 3 x 1024 line")
+    parser.add_argument("--table", action="store_true", help="audit time over params x rows")
+    args = parser.parse_args()
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="flatline-scaling-") as tmp:
+        folder = Path(tmp)
+        for name, (hidden, rows) in LINES.items():
+            if name.endswith("large") and not args.large:
+                continue
+            row = measure(*build(folder, hidden, rows)[:2])
+            print(f"{name}: {row['ratio']:.2f} x (ours {row['audit_s']:.1f} s vs baseline "
+                  f"{row['fit_s']:.1f} s)")
+            print(f"  {row}", file=sys.stderr)
+            failed |= not row["checks_pass"]
+        if args.table:
+            print("\nparams     rows       fit_s   audit_s  audit/fit  trainings")
+            for hidden in TABLE_WIDTHS:
+                for rows in TABLE_ROWS:
+                    model_path, data_path, params = build(folder, hidden, rows)
+                    row = measure(model_path, data_path)
+                    print(f"{params:<10,} {rows:<10,} {row['fit_s']:>6.1f} {row['audit_s']:>9.1f}"
+                          f" {row['audit_s'] / row['fit_s']:>10.2f} {row['trainings']:>10}")
+    if failed:
+        print("MISMATCH: a fit did not reproduce the symptom or the audit missed lr_too_low")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
