@@ -5,7 +5,7 @@
     python benchmarks/scaling.py --table         # audit time over params x rows (long)
 
 Each case is a plain MLP on 16 standardized features, trained for its own 10 epochs with Adam at
-1e-6 (`lr_too_low`: the audit must retrain it to find that). The baseline is one
+1e-7 (`lr_too_low`: the audit must retrain it to find that). The baseline is one
 `compile` + `fit` of a fresh clone for those 10 epochs on all rows; ours is the whole
 `audit_case`. Both sides are checked to do what they claim: the fit reproduces the symptom
 (validation-free skill on its own rows stays under 0.5) and the audit names `lr_too_low`.
@@ -45,7 +45,7 @@ def build(folder: Path, hidden: tuple[int, ...], rows: int) -> tuple[Path, Path,
     model = keras.Sequential([keras.Input((16,)),
                               *(keras.layers.Dense(h, activation="relu") for h in hidden),
                               keras.layers.Dense(1)])
-    model.compile(keras.optimizers.Adam(1e-6), "mse")
+    model.compile(keras.optimizers.Adam(1e-7), "mse")
     model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # a shipped model, barely trained
     name = "x".join(map(str, hidden)) + f"-{rows}"
     model_path, data_path = folder / f"{name}.keras", folder / f"{name}.parquet"
@@ -67,7 +67,7 @@ def measure(model_path: Path, data_path: Path) -> dict[str, Any]:
                     label="y", training=Training(epochs=10, batch_size=32))
     subject = load_subject(spec)
     clone = keras.models.clone_model(subject.model)
-    clone.compile(keras.optimizers.Adam(1e-6), "mse")
+    clone.compile(keras.optimizers.Adam(1e-7), "mse")
     x = subject.inputs.feed()
     started = time.perf_counter()
     clone.fit(x, subject.y, epochs=10, batch_size=32, verbose=0)
