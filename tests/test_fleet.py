@@ -1,7 +1,8 @@
 """The fleet on a real local Ray (2 CPUs, 2 stand-in GPUs), read back with DuckDB.
 
-Failures are injected through `FleetOptions.inject` (the fleet's explicit testing hook: a
-case, by name, exits its worker, raises in it, or sleeps). Every test checks that no case is
+Failures are injected through `run_fleet(..., faults=...)` (the fleet's testing hook in
+`audit.fleet.testing`, never a production option: a case, by name, exits its worker, raises in
+it, or sleeps). Every test checks that no case is
 lost or reported twice.
 """
 
@@ -25,12 +26,12 @@ from audit.fleet import (
     ActorPool,
     FleetError,
     FleetOptions,
-    Injection,
     RunResult,
-    _pool_size,
     gpu_memory_limit_mb,
+    pool_size,
     run_fleet,
 )
+from audit.fleet.testing import Injection
 from audit.spec import Manifest, Resources, load_manifest
 
 pytestmark = pytest.mark.ray
@@ -100,7 +101,7 @@ def faulty(module_ray: str, tiny_files: dict[str, Path],
     manifest = _manifest(folder, cases, execution={"max_attempts": 2},
                          resources={"num_cpus": 0.5, "num_gpus": 0.5})
     inject = {name: fault for name, fault in FAULTY.items() if fault}
-    result = run_fleet(manifest, _quiet(run_id="faulty", inject=inject))
+    result = run_fleet(manifest, _quiet(run_id="faulty"), faults=inject)
     rows = _assert_each_case_once(folder / "out", "faulty", [c["name"] for c in cases])
     return result, rows
 
@@ -149,6 +150,7 @@ def test_the_run_row_is_written_with_counts_and_settings(faulty: tuple) -> None:
                                                                            7, 3)
     assert (run["n_error"], run["n_timeout"], run["package_version"]) == (3, 1, "0.1.0")
     assert '"max_attempts": 2' in run["settings"] and '"inject"' not in run["settings"]
+    assert '"faults"' not in run["settings"]
     last_case = max(r["finished_at"] for r in rows.values())
     assert run["finished_at"] >= last_case
 
@@ -200,12 +202,12 @@ def test_actor_pool_recycles_actors_and_knows_nothing_of_cases(module_ray: str) 
 
 def test_pool_size_follows_resources_and_caps(module_ray: str, tiny_files: dict) -> None:
     manifest = _manifest_obj(tiny_files)
-    assert _pool_size(Resources(num_cpus=1, num_gpus=0.25), _quiet(), 100, manifest) == 2
-    assert _pool_size(Resources(num_cpus=0.5, num_gpus=0.5), _quiet(), 100, manifest) == 4
-    assert _pool_size(Resources(num_cpus=0.25), _quiet(max_concurrency=3), 100, manifest) == 3
-    assert _pool_size(Resources(num_cpus=0.25), _quiet(), 5, manifest) == 5
+    assert pool_size(Resources(num_cpus=1, num_gpus=0.25), _quiet(), 100, manifest) == 2
+    assert pool_size(Resources(num_cpus=0.5, num_gpus=0.5), _quiet(), 100, manifest) == 4
+    assert pool_size(Resources(num_cpus=0.25), _quiet(max_concurrency=3), 100, manifest) == 3
+    assert pool_size(Resources(num_cpus=0.25), _quiet(), 5, manifest) == 5
     with pytest.raises(FleetError, match=r"num_gpus=3 per case but the cluster has 2 GPUs"):
-        _pool_size(Resources(num_gpus=3), _quiet(), 1, manifest)
+        pool_size(Resources(num_gpus=3), _quiet(), 1, manifest)
 
 
 def _manifest_obj(files: dict[str, Path]) -> Manifest:
@@ -229,11 +231,11 @@ def test_progress_in_a_log_is_a_line_now_and_then_with_an_eta() -> None:
 
     from rich.console import Console
 
-    from audit.fleet import _progress_lines
+    from audit.fleet.progress import progress_lines
 
     out = io.StringIO()
     result = RunResult(run_id="r", output="o", n_cases=4)
-    tick = _progress_lines(Console(file=out, width=200), "fleet", result, every_s=3600)
+    tick = progress_lines(Console(file=out, width=200), "fleet", result, every_s=3600)
     for status in ("ok", "ok", "error", "ok"):
         result.n_ok += status == "ok"
         result.n_error += status == "error"
@@ -258,8 +260,8 @@ def test_resume_with_retry_failed_reruns_only_the_cases_that_failed(
     """A case that failed (here: its worker raised) gets another run; an ok case is kept."""
     manifest = _manifest(tmp_path, [_good(tiny_files, "fine"), _good(tiny_files, "flaky")],
                          execution={"max_attempts": 1})
-    first = run_fleet(manifest, _quiet(run_id="flaky-night",
-                                       inject={"flaky": Injection(kind="raise")}))
+    first = run_fleet(manifest, _quiet(run_id="flaky-night"),
+                      faults={"flaky": Injection(kind="raise")})
     assert (first.n_ok, first.n_error) == (1, 1)
     before = {r["name"]: r for r in _rows(tmp_path / "out", "flaky-night")}
     assert before["flaky"]["status"] == "error"
@@ -284,14 +286,15 @@ def test_retry_failed_needs_a_run_to_retry(tiny_files: dict, tmp_path: Path) -> 
 
 DRIVER = """
 import sys
-from audit.fleet import FleetOptions, Injection, run_fleet
+from audit.fleet import FleetOptions, run_fleet
+from audit.fleet.testing import Injection
 from audit.spec import load_manifest
 path, address, run_id, resume = sys.argv[1:5]
 manifest = load_manifest(path)
 nap = Injection(kind="sleep", seconds=1.5)
 result = run_fleet(manifest, FleetOptions(
-    address=address, run_id=run_id, resume=resume == "1", progress=False, max_concurrency=1,
-    inject={case.name: nap for case in manifest.cases()}))
+    address=address, run_id=run_id, resume=resume == "1", progress=False, max_concurrency=1),
+    faults={case.name: nap for case in manifest.cases()})
 sys.exit(result.exit_code)
 """
 
