@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ from audit.fleet import (
     run_fleet,
 )
 from audit.fleet.testing import Injection
+from audit.fleet.worker import WORKERS_FOLDER, clear_stale_folders
 from audit.spec import Manifest, Resources, load_manifest
 
 pytestmark = pytest.mark.ray
@@ -101,9 +103,80 @@ def faulty(module_ray: str, tiny_files: dict[str, Path],
     manifest = _manifest(folder, cases, execution={"max_attempts": 2},
                          resources={"num_cpus": 0.5, "num_gpus": 0.5})
     inject = {name: fault for name, fault in FAULTY.items() if fault}
-    result = run_fleet(manifest, _quiet(run_id="faulty"), faults=inject)
+    _seed_worker_folders(folder / "tmproot" / WORKERS_FOLDER)
+    result = run_fleet(manifest, _quiet(run_id="faulty", temp_root=str(folder / "tmproot")),
+                       faults=inject)
     rows = _assert_each_case_once(folder / "out", "faulty", [c["name"] for c in cases])
     return result, rows
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(timeout=30)
+    return proc.pid
+
+
+def _seed_worker_folders(parent: Path) -> None:
+    """What earlier runs left: a crashed worker's folder of this host, a live process's folder
+    and another host's folder (both must stay)."""
+    host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:40]
+    for name in (f"{host}-pid{_dead_pid()}-crashed", f"{host}-pid{os.getpid()}-alive",
+                 "otherhost-pid1-foreign"):
+        (parent / name).mkdir(parents=True)
+        (parent / name / "__autograph_generated_fileabc.py").write_text("x = 1\n")
+
+
+def test_workers_leave_no_temp_folder_and_clear_crashed_ones(faulty: tuple) -> None:
+    """Workers that were recycled, killed (exit, timeout) or ended with the run leave nothing
+    under the temp root; a crashed worker's folder from before is gone; other hosts' and live
+    processes' folders stay."""
+    result, _ = faulty
+    parent = Path(result.output).parent / "tmproot" / WORKERS_FOLDER
+    left = sorted(p.name.split("-", 1)[-1] for p in parent.iterdir())
+    assert left == [f"pid{os.getpid()}-alive", "pid1-foreign"], left
+    stray = [p for p in parent.parent.rglob("*") if parent not in p.parents and p != parent]
+    assert stray == [], stray
+
+
+AUTOGRAPH = """
+import os, sys
+from audit.fleet.worker import make_temp_folder
+folder = make_temp_folder(sys.argv[1])  # what a worker does before importing TensorFlow
+import tensorflow as tf
+
+
+@tf.function
+def double_if_positive(x):
+    if tf.reduce_sum(x) > 0:  # autograph converts this: a generated file is written
+        return x * 2
+    return x
+
+
+double_if_positive(tf.constant([1.0]))
+print(os.environ["TMPDIR"] == str(folder), *sorted(os.listdir(folder)))
+"""
+
+
+def test_autograph_files_land_in_the_worker_folder(tmp_path: Path) -> None:
+    """A process that set up its folder like a worker and then died without cleaning up: its
+    autograph files are in its own folder (nothing in the temp root), and the next worker's
+    sweep removes the folder."""
+    script = tmp_path / "autograph_probe.py"  # autograph needs the source in a file
+    script.write_text(AUTOGRAPH)
+    root = tmp_path / "root"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, str(script), str(root)], capture_output=True,
+                          text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    same, *files = done.stdout.split()
+    assert same == "True" and files and all(
+        f.startswith("__autograph_generated_file") for f in files), done.stdout
+    parent = root / WORKERS_FOLDER
+    (folder,) = parent.iterdir()
+    assert sorted(p.name for p in folder.iterdir()) == files
+    assert sorted(p.name for p in root.iterdir()) == [WORKERS_FOLDER]
+    assert clear_stale_folders(parent) == [folder]
+    assert list(parent.iterdir()) == []
 
 
 def test_healthy_cases_finish_next_to_faulty_ones(faulty: tuple[RunResult, dict]) -> None:
@@ -388,11 +461,14 @@ def test_two_slots_run_cases_side_by_side_and_one_slot_never_does(
     module_ray: str, tiny_files: dict[str, Path], tmp_path: Path
 ) -> None:
     """Scheduling, not speed (speed is measured in benchmarks/fleet_parallel.py): two slots
-    keep two workers busy at once, one slot runs cases strictly one after another."""
-    manifest = _cheap_fleet(tmp_path, tiny_files, 24)
-    one = run_fleet(manifest, _quiet(run_id="one-slot", max_concurrency=1))
-    two = run_fleet(manifest, _quiet(run_id="two-slots", max_concurrency=2))
-    assert (one.n_ok, one.concurrency, two.n_ok, two.concurrency) == (24, 1, 24, 2)
+    keep two workers busy at once, one slot runs cases strictly one after another. Each case
+    holds its worker 0.4 s, so the first worker cannot finish the fleet alone while the second
+    still imports TensorFlow on a loaded machine."""
+    manifest = _cheap_fleet(tmp_path, tiny_files, 16)
+    nap = {c.name: Injection(kind="sleep", seconds=0.4) for c in manifest.cases()}
+    one = run_fleet(manifest, _quiet(run_id="one-slot", max_concurrency=1), faults=nap)
+    two = run_fleet(manifest, _quiet(run_id="two-slots", max_concurrency=2), faults=nap)
+    assert (one.n_ok, one.concurrency, two.n_ok, two.concurrency) == (16, 1, 16, 2)
     out = tmp_path / "out"
     assert _overlaps(out, "one-slot") == 0
     assert len({r["worker"] for r in _rows(out, "two-slots")}) == 2

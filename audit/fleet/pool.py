@@ -97,11 +97,17 @@ class ActorPool:
 
     def shutdown(self) -> None:
         """Retire the idle actors (they clean up), kill every actor; resources go back."""
+        import ray
+
         busy = {id(f.slot) for f in self.flights.values()}
         idle = [s for s in self.slots if s.actor is not None and s.ready and id(s) not in busy]
         self._retire(idle)
+        dying = [*self.flights, *self.warming]  # they resolve (with an error) once it is gone
         for slot in self.slots:
             self._kill(slot)
+        if dying:  # so that what they leave behind can be told from a live worker's
+            with contextlib.suppress(Exception):
+                ray.wait(dying, num_returns=len(dying), timeout=RETIRE_TIMEOUT_S)
         self.flights.clear()
         self.warming.clear()
 
