@@ -118,6 +118,9 @@ class ActorPool:
             if not self.pending:
                 break
             if slot.actor is None:
+                spare = sum(1 for s in self.slots if s.actor is not None and id(s) not in busy)
+                if spare >= len(self.pending):
+                    continue  # idle or starting actors will take what is left (a retry)
                 slot.actor = self.make_actor()
                 slot.warm_ref = self.warm(slot.actor)
                 slot.ready, slot.warm_started = False, time.monotonic()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 from audit.fleet.pool import ActorPool, Outcome
@@ -20,7 +20,7 @@ from audit.fleet.progress import progress, run_row
 from audit.fleet.session import ray_session, stop_on_signals
 from audit.fleet.testing import Faults
 from audit.fleet.types import FleetError, FleetOptions, RunResult, new_run_id
-from audit.fleet.worker import CaseWorker, WorkerConfig, clear_stale_folders, workers_parent
+from audit.fleet.worker import CaseWorker, WorkerConfig, clear_run_folders, workers_parent
 from audit.reports import ReportError, Store
 from audit.results import CaseReport
 from audit.spec import CaseSpec, Manifest, Resources
@@ -51,15 +51,16 @@ def run_fleet(manifest: Manifest, options: FleetOptions | None = None,
     result = RunResult(run_id=run_id, output=output, n_cases=len(cases))
     _count_previous(store, run_id, [c.case_id for c in cases if c.case_id in done], result)
     started = time.time()
+    tag = uuid.uuid4().hex[:8]  # names this invocation's worker temp folders
     with ray_session(options) as address:
         size = pool_size(manifest.resources, options, len(todo), manifest)
         result.concurrency = size
         with stop_on_signals(options.handle_signals) as stop:
             try:
                 _execute(manifest, store, run_id, todo, size, options, result, stop, on_case,
-                         faults or {})
+                         faults or {}, tag)
             finally:  # workers killed mid-case (timeouts, a stop) leave their temp folders
-                clear_stale_folders(workers_parent(options.temp_root or tempfile.gettempdir()))
+                clear_run_folders(workers_parent(options.temp_root), tag)
         result.stopped = stop.is_set()
         result.duration_s = time.time() - started
         store.write_run(run_id, run_row(manifest, options, result, started, address))
@@ -108,12 +109,12 @@ def _count_previous(store: Store, run_id: str, ids: list[str], result: RunResult
 
 def _execute(manifest: Manifest, store: Store, run_id: str, todo: list[CaseSpec], size: int,
              options: FleetOptions, result: RunResult, stop: threading.Event,
-             on_case: Callable[[RunResult], None] | None, faults: Faults) -> None:
+             on_case: Callable[[RunResult], None] | None, faults: Faults, tag: str) -> None:
     """Stream the cases through the pool; record each failure at once; show progress."""
     import ray
 
     config = WorkerConfig(output=store.output, run_id=run_id, resources=manifest.resources,
-                          temp_root=options.temp_root, faults=dict(faults))
+                          temp_root=options.temp_root, run_tag=tag, faults=dict(faults))
     actor_class = ray.remote(CaseWorker).options(
         num_cpus=manifest.resources.num_cpus, num_gpus=manifest.resources.num_gpus,
         max_restarts=0, max_task_retries=0)

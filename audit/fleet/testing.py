@@ -20,14 +20,18 @@ class Injection(BaseModel):
 
     `exit` kills the worker process (`os._exit`), `raise` raises in the worker, `sleep` holds
     the worker for `seconds`, `exit_while_writing` kills the worker in the middle of writing
-    the case's report (after its first file, before its `cases` row). `attempts` = n fires on
-    the first n attempts only (0: always).
+    the case's report (after its first file, before its `cases` row), `rendezvous` holds the
+    worker until `count` cases have reached the same `folder` (at most `seconds`): the cases
+    of one rendezvous run at the same time, on as many workers. `attempts` = n fires on the
+    first n attempts only (0: always).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["exit", "raise", "sleep", "exit_while_writing"]
+    kind: Literal["exit", "raise", "sleep", "exit_while_writing", "rendezvous"]
     attempts: int = Field(0, ge=0)
     seconds: float = Field(0.0, ge=0)
+    folder: str | None = None
+    count: int = Field(2, ge=1)
 
 
 Faults = dict[str, Injection]
@@ -48,6 +52,13 @@ def maybe_inject(injection: Injection | None, attempt: int) -> None:
         raise RuntimeError("injected failure")
     if injection.kind == "sleep":
         time.sleep(injection.seconds)
+    if injection.kind == "rendezvous" and injection.folder:
+        os.makedirs(injection.folder, exist_ok=True)
+        open(os.path.join(injection.folder, f"{os.getpid()}-{time.time_ns()}"), "w").close()
+        deadline = time.monotonic() + injection.seconds
+        while len(os.listdir(injection.folder)) < injection.count and \
+                time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def dying_store(output: str, files_before_death: int = 1) -> object:

@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "WORKERS_FOLDER",
     "CaseWorker",
     "WorkerConfig",
+    "clear_run_folders",
     "clear_stale_folders",
     "configure_tensorflow",
     "gpu_memory_limit_mb",
@@ -48,6 +50,7 @@ class WorkerConfig:
     run_id: str
     resources: Resources
     temp_root: str | None = None  # None: the worker's own system temp folder
+    run_tag: str = "run"  # in the names of this run's worker folders (the driver waits for them)
     faults: Faults = field(default_factory=dict)  # testing only (audit.fleet.testing)
 
 
@@ -57,7 +60,8 @@ class CaseWorker:
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self.temp_folder = make_temp_folder(config.temp_root)  # before TensorFlow is imported
+        # before TensorFlow is imported
+        self.temp_folder = make_temp_folder(config.temp_root, config.run_tag)
         atexit.register(self.close)
         self.store = Store(config.output)
         self.identity: dict[str, Any] = {}
@@ -113,13 +117,13 @@ def workers_parent(temp_root: str | None) -> Path:
     return Path(temp_root or tempfile.gettempdir()) / WORKERS_FOLDER
 
 
-def make_temp_folder(temp_root: str | None) -> Path:
+def make_temp_folder(temp_root: str | None, tag: str = "run") -> Path:
     """Clear stale worker folders, then make this process's own and point `TMPDIR` and
     `tempfile` at it (TensorFlow's autograph writes its generated files there)."""
     parent = workers_parent(temp_root)
     parent.mkdir(parents=True, exist_ok=True)
     clear_stale_folders(parent)
-    folder = Path(tempfile.mkdtemp(prefix=f"{_host()}-pid{os.getpid()}-", dir=parent))
+    folder = Path(tempfile.mkdtemp(prefix=f"{_host()}-pid{os.getpid()}-{tag}-", dir=parent))
     os.environ["TMPDIR"] = str(folder)
     tempfile.tempdir = str(folder)
     return folder
@@ -138,6 +142,19 @@ def clear_stale_folders(parent: Path) -> list[Path]:
             if pid_text.isdigit() and not _alive(int(pid_text)):
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
+    return removed
+
+
+def clear_run_folders(parent: Path, tag: str, wait_s: float = 10.0) -> list[Path]:
+    """After a run: remove the folders of its workers that were killed (time limits, crashes,
+    a stop), waiting up to `wait_s` for their processes to go (Ray reports an actor dead a
+    moment before its process exits); stale folders of other runs go too."""
+    removed = clear_stale_folders(parent)
+    deadline = time.monotonic() + wait_s
+    while parent.exists() and any(parent.glob(f"{_host()}-pid*-{tag}-*")) and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+        removed += clear_stale_folders(parent)
     return removed
 
 
