@@ -33,6 +33,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from audit import faults
+from audit.objectstore import with_retries
 from audit.results import CaseReport
 
 __all__ = [
@@ -229,7 +230,7 @@ class Store:
         self.output = output
         try:
             if "://" in output and not output.startswith("file://"):
-                self.fs, self.root = pafs.FileSystem.from_uri(_single_put(output))
+                self.fs, self.root = with_retries(*pafs.FileSystem.from_uri(_single_put(output)))
             else:
                 self.fs = pafs.LocalFileSystem()
                 self.root = os.path.abspath(output.removeprefix("file://"))
