@@ -325,6 +325,8 @@ class RetryingClient:
         self.client, self.backoff, self.sleep = client, backoff, sleep
 
     def __getattr__(self, name: str) -> Any:
+        if name in ("client", "backoff", "sleep"):  # not set yet (e.g. while unpickling)
+            raise AttributeError(name)
         attr = getattr(self.client, name)
         if name not in self.RETRIED:
             return attr

@@ -180,6 +180,31 @@ def test_autograph_files_land_in_the_worker_folder(tmp_path: Path) -> None:
     assert list(parent.iterdir()) == []
 
 
+def test_workers_say_which_ray_node_they_run_on(module_ray: str, tiny_files: dict,
+                                               tmp_path: Path) -> None:
+    """`node_id` (the Ray node id, unique where `node`, an IP, is not) comes from the worker;
+    the report carries it once the schema has the column (audit/reports.py)."""
+    import ray
+
+    from audit.fleet.worker import CaseWorker, WorkerConfig
+
+    manifest = _manifest(tmp_path, [_good(tiny_files, "where")])
+    worker = ray.remote(CaseWorker).options(num_cpus=0.5).remote(WorkerConfig(
+        output=str(tmp_path / "out"), run_id="where", resources=manifest.resources,
+        temp_root=str(tmp_path / "tmp")))
+    try:
+        identity = ray.get(worker.setup.remote(), timeout=300)
+        assert identity["node_id"] in {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+        status = ray.get(worker.run.remote(manifest.cases()[0], 1), timeout=300)
+        assert status["status"] == "ok" and ray.get(worker.close.remote(), timeout=60)
+    finally:
+        ray.kill(worker)
+    (row,) = _rows(tmp_path / "out", "where")
+    assert row["node"] == identity["node"]
+    if "node_id" in row:  # the cases schema's node_id column (added in audit/reports.py)
+        assert row["node_id"] == identity["node_id"]
+
+
 def test_healthy_cases_finish_next_to_faulty_ones(faulty: tuple[RunResult, dict]) -> None:
     result, rows = faulty
     assert rows["good-a"]["status"] == rows["good-b"]["status"] == "ok"
@@ -197,6 +222,8 @@ def test_a_worker_that_dies_is_replaced_and_the_case_retried(faulty: tuple) -> N
 def test_a_case_that_always_crashes_ends_as_error_with_a_reason(faulty: tuple) -> None:
     _, rows = faulty
     row = rows["exits-always"]
+    if "node_id" in row:  # written by the driver, from the worker's identity
+        assert row["node_id"] == rows["good-a"]["node_id"] is not None
     assert (row["status"], row["verdict"], row["attempts"]) == ("error", "error", 2)
     assert "worker" in row["error"] and "died" in row["error"] and "\n" not in row["error"]
 
