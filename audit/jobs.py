@@ -248,11 +248,11 @@ def connect(config: ClusterConfig,
         raise _auth_error(config, exc) from None
     except (ConnectionError, OSError) as exc:
         raise JobsError(
-            f"no Ray cluster answers at {config.address}{waited} ({_one_line(exc)}); "
+            f"no Ray cluster answers at {config.address}{waited} ({one_line(exc)}); "
             "check --address (the head's dashboard, port 8265 by default)"
         ) from None
     except (RuntimeError, ValueError) as exc:
-        raise JobsError(f"{config.address}{waited}: {_one_line(exc)}") from None
+        raise JobsError(f"{config.address}{waited}: {one_line(exc)}") from None
     return RetryingClient(client, config.backoff, sleep)  # type: ignore[return-value]
 
 
@@ -362,10 +362,6 @@ def _auth_error(config: ClusterConfig, exc: Exception) -> JobsError:
     )
 
 
-def _one_line(exc: BaseException) -> str:
-    return one_line(exc, limit=240)
-
-
 def _call(action: str, fn: Callable[..., Any], *args: Any) -> Any:
     """Run one Jobs API call, turning Ray's exceptions into one-line `JobsError`s."""
     from ray.exceptions import AuthenticationError
@@ -374,18 +370,18 @@ def _call(action: str, fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     except RetriesExhausted as gave_up:
         raise JobsError(f"{action}: the cluster still failed after {gave_up.tries} tries in "
-                        f"{gave_up.waited_s:.0f}s ({_one_line(gave_up.last)}); is the head up? "
+                        f"{gave_up.waited_s:.0f}s ({one_line(gave_up.last)}); is the head up? "
                         "--wait sets how long to retry") from None
     except AuthenticationError:
         raise JobsError(
             f"{action}: the cluster refused the token; set RAY_AUTH_TOKEN to the cluster's token"
         ) from None
     except (ConnectionError, OSError) as exc:
-        raise JobsError(f"{action}: the cluster did not answer ({_one_line(exc)})") from None
+        raise JobsError(f"{action}: the cluster did not answer ({one_line(exc)})") from None
     except RuntimeError as exc:
         if "does not exist" in str(exc) or "404" in str(exc):
             raise JobsError(f"{action}: no such job on this cluster") from None
-        raise JobsError(f"{action}: {_one_line(exc)}") from None
+        raise JobsError(f"{action}: {one_line(exc)}") from None
 
 
 # ---------------------------------------------------------------- manifests and run ids
@@ -705,7 +701,7 @@ def follow_logs(
             failures += 1
             if failures > max_retries:
                 raise JobsError(
-                    f"logs {sid}: lost the log stream {failures} times ({_one_line(exc)})"
+                    f"logs {sid}: lost the log stream {failures} times ({one_line(exc)})"
                 ) from None
             time.sleep(retry_s)
             continue
