@@ -138,6 +138,9 @@ def run(
         "--output", help="Write the report here instead of the manifest's `output`.",
         show_default=False)] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    temp_dir: Annotated[str | None, typer.Option(
+        "--temp-dir", help="Parent of the workers' own temp folders, each removed when its "
+        "worker ends (default: the workers' system temp folder).", show_default=False)] = None,
 ) -> None:
     """Audit every case of MANIFEST on Ray and write the Parquet report.
 
@@ -154,7 +157,7 @@ def run(
             run_id=resume or run_id, resume=bool(resume), retry_failed=retry_failed,
             address=address or None,
             max_concurrency=max_concurrency, trust_models=trust_models, output=output,
-            progress=progress))
+            progress=progress, temp_root=temp_dir))
     state = "stopped" if result.stopped else "finished"
     out.print(f"run {result.run_id} {state}: {result.n_cases} cases, {result.n_ok} ok, "
               f"{result.n_error} error, {result.n_timeout} timeout"

@@ -26,14 +26,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from audit.text import RUN_ID_RULE, is_run_id, one_line
+
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
 
 __all__ = [
+    "Backoff",
     "CaseCounts",
     "ClusterConfig",
     "JobsError",
     "ManifestInfo",
+    "RetriesExhausted",
+    "RetryingClient",
     "RunInfo",
     "SubmitOptions",
     "SubmitResult",
@@ -41,10 +46,13 @@ __all__ = [
     "connect",
     "derive_run_id",
     "describe_manifest",
+    "entrypoint_error",
     "find_token",
     "follow_logs",
     "get_run",
+    "is_transient",
     "list_runs",
+    "retry",
     "stop_run",
     "submission_id",
     "submit",
@@ -54,9 +62,10 @@ SUBMISSION_PREFIX = "audit-"
 DEFAULT_MAX_WORKING_DIR_BYTES = 8 * 1024 * 1024
 DEFAULT_STOP_GRACE_S = 30
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
+DEFAULT_SUBMIT_WAIT_S = 60.0  # how long `audit submit` retries a cluster that is starting
+DEFAULT_WAIT_S = 10.0  # the same for status, logs and stop
 # Folders never shipped with the manifest (and not counted against the size limit).
 WORKING_DIR_EXCLUDES = (".git", "__pycache__", ".venv", ".pytest_cache", ".ruff_cache")
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 META_RUN_ID = "flatline_run_id"
 META_DIGEST = "flatline_manifest_digest"
 META_MANIFEST = "flatline_manifest"
@@ -80,13 +89,25 @@ class JobsError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Backoff:
+    """How long to retry a transient Jobs API error (a head that is starting, HTTP 5xx, "try
+    again later"): waits of `first_s`, doubling up to `max_s`, for at most `wait_s` in all."""
+
+    wait_s: float = DEFAULT_WAIT_S
+    first_s: float = 0.5
+    max_s: float = 8.0
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
-    """Where the cluster's dashboard (Jobs API) listens and the token to present there."""
+    """Where the cluster's dashboard (Jobs API) listens, the token to present there, and how
+    long to retry while the cluster cannot answer yet."""
 
     address: str
     token: str | None = None
     token_source: str | None = None  # where the token came from, for error messages
     verify: bool | str = True
+    backoff: Backoff = field(default_factory=Backoff)
 
 
 @dataclass(frozen=True)
@@ -200,24 +221,120 @@ def find_token(env: Mapping[str, str] | None = None, home: Path | None = None) -
     return None, None
 
 
-def connect(config: ClusterConfig) -> JobSubmissionClient:
-    """A Jobs API client for the cluster, checked by one authenticated request."""
+def connect(config: ClusterConfig,
+            sleep: Callable[[float], None] = time.sleep) -> JobSubmissionClient:
+    """A Jobs API client for the cluster, checked by one authenticated request.
+
+    Transient errors (nothing listens yet, HTTP 5xx, "try again later") are retried with
+    `config.backoff`, here and in every call of the returned client (`RetryingClient`).
+    """
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
     headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
-    try:
+
+    def make() -> JobSubmissionClient:
         with _explicit_address():
             return JobSubmissionClient(config.address, headers=headers, verify=config.verify)
+
+    waited = ""
+    try:
+        try:
+            client = retry(make, config.backoff, sleep)
+        except RetriesExhausted as gave_up:
+            waited = f" after {gave_up.tries} tries in {gave_up.waited_s:.0f}s"
+            raise gave_up.last from None
     except AuthenticationError as exc:
         raise _auth_error(config, exc) from None
     except (ConnectionError, OSError) as exc:
         raise JobsError(
-            f"no Ray cluster answers at {config.address} ({_one_line(exc)}); "
+            f"no Ray cluster answers at {config.address}{waited} ({one_line(exc)}); "
             "check --address (the head's dashboard, port 8265 by default)"
         ) from None
     except (RuntimeError, ValueError) as exc:
-        raise JobsError(f"{config.address}: {_one_line(exc)}") from None
+        raise JobsError(f"{config.address}{waited}: {one_line(exc)}") from None
+    return RetryingClient(client, config.backoff, sleep)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- transient errors
+
+
+_STATUS = re.compile(r"(?:status code |^)(\d{3})\b")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a Jobs API error may go away by itself: nothing listens yet (a head that is
+    starting), an HTTP 5xx, or the server saying to try again later. A refused token, a
+    missing job or a bad request never do."""
+    from ray.exceptions import AuthenticationError
+
+    if isinstance(exc, AuthenticationError):
+        return False
+    if isinstance(exc, ConnectionError) or type(exc).__name__ in ("ConnectionError",
+                                                                    "ConnectTimeout"):
+        return True  # builtin (Ray's "Failed to connect"), requests' and urllib3's
+    text = " ".join(str(exc).split())
+    if "try again later" in text.lower():
+        return True
+    match = _STATUS.search(text)
+    return bool(match) and match.group(1).startswith("5")
+
+
+class RetriesExhausted(Exception):
+    """A transient error that did not go away within the backoff's wait."""
+
+    def __init__(self, last: BaseException, tries: int, waited_s: float) -> None:
+        super().__init__(str(last))
+        self.last, self.tries, self.waited_s = last, tries, waited_s
+
+
+def retry(fn: Callable[[], Any], backoff: Backoff,
+          sleep: Callable[[float], None] = time.sleep) -> Any:
+    """`fn()`, retried with exponential backoff while it raises a transient error; the first
+    other error is raised at once, and `RetriesExhausted` once `backoff.wait_s` would pass."""
+    start, delay, tries = time.monotonic(), backoff.first_s, 1
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            waited = time.monotonic() - start
+            if not is_transient(exc):
+                raise
+            if waited + delay > backoff.wait_s:
+                if tries == 1:
+                    raise
+                raise RetriesExhausted(exc, tries, waited) from None
+            sleep(delay)
+            tries += 1
+            delay = min(delay * 2, backoff.max_s)
+
+
+class RetryingClient:
+    """A `JobSubmissionClient` whose request methods retry transient errors (`retry`).
+
+    A submit retried after a 5xx that the server had in fact accepted finds its job "already
+    exists", which `submit` reports as the job it is. The log stream is not wrapped:
+    `follow_logs` reconnects by itself.
+    """
+
+    RETRIED = frozenset({"submit_job", "get_job_info", "list_jobs", "stop_job",
+                         "get_job_logs", "get_job_status", "delete_job"})
+
+    def __init__(self, client: Any, backoff: Backoff,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.client, self.backoff, self.sleep = client, backoff, sleep
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("client", "backoff", "sleep"):  # not set yet (e.g. while unpickling)
+            raise AttributeError(name)
+        attr = getattr(self.client, name)
+        if name not in self.RETRIED:
+            return attr
+
+        def retried(*args: Any, **kwargs: Any) -> Any:
+            return retry(lambda: attr(*args, **kwargs), self.backoff, self.sleep)
+
+        return retried
 
 
 @contextlib.contextmanager
@@ -245,27 +362,26 @@ def _auth_error(config: ClusterConfig, exc: Exception) -> JobsError:
     )
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return (text[:240] + "...") if len(text) > 240 else text or type(exc).__name__
-
-
 def _call(action: str, fn: Callable[..., Any], *args: Any) -> Any:
     """Run one Jobs API call, turning Ray's exceptions into one-line `JobsError`s."""
     from ray.exceptions import AuthenticationError
 
     try:
         return fn(*args)
+    except RetriesExhausted as gave_up:
+        raise JobsError(f"{action}: the cluster still failed after {gave_up.tries} tries in "
+                        f"{gave_up.waited_s:.0f}s ({one_line(gave_up.last)}); is the head up? "
+                        "--wait sets how long to retry") from None
     except AuthenticationError:
         raise JobsError(
             f"{action}: the cluster refused the token; set RAY_AUTH_TOKEN to the cluster's token"
         ) from None
     except (ConnectionError, OSError) as exc:
-        raise JobsError(f"{action}: the cluster did not answer ({_one_line(exc)})") from None
+        raise JobsError(f"{action}: the cluster did not answer ({one_line(exc)})") from None
     except RuntimeError as exc:
         if "does not exist" in str(exc) or "404" in str(exc):
             raise JobsError(f"{action}: no such job on this cluster") from None
-        raise JobsError(f"{action}: {_one_line(exc)}") from None
+        raise JobsError(f"{action}: {one_line(exc)}") from None
 
 
 # ---------------------------------------------------------------- manifests and run ids
@@ -315,11 +431,8 @@ def derive_run_id(info: ManifestInfo) -> str:
 
 def check_run_id(run_id: str) -> str:
     """A run id is a safe slug: it becomes a Hive folder and a Ray submission id."""
-    if not _RUN_ID.match(run_id):
-        raise JobsError(
-            f"run id {run_id!r} is not a safe slug; use letters, digits, '.', '_' and '-' "
-            "(at most 100, starting with a letter or digit)"
-        )
+    if not is_run_id(run_id):
+        raise JobsError(f"run id {run_id!r} is not a safe slug; {RUN_ID_RULE}")
     return run_id
 
 
@@ -505,22 +618,56 @@ def case_counts(output: str, run_id: str, total: int | None = None) -> CaseCount
     `stopped`; absent while the run goes on) through `audit.reports`, so shared paths and
     object stores work alike.
     """
-    import pyarrow.fs as pafs
-    import pyarrow.parquet as pq
-
     from audit import reports
 
     try:
         store = reports.Store(output)
         statuses = store.case_statuses(run_id)
-        run_row = f"{store.folder('runs', run_id)}/run.parquet"
-        ended = None
-        if store.fs.get_file_info(run_row).type == pafs.FileType.File:
-            ended = pq.read_table(run_row, columns=["status"], filesystem=store.fs)[0][0].as_py()
+        ended = _run_status(store, run_id)
     except Exception:  # unreachable storage, no credentials here: counts are a nicety
         return None
     done = sum(statuses.values())
     return CaseCounts(done, done - statuses.get("ok", 0), total, ended)
+
+
+def _run_status(store: Any, run_id: str) -> str | None:
+    """The run row's status through the Store's own query view; None while the run goes on."""
+    from audit import reports
+
+    if run_id not in store.run_ids():
+        return None
+    (summary,) = reports.summarize(store.output, run_id, limit=0)
+    return None if summary.status == "incomplete" else summary.status
+
+
+def entrypoint_error(client: JobSubmissionClient, run: RunInfo) -> str | None:
+    """Why a failed job's driver never ran, in one line (e.g. "/bin/sh: 1: audit: not found");
+    None unless the job FAILED before the driver wrote any case or run row.
+
+    The line is the last one of the job's log that reads as an error (what the shell or
+    Python printed last), with the exit code Ray reports.
+    """
+    if run.state != "FAILED":
+        return None
+    counts = case_counts(run.output, run.run_id, run.total_cases) if run.output else None
+    if counts is not None and (counts.done or counts.report):
+        return None
+    try:
+        log = _call(f"logs {run.submission_id}", client.get_job_logs, run.submission_id)
+    except JobsError:
+        log = ""
+    lines = [" ".join(line.split()) for line in log.splitlines() if line.strip()]
+    lines += [" ".join(line.split()) for line in (run.message or "").splitlines()[1:]
+              if line.strip()]
+    errors = [line for line in lines if _ERROR_LINE.search(line)]
+    why = (errors or lines or ["no output"])[-1]
+    code = _EXIT_CODE.search(run.message or "")
+    return f"{why[:240]}" + (f" (exit code {code.group(1)})" if code else "")
+
+
+_ERROR_LINE = re.compile(r"not found|No such file|[A-Za-z]*(Error|Exception)\b|error:|"
+                         r"[Pp]ermission denied|cannot|[Kk]illed", re.IGNORECASE)
+_EXIT_CODE = re.compile(r"exit code (-?\d+)")
 
 
 # ---------------------------------------------------------------- logs
@@ -554,7 +701,7 @@ def follow_logs(
             failures += 1
             if failures > max_retries:
                 raise JobsError(
-                    f"logs {sid}: lost the log stream {failures} times ({_one_line(exc)})"
+                    f"logs {sid}: lost the log stream {failures} times ({one_line(exc)})"
                 ) from None
             time.sleep(retry_s)
             continue

@@ -41,8 +41,10 @@ def register(app: typer.Typer) -> None:
     app.command("stop")(stop)
 
 
-def cluster_config(address: str | None) -> jobs.ClusterConfig:
-    """The address (flag, then Ray's variables, then localhost) and the token, from the env."""
+def cluster_config(address: str | None,
+                   wait_s: float = jobs.DEFAULT_WAIT_S) -> jobs.ClusterConfig:
+    """The address (flag, then Ray's variables, then localhost) and the token, from the env;
+    transient errors are retried for `wait_s`."""
     resolved = (
         address
         or os.environ.get("RAY_API_SERVER_ADDRESS")
@@ -50,12 +52,13 @@ def cluster_config(address: str | None) -> jobs.ClusterConfig:
         or DEFAULT_ADDRESS
     )
     token, source = jobs.find_token()
-    return jobs.ClusterConfig(address=resolved, token=token, token_source=source)
+    return jobs.ClusterConfig(address=resolved, token=token, token_source=source,
+                              backoff=jobs.Backoff(wait_s=wait_s))
 
 
-def _connect(address: str | None) -> Any:
+def _connect(address: str | None, wait_s: float = jobs.DEFAULT_WAIT_S) -> Any:
     """The Jobs API client, with Ray's INFO chatter ("Uploading package ...") silenced."""
-    client = jobs.connect(cluster_config(address))
+    client = jobs.connect(cluster_config(address, wait_s))
     for name in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk",
                  "ray._private.runtime_env.packaging"):  # Ray sets these to INFO on import
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -95,6 +98,10 @@ def submit(
     follow: Annotated[
         bool, typer.Option("--follow", help="Stream the run's log until it ends.")
     ] = False,
+    wait: Annotated[
+        float, typer.Option("--wait", help="Seconds to keep retrying while the cluster cannot "
+                            "take the job yet (a head that is starting, HTTP 5xx).", min=0)
+    ] = jobs.DEFAULT_SUBMIT_WAIT_S,
 ) -> None:
     """Submit a manifest as a Ray Job (`audit-<run>`); submitting the same run again is safe."""
     info = jobs.describe_manifest(manifest)
@@ -103,7 +110,7 @@ def submit(
         num_cpus=num_cpus,
         num_gpus=num_gpus,
     )
-    client = _connect(address)
+    client = _connect(address, wait)
     result = jobs.submit(client, info, options)
     if result.created:
         typer.echo(f"submitted run {result.run_id} as job {result.submission_id}")
@@ -129,7 +136,8 @@ def status(
     """Show one run (state, duration, cases), or a table of recent runs."""
     client = _connect(address)
     if run is not None:
-        _show_run(jobs.get_run(client, run))
+        info = jobs.get_run(client, run)
+        _show_run(info, jobs.entrypoint_error(client, info))
         return
     runs = jobs.list_runs(client, limit=limit)
     if not runs:
@@ -155,8 +163,12 @@ def logs(
     client = _connect(address)
     if follow:
         _follow(client, run)
-    else:
-        typer.echo(jobs.get_logs(client, run), nl=False)
+        return
+    typer.echo(jobs.get_logs(client, run), nl=False)
+    info = jobs.get_run(client, run)
+    why = jobs.entrypoint_error(client, info)
+    if why:
+        typer.echo(_not_started(info, why), err=True)
 
 
 @_one_line_errors
@@ -193,12 +205,19 @@ def _follow(client: Any, run: str) -> None:
         sys.stdout.flush()
 
     info = jobs.follow_logs(client, run, write)
-    typer.echo(f"run {info.run_id} {info.state}", err=True)
+    why = jobs.entrypoint_error(client, info)
+    typer.echo(_not_started(info, why) if why else f"run {info.run_id} {info.state}", err=True)
     if info.state != "SUCCEEDED":
         raise typer.Exit(1)
 
 
-def _show_run(run: jobs.RunInfo) -> None:
+def _not_started(run: jobs.RunInfo, why: str) -> str:
+    return (f"run {run.run_id} {run.state} before its driver wrote anything: {why}"
+            + ("; is `audit` on the PATH of the cluster's nodes? see cluster/README.md"
+               if "not found" in why else ""))
+
+
+def _show_run(run: jobs.RunInfo, why: str | None = None) -> None:
     fields = [
         ("run", run.run_id),
         ("job", run.submission_id),
@@ -207,8 +226,10 @@ def _show_run(run: jobs.RunInfo) -> None:
         ("duration", _duration(run.duration_s)),
         ("cases", _cases(run)),
         ("output", run.output or "-"),
-        ("message", run.message or "-"),
+        ("message", " ".join((run.message or "-").split())[:200]),
     ]
+    if why:
+        fields.append(("failed", f"the driver never started: {why}"))
     for key, value in fields:
         typer.echo(f"{key:<9} {value}")
 

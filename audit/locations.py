@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "S3_MAX_ATTEMPTS",
     "LocationError",
     "exists",
     "expand_glob",
@@ -73,13 +74,26 @@ def parent_name(location: str) -> str:
     return parts[-2] if len(parts) >= 2 else ""
 
 
+#: object stores answer 500, 503 and SlowDown now and then (a busy bucket, a throttled prefix):
+#: every S3 request is retried with the AWS SDK's standard backoff, up to ~20 s over this many
+#: attempts (pyarrow's default is 3, and `from_uri` takes no retry setting)
+S3_MAX_ATTEMPTS = 10
+
+
 def filesystem(location: str) -> tuple[Any, str]:
-    """The `pyarrow.fs` filesystem of a location and the path inside it."""
+    """The `pyarrow.fs` filesystem of a location and the path inside it (an S3 filesystem
+    retries each request `S3_MAX_ATTEMPTS` times)."""
     import pyarrow.fs as pafs
 
     if is_local(location):
         return pafs.LocalFileSystem(), location.removeprefix("file://")
-    return pafs.FileSystem.from_uri(location)
+    fs, path = pafs.FileSystem.from_uri(location)
+    if isinstance(fs, pafs.S3FileSystem):
+        _, (options,) = fs.__reduce__()  # the options it was made with (credentials stay
+        fs = pafs.S3FileSystem(**{  # unset when they came from the environment)
+            **options, "retry_strategy": pafs.AwsStandardS3RetryStrategy(
+                max_attempts=S3_MAX_ATTEMPTS)})
+    return fs, path
 
 
 def exists(location: str) -> bool:

@@ -1,7 +1,8 @@
 """The fleet on a real local Ray (2 CPUs, 2 stand-in GPUs), read back with DuckDB.
 
-Failures are injected through `FleetOptions.inject` (the fleet's explicit testing hook: a
-case, by name, exits its worker, raises in it, or sleeps). Every test checks that no case is
+Failures are injected through `run_fleet(..., faults=...)` (the fleet's testing hook in
+`audit.fleet.testing`, never a production option: a case, by name, exits its worker, raises in
+it, or sleeps). Every test checks that no case is
 lost or reported twice.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,12 +27,13 @@ from audit.fleet import (
     ActorPool,
     FleetError,
     FleetOptions,
-    Injection,
     RunResult,
-    _pool_size,
     gpu_memory_limit_mb,
+    pool_size,
     run_fleet,
 )
+from audit.fleet.testing import Injection
+from audit.fleet.worker import WORKERS_FOLDER, clear_stale_folders
 from audit.spec import Manifest, Resources, load_manifest
 
 pytestmark = pytest.mark.ray
@@ -100,9 +103,106 @@ def faulty(module_ray: str, tiny_files: dict[str, Path],
     manifest = _manifest(folder, cases, execution={"max_attempts": 2},
                          resources={"num_cpus": 0.5, "num_gpus": 0.5})
     inject = {name: fault for name, fault in FAULTY.items() if fault}
-    result = run_fleet(manifest, _quiet(run_id="faulty", inject=inject))
+    _seed_worker_folders(folder / "tmproot" / WORKERS_FOLDER)
+    result = run_fleet(manifest, _quiet(run_id="faulty", temp_root=str(folder / "tmproot")),
+                       faults=inject)
     rows = _assert_each_case_once(folder / "out", "faulty", [c["name"] for c in cases])
     return result, rows
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(timeout=30)
+    return proc.pid
+
+
+def _seed_worker_folders(parent: Path) -> None:
+    """What earlier runs left: a crashed worker's folder of this host, a live process's folder
+    and another host's folder (both must stay)."""
+    host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:40]
+    for name in (f"{host}-pid{_dead_pid()}-crashed", f"{host}-pid{os.getpid()}-alive",
+                 "otherhost-pid1-foreign"):
+        (parent / name).mkdir(parents=True)
+        (parent / name / "__autograph_generated_fileabc.py").write_text("x = 1\n")
+
+
+def test_workers_leave_no_temp_folder_and_clear_crashed_ones(faulty: tuple) -> None:
+    """Workers that were recycled, killed (exit, timeout) or ended with the run leave nothing
+    under the temp root; a crashed worker's folder from before is gone; other hosts' and live
+    processes' folders stay."""
+    result, _ = faulty
+    parent = Path(result.output).parent / "tmproot" / WORKERS_FOLDER
+    left = sorted(p.name.split("-", 1)[-1] for p in parent.iterdir())
+    assert left == sorted([f"pid{os.getpid()}-alive", "pid1-foreign"]), left
+    stray = [p for p in parent.parent.rglob("*") if parent not in p.parents and p != parent]
+    assert stray == [], stray
+
+
+AUTOGRAPH = """
+import os, sys
+from audit.fleet.worker import make_temp_folder
+folder = make_temp_folder(sys.argv[1])  # what a worker does before importing TensorFlow
+import tensorflow as tf
+
+
+@tf.function
+def double_if_positive(x):
+    if tf.reduce_sum(x) > 0:  # autograph converts this: a generated file is written
+        return x * 2
+    return x
+
+
+double_if_positive(tf.constant([1.0]))
+print(os.environ["TMPDIR"] == str(folder), *sorted(os.listdir(folder)), flush=True)
+os._exit(9)  # killed: neither TensorFlow's nor the worker's clean-up runs
+"""
+
+
+def test_autograph_files_land_in_the_worker_folder(tmp_path: Path) -> None:
+    """A process that set up its folder like a worker and then died without cleaning up: its
+    autograph files are in its own folder (nothing in the temp root), and the next worker's
+    sweep removes the folder."""
+    script = tmp_path / "autograph_probe.py"  # autograph needs the source in a file
+    script.write_text(AUTOGRAPH)
+    root = tmp_path / "root"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, str(script), str(root)], capture_output=True,
+                          text=True, timeout=240, env=env)
+    assert done.returncode == 9, done.stderr[-2000:]
+    same, *files = done.stdout.split()
+    assert same == "True" and files and all(
+        f.startswith("__autograph_generated_file") for f in files), done.stdout
+    parent = root / WORKERS_FOLDER
+    (folder,) = parent.iterdir()
+    assert sorted(p.name for p in folder.iterdir()) == files
+    assert sorted(p.name for p in root.iterdir()) == [WORKERS_FOLDER]
+    assert clear_stale_folders(parent) == [folder]
+    assert list(parent.iterdir()) == []
+
+
+def test_workers_say_which_ray_node_they_run_on(module_ray: str, tiny_files: dict,
+                                               tmp_path: Path) -> None:
+    """`node_id` (the Ray node id, unique where `node`, an IP, is not) comes from the worker;
+    the report carries it once the schema has the column (audit/reports.py)."""
+    import ray
+
+    from audit.fleet.worker import CaseWorker, WorkerConfig
+
+    manifest = _manifest(tmp_path, [_good(tiny_files, "where")])
+    worker = ray.remote(CaseWorker).options(num_cpus=0.5).remote(WorkerConfig(
+        output=str(tmp_path / "out"), run_id="where", resources=manifest.resources,
+        temp_root=str(tmp_path / "tmp")))
+    try:
+        identity = ray.get(worker.setup.remote(), timeout=300)
+        assert identity["node_id"] in {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+        status = ray.get(worker.run.remote(manifest.cases()[0], 1), timeout=300)
+        assert status["status"] == "ok" and ray.get(worker.close.remote(), timeout=60)
+    finally:
+        ray.kill(worker)
+    (row,) = _rows(tmp_path / "out", "where")
+    assert row["node"] == identity["node"]
+    if "node_id" in row:  # the cases schema's node_id column (added in audit/reports.py)
+        assert row["node_id"] == identity["node_id"]
 
 
 def test_healthy_cases_finish_next_to_faulty_ones(faulty: tuple[RunResult, dict]) -> None:
@@ -122,6 +222,8 @@ def test_a_worker_that_dies_is_replaced_and_the_case_retried(faulty: tuple) -> N
 def test_a_case_that_always_crashes_ends_as_error_with_a_reason(faulty: tuple) -> None:
     _, rows = faulty
     row = rows["exits-always"]
+    if "node_id" in row:  # written by the driver, from the worker's identity
+        assert row["node_id"] == rows["good-a"]["node_id"] is not None
     assert (row["status"], row["verdict"], row["attempts"]) == ("error", "error", 2)
     assert "worker" in row["error"] and "died" in row["error"] and "\n" not in row["error"]
 
@@ -149,6 +251,7 @@ def test_the_run_row_is_written_with_counts_and_settings(faulty: tuple) -> None:
                                                                            7, 3)
     assert (run["n_error"], run["n_timeout"], run["package_version"]) == (3, 1, "0.1.0")
     assert '"max_attempts": 2' in run["settings"] and '"inject"' not in run["settings"]
+    assert '"faults"' not in run["settings"]
     last_case = max(r["finished_at"] for r in rows.values())
     assert run["finished_at"] >= last_case
 
@@ -200,12 +303,12 @@ def test_actor_pool_recycles_actors_and_knows_nothing_of_cases(module_ray: str) 
 
 def test_pool_size_follows_resources_and_caps(module_ray: str, tiny_files: dict) -> None:
     manifest = _manifest_obj(tiny_files)
-    assert _pool_size(Resources(num_cpus=1, num_gpus=0.25), _quiet(), 100, manifest) == 2
-    assert _pool_size(Resources(num_cpus=0.5, num_gpus=0.5), _quiet(), 100, manifest) == 4
-    assert _pool_size(Resources(num_cpus=0.25), _quiet(max_concurrency=3), 100, manifest) == 3
-    assert _pool_size(Resources(num_cpus=0.25), _quiet(), 5, manifest) == 5
+    assert pool_size(Resources(num_cpus=1, num_gpus=0.25), _quiet(), 100, manifest) == 2
+    assert pool_size(Resources(num_cpus=0.5, num_gpus=0.5), _quiet(), 100, manifest) == 4
+    assert pool_size(Resources(num_cpus=0.25), _quiet(max_concurrency=3), 100, manifest) == 3
+    assert pool_size(Resources(num_cpus=0.25), _quiet(), 5, manifest) == 5
     with pytest.raises(FleetError, match=r"num_gpus=3 per case but the cluster has 2 GPUs"):
-        _pool_size(Resources(num_gpus=3), _quiet(), 1, manifest)
+        pool_size(Resources(num_gpus=3), _quiet(), 1, manifest)
 
 
 def _manifest_obj(files: dict[str, Path]) -> Manifest:
@@ -229,11 +332,11 @@ def test_progress_in_a_log_is_a_line_now_and_then_with_an_eta() -> None:
 
     from rich.console import Console
 
-    from audit.fleet import _progress_lines
+    from audit.fleet.progress import progress_lines
 
     out = io.StringIO()
     result = RunResult(run_id="r", output="o", n_cases=4)
-    tick = _progress_lines(Console(file=out, width=200), "fleet", result, every_s=3600)
+    tick = progress_lines(Console(file=out, width=200), "fleet", result, every_s=3600)
     for status in ("ok", "ok", "error", "ok"):
         result.n_ok += status == "ok"
         result.n_error += status == "error"
@@ -258,8 +361,8 @@ def test_resume_with_retry_failed_reruns_only_the_cases_that_failed(
     """A case that failed (here: its worker raised) gets another run; an ok case is kept."""
     manifest = _manifest(tmp_path, [_good(tiny_files, "fine"), _good(tiny_files, "flaky")],
                          execution={"max_attempts": 1})
-    first = run_fleet(manifest, _quiet(run_id="flaky-night",
-                                       inject={"flaky": Injection(kind="raise")}))
+    first = run_fleet(manifest, _quiet(run_id="flaky-night"),
+                      faults={"flaky": Injection(kind="raise")})
     assert (first.n_ok, first.n_error) == (1, 1)
     before = {r["name"]: r for r in _rows(tmp_path / "out", "flaky-night")}
     assert before["flaky"]["status"] == "error"
@@ -284,14 +387,15 @@ def test_retry_failed_needs_a_run_to_retry(tiny_files: dict, tmp_path: Path) -> 
 
 DRIVER = """
 import sys
-from audit.fleet import FleetOptions, Injection, run_fleet
+from audit.fleet import FleetOptions, run_fleet
+from audit.fleet.testing import Injection
 from audit.spec import load_manifest
 path, address, run_id, resume = sys.argv[1:5]
 manifest = load_manifest(path)
 nap = Injection(kind="sleep", seconds=1.5)
 result = run_fleet(manifest, FleetOptions(
-    address=address, run_id=run_id, resume=resume == "1", progress=False, max_concurrency=1,
-    inject={case.name: nap for case in manifest.cases()}))
+    address=address, run_id=run_id, resume=resume == "1", progress=False, max_concurrency=1),
+    faults={case.name: nap for case in manifest.cases()})
 sys.exit(result.exit_code)
 """
 
@@ -385,15 +489,22 @@ def test_two_slots_run_cases_side_by_side_and_one_slot_never_does(
     module_ray: str, tiny_files: dict[str, Path], tmp_path: Path
 ) -> None:
     """Scheduling, not speed (speed is measured in benchmarks/fleet_parallel.py): two slots
-    keep two workers busy at once, one slot runs cases strictly one after another."""
+    keep two workers busy at once, one slot runs cases strictly one after another. In the
+    two-slot run the first two cases wait for each other inside their workers (a rendezvous),
+    so they run side by side whatever the machine's speed (a worker that starts first cannot
+    take the whole fleet alone)."""
     manifest = _cheap_fleet(tmp_path, tiny_files, 24)
+    meet = Injection(kind="rendezvous", folder=str(tmp_path / "meet"), count=2, seconds=120)
     one = run_fleet(manifest, _quiet(run_id="one-slot", max_concurrency=1))
-    two = run_fleet(manifest, _quiet(run_id="two-slots", max_concurrency=2))
+    two = run_fleet(manifest, _quiet(run_id="two-slots", max_concurrency=2),
+                    faults={"c000": meet, "c001": meet})
     assert (one.n_ok, one.concurrency, two.n_ok, two.concurrency) == (24, 1, 24, 2)
     out = tmp_path / "out"
     assert _overlaps(out, "one-slot") == 0
-    assert len({r["worker"] for r in _rows(out, "two-slots")}) == 2
-    assert _overlaps(out, "two-slots") >= 5
+    rows = {r["name"]: r for r in _rows(out, "two-slots")}
+    assert len({r["worker"] for r in rows.values()}) == 2
+    assert rows["c000"]["worker"] != rows["c001"]["worker"]  # met: on two workers at once
+    assert len(list((tmp_path / "meet").iterdir())) == 2
     rate_1, rate_2 = (_throughput(out, r) for r in ("one-slot", "two-slots"))
     print(f"\ncases/min (informational): 1 slot {rate_1:.0f}, 2 slots {rate_2:.0f}")
 

@@ -278,9 +278,11 @@ def test_no_cluster_is_one_line_and_exit_2(tmp_path: Path, tiny_model: Path) -> 
     (port,) = free_ports(1)
     manifest = write_fleet(tmp_path / "m", tiny_model, 1, tmp_path / "o")
     env = {**os.environ, "RAY_AUTH_TOKEN": TOKEN}
-    result = audit("submit", str(manifest), "--address", f"http://127.0.0.1:{port}", env=env)
+    result = audit("submit", str(manifest), "--address", f"http://127.0.0.1:{port}", "--wait",
+                   "1", env=env)
     assert result.returncode == 2
     assert result.stderr.startswith("error: no Ray cluster answers at")
+    assert " tries in " in result.stderr  # it retried (a head may be starting) before giving up
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
@@ -301,7 +303,117 @@ def test_cli_does_not_import_tensorflow() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+# ---------------------------------------------------------------- transient errors
+
+
+# What Ray 2.60's JobSubmissionClient raises (ray/dashboard/modules/dashboard_sdk.py and the job
+# head's "no agent yet" answer), and requests' errors under it.
+NO_AGENT = RuntimeError("Request failed with status code 500: No available agent to submit job, "
+                        "please try again later..")
+UNAVAILABLE = RuntimeError("Request failed with status code 503: Service Unavailable.")
+REFUSED = ConnectionError("Failed to connect to Ray at address: http://127.0.0.1:8265.")
+NO_JOB = RuntimeError("Request failed with status code 404: Job audit-x does not exist..")
+BAD_REQUEST = RuntimeError("Request failed with status code 400: invalid runtime_env.")
+
+
+class Flaky:
+    """Failure injection: the first `n` calls of each method raise `error`, later ones go to
+    `real` (a real client, or None: then they return the method's name)."""
+
+    def __init__(self, error: Exception, n: int, real: object = None) -> None:
+        self.error, self.left, self.real, self.calls = error, n, real, 0
+
+    def __getattr__(self, name: str):
+        def call(*args, **kwargs):
+            self.calls += 1
+            if self.left:
+                self.left -= 1
+                raise self.error
+            return getattr(self.real, name)(*args, **kwargs) if self.real else name
+        return call
+
+
+def test_transient_errors_are_recognized() -> None:
+    import requests
+    from ray.exceptions import AuthenticationError
+
+    transient = [NO_AGENT, UNAVAILABLE, REFUSED,
+                 requests.exceptions.ConnectionError("[Errno 111] Connection refused"),
+                 requests.exceptions.HTTPError("502 Server Error: Bad Gateway for url: x")]
+    for exc in transient:
+        assert jobs.is_transient(exc), exc
+    for exc in (NO_JOB, BAD_REQUEST, AuthenticationError("403 Forbidden"), ValueError("x")):
+        assert not jobs.is_transient(exc), exc
+
+
+def test_transient_errors_are_retried_with_backoff_then_fail_in_one_line() -> None:
+    sleeps: list[float] = []
+    backoff = jobs.Backoff(wait_s=30, first_s=0.5, max_s=4)
+    flaky = Flaky(NO_AGENT, 5)
+    client = jobs.RetryingClient(flaky, backoff, sleeps.append)
+    assert client.submit_job(entrypoint="x") == "submit_job"
+    assert flaky.calls == 6 and sleeps == [0.5, 1, 2, 4, 4]
+
+    never = jobs.RetryingClient(Flaky(UNAVAILABLE, 10**6), jobs.Backoff(wait_s=0.05,
+                                first_s=0.01), lambda s: time.sleep(s))
+    with pytest.raises(jobs.JobsError) as caught:
+        jobs.get_run(never, "r-1")
+    message = str(caught.value)
+    assert message.startswith("look up audit-r-1: the cluster still failed after ")
+    assert "status code 503" in message and "--wait" in message and "\n" not in message
+
+    for permanent in (NO_JOB, BAD_REQUEST):  # never retried
+        flaky, sleeps = Flaky(permanent, 1), []
+        with pytest.raises(jobs.JobsError):
+            jobs.get_logs(jobs.RetryingClient(flaky, backoff, sleeps.append), "x")
+        assert (flaky.calls, sleeps) == (1, [])
+
+
 # ---------------------------------------------------------------- on a real head
+
+
+@pytest.mark.ray
+def test_submit_survives_a_head_that_cannot_take_jobs_yet(head: RayHead, tmp_path: Path,
+                                                          tiny_model: Path) -> None:
+    """Failure injection in front of the real client: the first three requests of each kind
+    answer what a fresh head answers (500 "try again later"); submit goes through and runs."""
+    output = tmp_path / "reports"
+    manifest = write_fleet(tmp_path / "fleet", tiny_model, 1, output)
+    real = jobs.connect(jobs.ClusterConfig(head.address, TOKEN))
+    flaky = Flaky(NO_AGENT, 3, real)
+    client = jobs.RetryingClient(flaky, jobs.Backoff(wait_s=20, first_s=0.1), time.sleep)
+    info = jobs.describe_manifest(manifest)
+    result = jobs.submit(client, info, jobs.SubmitOptions(run_id="fresh-head"))
+    assert (result.created, result.state, flaky.left) == (True, "PENDING", 0)
+    run = wait_for(lambda: (r := jobs.get_run(real, "fresh-head")).state in
+                   jobs.TERMINAL_STATES and r, 240, "the run to end")
+    assert run.state == "SUCCEEDED", real.get_job_logs("audit-fresh-head")[-2000:]
+    assert [r["status"] for r in read_cases(output, "fresh-head")] == ["ok"]
+
+
+@pytest.mark.ray
+def test_an_entrypoint_that_cannot_start_says_why_in_one_line(head: RayHead,
+                                                              tmp_path: Path) -> None:
+    """A head whose PATH lacks `audit`: the job fails before the driver writes anything, and
+    status and logs name the shell's error."""
+    client = jobs.connect(jobs.ClusterConfig(head.address, TOKEN))
+    client.submit_job(entrypoint="audit run fleet.yaml --run-id no-audit",
+                      submission_id="audit-no-audit",
+                      runtime_env={"env_vars": {"PATH": "/usr/bin:/bin"}},
+                      metadata={"flatline_run_id": "no-audit",
+                                "flatline_output": str(tmp_path / "out")})
+    wait_for(lambda: jobs.get_run(client, "no-audit").state in jobs.TERMINAL_STATES, 120,
+             "the job to fail")
+    status = audit("status", "no-audit", "--address", head.address, env=head.env)
+    assert status.returncode == 0, status.stderr
+    (failed,) = [line for line in status.stdout.splitlines() if line.startswith("failed")]
+    assert "the driver never started: " in failed and "audit: not found" in failed, failed
+    assert "(exit code 127)" in failed
+    logs = audit("logs", "no-audit", "--address", head.address, env=head.env)
+    assert logs.returncode == 0 and "audit: not found" in logs.stdout
+    (why,) = logs.stderr.strip().splitlines()
+    assert why.startswith("run no-audit FAILED before its driver wrote anything: ") and \
+        "audit: not found" in why and "cluster/README.md" in why, why
 
 
 @pytest.mark.ray

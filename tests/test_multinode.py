@@ -135,7 +135,8 @@ def test_cases_spread_over_two_nodes_and_survive_losing_one(
     import ray
     from ray.cluster_utils import Cluster
 
-    from audit.fleet import FleetOptions, Injection, run_fleet
+    from audit.fleet import FleetOptions, run_fleet
+    from audit.fleet.testing import Injection
     from audit.spec import load_manifest
 
     for var in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
@@ -162,8 +163,8 @@ def test_cases_spread_over_two_nodes_and_survive_losing_one(
         remover.start()
         nap = Injection(kind="sleep", seconds=1.5)
         result = run_fleet(manifest, FleetOptions(
-            run_id="multi", progress=False, handle_signals=False,
-            inject={f"c{i:02d}": nap for i in range(N_CASES)}))
+            run_id="multi", progress=False, handle_signals=False),
+            faults={f"c{i:02d}": nap for i in range(N_CASES)})
         remover.join(timeout=30)
     finally:
         ray.shutdown()

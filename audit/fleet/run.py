@@ -1,0 +1,196 @@
+"""A run: plan it (new, resumed or retried), stream its cases through the pool, record each
+outcome at once, and write the run row last.
+
+The driver writes only the rows of cases whose worker could not (it died, timed out, or could
+not write); workers write the rest, so the driver never holds the fleet's results.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from audit.fleet.pool import ActorPool, Outcome
+from audit.fleet.progress import progress, run_row
+from audit.fleet.session import ray_session, stop_on_signals
+from audit.fleet.testing import Faults
+from audit.fleet.types import FleetError, FleetOptions, RunResult, new_run_id
+from audit.fleet.worker import CaseWorker, WorkerConfig, clear_run_folders, workers_parent
+from audit.reports import ReportError, Store
+from audit.results import CaseReport
+from audit.spec import CaseSpec, Manifest, Resources
+from audit.text import RUN_ID_RULE, is_run_id
+
+__all__ = ["pool_size", "run_fleet", "run_manifest"]
+
+
+def run_fleet(manifest: Manifest, options: FleetOptions | None = None,
+              cases: list[CaseSpec] | None = None,
+              on_case: Callable[[RunResult], None] | None = None, *,
+              faults: Faults | None = None) -> RunResult:
+    """Run every case of `manifest` on Ray and write the report; return the counts.
+
+    Connects to `options.address` or starts an embedded local Ray (unless Ray is already
+    initialized in this process, which is then used as is). Raises `FleetError` (or
+    `ReportError`) when the run cannot start. SIGTERM/SIGINT stop it cleanly: finished cases
+    stay written and the run row says `stopped`. `on_case(result)` is called after each case
+    ends, with the counts so far (for progress displays and measurements). `faults` is for
+    tests only (`audit.fleet.testing`).
+    """
+    options = options or FleetOptions()
+    cases = cases if cases is not None else manifest.cases(trust_models=options.trust_models)
+    output = options.output or manifest.output_uri
+    store = Store(output)
+    run_id, done = _plan(store, manifest, options)
+    todo = [c for c in cases if c.case_id not in done]
+    result = RunResult(run_id=run_id, output=output, n_cases=len(cases))
+    _count_previous(store, run_id, [c.case_id for c in cases if c.case_id in done], result)
+    started = time.time()
+    tag = uuid.uuid4().hex[:8]  # names this invocation's worker temp folders
+    with ray_session(options) as address:
+        size = pool_size(manifest.resources, options, len(todo), manifest)
+        result.concurrency = size
+        with stop_on_signals(options.handle_signals) as stop:
+            try:
+                _execute(manifest, store, run_id, todo, size, options, result, stop, on_case,
+                         faults or {}, tag)
+            finally:  # workers killed mid-case (timeouts, a stop) leave their temp folders
+                clear_run_folders(workers_parent(options.temp_root), tag)
+        result.stopped = stop.is_set()
+        result.duration_s = time.time() - started
+        store.write_run(run_id, run_row(manifest, options, result, started, address))
+    return result
+
+
+def run_manifest(path: str | os.PathLike[str], options: FleetOptions | None = None, *,
+                 faults: Faults | None = None) -> RunResult:
+    """Load the manifest at `path` and run it (what `audit run` does)."""
+    from audit.spec import load_manifest
+
+    return run_fleet(load_manifest(path), options, faults=faults)
+
+
+def _plan(store: Store, manifest: Manifest, options: FleetOptions) -> tuple[str, set[str]]:
+    """The run id and the cases it already has (resume, or a re-used --run-id)."""
+    if options.resume and not options.run_id:
+        raise FleetError("--resume needs the id of the run to resume")
+    if options.retry_failed and not options.run_id:
+        raise FleetError("--retry-failed needs the run to retry (--resume RUN)")
+    if options.run_id and not is_run_id(options.run_id):
+        raise FleetError(f"run id {options.run_id!r} is not a safe slug; {RUN_ID_RULE}")
+    run_id = options.run_id or new_run_id(manifest.name)
+    try:
+        if options.retry_failed:
+            done = {case_id for case_id, status in store.case_status_by_id(run_id).items()
+                    if status == "ok"}
+        else:
+            done = store.case_ids(run_id)
+    except OSError as exc:
+        raise ReportError(f"output {store.output}: cannot list reports ({exc})") from None
+    if options.resume and not done and run_id not in store.run_ids():
+        raise FleetError(f"--resume {run_id}: no such run under {store.output}")
+    return run_id, done
+
+
+def _count_previous(store: Store, run_id: str, ids: list[str], result: RunResult) -> None:
+    if not ids:
+        return
+    counts = store.case_statuses(run_id, set(ids))
+    result.n_resumed = len(ids)
+    result.n_ok += counts.get("ok", 0)
+    result.n_error += counts.get("error", 0) + counts.get("skipped", 0)
+    result.n_timeout += counts.get("timeout", 0)
+
+
+def _execute(manifest: Manifest, store: Store, run_id: str, todo: list[CaseSpec], size: int,
+             options: FleetOptions, result: RunResult, stop: threading.Event,
+             on_case: Callable[[RunResult], None] | None, faults: Faults, tag: str) -> None:
+    """Stream the cases through the pool; record each failure at once; show progress."""
+    import ray
+
+    config = WorkerConfig(output=store.output, run_id=run_id, resources=manifest.resources,
+                          temp_root=options.temp_root, run_tag=tag, faults=dict(faults))
+    actor_class = ray.remote(CaseWorker).options(
+        num_cpus=manifest.resources.num_cpus, num_gpus=manifest.resources.num_gpus,
+        max_restarts=0, max_task_retries=0)
+    execution = manifest.execution
+    pool = ActorPool(
+        size=size,
+        make_actor=lambda: actor_class.remote(config),
+        warm=lambda actor: actor.setup.remote(),
+        submit=lambda actor, spec, attempt: actor.run.remote(spec, attempt),
+        time_limit=lambda spec: spec.time_limit_s or execution.time_limit_s,
+        max_attempts=execution.max_attempts,
+        max_uses=execution.cases_per_actor,
+        poll_s=options.poll_s,
+        retire=lambda actor: actor.close.remote(),
+    )
+    pool.stop_requested = stop
+    with progress(options.progress, manifest.name, result) as advance:
+        for outcome in pool.run(iter(todo)):
+            _record(store, run_id, outcome, result)
+            advance()
+            if on_case is not None:
+                on_case(result)
+
+
+def _record(store: Store, run_id: str, outcome: Outcome, result: RunResult) -> None:
+    """Count an outcome; write the case row when no worker could (died, timed out, or its
+    write failed, e.g. a full disk)."""
+    status = outcome.status or {}
+    if outcome.kind == "ok" and status.get("written", True):
+        state = status.get("status", "error")
+        if state == "ok":
+            result.n_ok += 1
+        elif state == "timeout":
+            result.n_timeout += 1
+        else:
+            result.n_error += 1
+        return
+    spec: CaseSpec = outcome.item
+    kind = "error" if outcome.kind == "ok" else outcome.kind
+    reason = outcome.reason if outcome.kind != "ok" else (
+        f"the worker could not write the report: {status.get('error')}")
+    if kind == "timeout":
+        result.n_timeout += 1
+    else:
+        result.n_error += 1
+    where = outcome.where or {}
+    now = time.time()
+    try:
+        store.write_case(run_id, CaseReport(
+            case_id=spec.case_id, name=spec.name, model=spec.model, data=spec.data,
+            task=spec.task, status=kind, verdict="error", error=reason,
+            started_at=outcome.started, finished_at=now, duration_s=now - outcome.started,
+            attempts=outcome.attempt, node=where.get("node"), node_id=where.get("node_id"),
+            gpu_ids=list(where.get("gpu_ids", [])), worker=where.get("worker")))
+    except ReportError as exc:  # e.g. the disk is full here too: say so, go on
+        print(f"warning: case {spec.name}: {kind} ({reason}); its row was not written either "
+              f"({exc}); --resume re-runs it", file=sys.stderr, flush=True)
+
+
+def pool_size(resources: Resources, options: FleetOptions, n_todo: int,
+              manifest: Manifest) -> int:
+    """As many actors as the cluster's resources hold, capped by --max-concurrency."""
+    import ray
+
+    total = ray.cluster_resources()
+    cpus, gpus = float(total.get("CPU", 0)), float(total.get("GPU", 0))
+    if resources.num_gpus > 0 and gpus < resources.num_gpus:
+        raise FleetError(f"resources.num_gpus={resources.num_gpus:g} per case but the cluster "
+                         f"has {gpus:g} GPUs")
+    if cpus < resources.num_cpus:
+        raise FleetError(f"resources.num_cpus={resources.num_cpus:g} per case but the cluster "
+                         f"has {cpus:g} CPUs")
+    size = math.floor(cpus / resources.num_cpus + 1e-9)
+    if resources.num_gpus > 0:
+        size = min(size, math.floor(gpus / resources.num_gpus + 1e-9))
+    for cap in (options.max_concurrency, manifest.execution.max_concurrency):
+        if cap:
+            size = min(size, cap)
+    return max(1, min(size, n_todo or 1))
