@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from audit import locations
 from audit.text import RUN_ID_RULE, is_run_id, one_line
 
 if TYPE_CHECKING:
@@ -412,12 +413,12 @@ def describe_manifest(path: Path) -> ManifestInfo:
 
 
 def _count_cases(manifest: Any) -> int | None:
-    from audit import spec
 
     count = len(manifest.entries)
     for entry in manifest.fleet:
         try:
-            count += len(spec.expand_glob(spec.resolve_location(entry.models, manifest.base_dir)))
+            count += len(locations.expand_glob(
+                locations.resolve_location(entry.models, manifest.base_dir)))
         except (OSError, ValueError):  # e.g. no credentials for the bucket on this machine
             return None
     return count
@@ -442,10 +443,6 @@ def submission_id(run_id: str) -> str:
     return f"{SUBMISSION_PREFIX}{check_run_id(run_id)}"
 
 
-def is_uri(location: str) -> bool:
-    return "://" in location
-
-
 # ---------------------------------------------------------------- submit
 
 
@@ -455,7 +452,7 @@ def check_submittable(info: ManifestInfo, max_bytes: int) -> int:
     A relative `output` would land in the job's temporary copy of the folder and be lost; a
     large folder means models or data travel with the job instead of living in shared storage.
     """
-    if not is_uri(info.output) and not Path(info.output).is_absolute():
+    if not locations.is_uri(info.output) and not Path(info.output).is_absolute():
         raise JobsError(
             f"{info.path.name}: output {info.output!r} is relative, so on the cluster the "
             "reports would land in the job's temporary working_dir; set output to a bucket "
