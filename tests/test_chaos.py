@@ -113,8 +113,11 @@ def test_two_runs_into_one_output_at_once_each_read_their_own_cases(
         assert [(r[0], r[1]) for r in _rows(out, run_id)] == [(n, "ok") for n in names]
         report = subprocess.run([str(BIN / "audit"), "report", str(out), "--run", run_id],
                                 capture_output=True, text=True, timeout=120, env=env)
-        assert report.returncode == 0 and run_ids[1 - run_ids.index(run_id)] not in \
-            report.stdout, report.stdout
+        # its own 4 cases; the other run (same name) appears only as "since run ..."
+        other = run_ids[1 - run_ids.index(run_id)]
+        assert report.returncode == 0 and f"run {run_id}" in report.stdout, report.stdout
+        assert all(line.lstrip().startswith("since run") for line in report.stdout.splitlines()
+                   if other in line), report.stdout
     assert len(_visible_files_are_whole(out)) == 2 * (4 * 3 + 1)
     assert not list(out.rglob(".*.tmp"))
     assert list(driver_tmp.iterdir()) == []
