@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from audit.diagnose import THRESHOLDS, diagnose
+from audit.probes import keys
 from audit.results import ProbeResult
 
 
@@ -11,12 +12,31 @@ def sensitivity(skill: float, spread: float) -> ProbeResult:
                                                "nan_output_fraction": 0.0})
 
 
+#: what each hand-made plan declares, as `audit.probes.retrain.plan_variants` would
+DECLARED = {
+    "standardize_inputs": {"tests": "unscaled_inputs"},
+    "lr_up_x10": {"tests": "lr_too_low", "also_fixes": ["undertrained"]},
+    "lr_down_x0.0033": {"tests": "lr_too_high", "also_fixes": ["exploding_gradient", "dead_relu"]},
+    "drop_bad_rows": {"tests": "bad_data"},
+    "clip_gradients": {"tests": "exploding_gradient", "also_fixes": ["lr_too_high"]},
+    "train_longer": {"tests": "undertrained"},
+    "default_init": {"also_fixes": ["dead_relu", "exploding_gradient", "saturated_activations",
+                                    "vanishing_gradient"]},
+    "nonsaturating": {"tests": "saturated_activations",
+                      "also_fixes": ["dead_relu", "vanishing_gradient"]},
+    "adam": {"tests": "optimizer_stalled", "control": "baseline",
+             "also_fixes": ["vanishing_gradient", "saturated_activations"]},
+}
+
+
 def retrain(**variants: list[float]) -> ProbeResult:
-    metrics, details = {}, {"variants": {}}
+    metrics, details = {}, {keys.VARIANTS: {}}
     for name, skills in variants.items():
         for i, s in enumerate(skills):
-            metrics[f"{name}.skill.seed{i}"] = s
-        details["variants"][name] = {"change": f"change {name}"}
+            metrics[keys.seed_skill(name, i)] = s
+        parts = name.split(keys.PAIR_JOIN) if keys.PAIR_JOIN in name else []
+        details[keys.VARIANTS][name] = {keys.CHANGE: f"change {name}", keys.PARTS: parts,
+                                        **DECLARED.get(name, {})}
     return ProbeResult("retrain", metrics=metrics, details=details)
 
 
