@@ -58,6 +58,7 @@ class Thresholds:
     confidence_per_effect: float = 0.45  # ...plus this times seeds won times effect / 0.5
     confidence_static: float = 0.25  # an unconfirmed fault starts here, plus 0.3 x support
     confidence_contributing: float = 0.6  # the partner of a confirmed pair
+    confidence_secondary: float = 0.6  # any finding after the primary: at most this
     confidence_flat: float = 0.9  # the output is flat: measured directly
     confidence_no_skill: float = 0.8  # no skill: measured directly
 
@@ -523,7 +524,9 @@ def diagnose(results: dict[str, ProbeResult], task: str,
         evidence.update(cand.extra)
         if cand.partner:
             evidence["with"] = cand.partner
-        findings.append(Finding(cand.fault, severity, round(confidence(cand, th), 3),
+        sure = confidence(cand, th) if i == 0 else min(confidence(cand, th),
+                                                        th.confidence_secondary)
+        findings.append(Finding(cand.fault, severity, round(sure, 3),
                                 cand.confirmed,
                                 "retrain" if cand.outcome else RULES[cand.fault].probe,
                                 evidence, recommendation(cand, task, skill)))

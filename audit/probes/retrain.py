@@ -20,7 +20,10 @@ import numpy as np
 from audit.inputs import InputArray, Inputs, input_struct
 from audit.keras_vocab import (
     ADAPTIVE_OPTIMIZERS,
+    BINARY_LOSSES,
+    CATEGORICAL_LOSSES,
     DEFAULT_KERNEL_INITS,
+    REGRESSION_LOSSES,
     SATURATING,
     is_recurrent,
     typical_lr,
@@ -29,6 +32,7 @@ from audit.keras_vocab import (
 from audit.probes import keys, outcomes
 from audit.probes.base import NotApplicable, ProbeSettings, finite_rows, sample_rows
 from audit.probes.config import head_problem
+from audit.probes.data import DataSettings, label_checks
 from audit.probes.ensemble import dense_stack
 from audit.probes.outcomes import Head
 from audit.probes.tfutil import (
@@ -101,6 +105,7 @@ class Plan:
     class_weights: bool = False
     architecture: str = "same"  # same | nonsaturating | default_init
     epochs: int | None = None
+    relabel: float | None = None  # labels x this, rounded: class ids again (1.0: rounding)
 
     def info(self) -> dict[str, Any]:
         """What `diagnose` needs to know about the plan, for the probe's details."""
@@ -111,7 +116,8 @@ class Plan:
 
 #: the fields a change sets; two plans combine when they set different ones
 CHANGE_FIELDS = ("standardize_inputs", "standardize_targets", "drop_bad_rows", "optimizer",
-                 "learning_rate", "clipnorm", "fit_loss", "class_weights", "architecture")
+                 "learning_rate", "clipnorm", "fit_loss", "class_weights", "architecture",
+                 "relabel")
 
 
 @dataclass
@@ -135,6 +141,8 @@ class Variant:
     job: TrainJob  # its x_val holds the validation inputs (standardized if the plan says so)
     y_val: np.ndarray
     head: Head
+    task: str  # the subject's, unless the plan repaired the labels into class ids
+    n_classes: int
 
 
 # ---------------------------------------------------------------- planning
@@ -176,6 +184,20 @@ def _lr_plan(t_lr: float, lr: float, suspect: bool) -> Plan:
                 suspect=suspect, learning_rate=lr)
 
 
+def label_repair(subject: Subject, split: Split) -> tuple[float, str] | None:
+    """The mechanical repair of labels a classification loss cannot read: class ids divided
+    by a scale are multiplied back, floats near integers rounded (factor, description)."""
+    if subject.training.loss not in BINARY_LOSSES | CATEGORICAL_LOSSES:
+        return None
+    checks = label_checks(split.y_train, subject.task, DataSettings())
+    scale = checks[keys.Data.LABEL_FRACTION_SCALE.metric]
+    if np.isfinite(scale):
+        return float(scale), f"labels x {scale:.0f} (class ids again)"
+    if checks[keys.Data.LABEL_NEAR_INTEGER.metric] > 0:
+        return 1.0, "labels rounded to the nearest integer"
+    return None
+
+
 def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> list[Plan]:
     """The baseline plus every counterfactual that applies to this subject, each declaring
     the fault it tests, and the controls that isolate changes that move two things."""
@@ -197,11 +219,15 @@ def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> 
             names = ", ".join(a.name for a in scalable) if len(scalable) > 1 else "inputs"
             plans.append(Plan("standardize_inputs", f"{names} standardized per feature",
                               tests="unscaled_inputs", suspect=True, standardize_inputs=True))
-    if subject.task == "regression":
+    if subject.task == "regression" and t.loss in REGRESSION_LOSSES:  # a class loss reads ids
         y = split.y_train[np.isfinite(split.y_train)]
         if y.size and (abs(float(y.mean())) > 1 or not 0.5 <= float(y.std()) <= 2):
             plans.append(Plan("standardize_targets", "targets standardized",
                               tests="unscaled_targets", suspect=True, standardize_targets=True))
+    relabel = label_repair(subject, split)
+    if relabel is not None:
+        plans.append(Plan("repair_labels", relabel[1], tests="bad_data", suspect=True,
+                          relabel=relabel[0]))
     if not finite_rows(split.x_train, split.y_train).all():
         plans.append(Plan("drop_bad_rows", "rows with NaN/inf dropped", tests="bad_data",
                           suspect=True, drop_bad_rows=True))
@@ -462,6 +488,12 @@ def build_variant(subject: Subject, split: Split, plan: Plan, model: Any) -> Var
         x_val = standardize_inputs(x_val, split.x_train)
     if plan.standardize_targets:
         y_tr, y_val = _standardize(y_tr, split.y_train), _standardize(y_val, split.y_train)
+    task, n_classes = subject.task, subject.n_classes
+    if plan.relabel is not None:
+        y_tr = np.round(y_tr * plan.relabel).astype(np.int64)
+        y_val = np.round(y_val * plan.relabel).astype(np.int64)
+        n_classes = max(int(max(y_tr.max(), y_val.max())) + 1, 2)
+        task = "binary" if n_classes == 2 else "multiclass"
     loss_name, from_logits = t.loss, t.from_logits
     if plan.fit_loss:
         loss_name, from_logits = fitting_loss(subject.task)[0], False
@@ -472,7 +504,7 @@ def build_variant(subject: Subject, split: Split, plan: Plan, model: Any) -> Var
                                plan.clipnorm, extra)
     weights = None
     if plan.class_weights:
-        counts = np.bincount(y_tr.astype(np.int64), minlength=subject.n_classes).astype(float)
+        counts = np.bincount(y_tr.astype(np.int64), minlength=n_classes).astype(float)
         per_class = np.where(counts > 0, len(y_tr) / (np.maximum(counts, 1) * (counts > 0).sum()),
                              0.0)
         weights = per_class[y_tr.astype(np.int64)].astype(np.float32)
@@ -481,13 +513,13 @@ def build_variant(subject: Subject, split: Split, plan: Plan, model: Any) -> Var
         optimizer=optimizer,
         loss=make_loss(loss_name, from_logits),
         x=x_tr.feed(),
-        y=encode_targets(y_tr, subject.task, loss_name, head.units),
+        y=encode_targets(y_tr, task, loss_name, head.units),
         epochs=int(plan.epochs or 1),
         seed=0,
         sample_weight=weights,
         x_val=x_val.feed(),
     )
-    return Variant(plan, model, job, y_val, head)
+    return Variant(plan, model, job, y_val, head, task, n_classes)
 
 
 def initial_weights(model: Any, seed: int) -> list[np.ndarray]:
@@ -529,7 +561,7 @@ def score(variant: Variant, log: TrainLog, subject: Subject) -> tuple[float, flo
     """Validation skill and output spread ratio of one trained seed of the variant (from the
     outputs the trainer predicted on the job's validation rows)."""
     raw = log.outputs if log.outputs is not None else np.full((len(variant.y_val), 1), np.nan)
-    args = (variant.y_val, raw, subject.task, subject.n_classes, variant.head)
+    args = (variant.y_val, raw, variant.task, variant.n_classes, variant.head)
     return outcomes.skill(*args), outcomes.spread_ratio(*args)
 
 
