@@ -58,7 +58,7 @@ class Thresholds:
     confidence_per_effect: float = 0.45  # ...plus this times seeds won times effect / 0.5
     confidence_static: float = 0.25  # an unconfirmed fault starts here, plus 0.3 x support
     confidence_contributing: float = 0.6  # the partner of a confirmed pair
-    confidence_secondary: float = 0.6  # any finding after the primary: at most this
+    confidence_secondary: float = 0.5  # any other finding (an alternative fix): at most this
     confidence_flat: float = 0.9  # the output is flat: measured directly
     confidence_no_skill: float = 0.8  # no skill: measured directly
 
