@@ -1,12 +1,15 @@
 """Probe results -> findings, one primary fault, and a verdict.
 
 Probes measure; this module judges. Counterfactual outcomes come first: a fault is *confirmed*
-when the one change that addresses it restores skill on validation, beats the model's own
-training config in most seeds by a clear margin, and beats the shipped model. Static signals
-(dead units, gradient ratios, data scale, the loss/head check) come second: they pick among
-faults whose counterfactuals succeed together, and stand alone only when nothing was confirmed.
-A model that already does well is never blamed: its static oddities are `info` at most.
-All thresholds live in `Thresholds`, named and documented.
+when the change that addresses it restores skill on validation, beats the model's own
+training config in most seeds by a clear margin, and beats the shipped model. Each retrain plan
+declares the fault it tests; a change that moves two things (Adam and its rate) is attributed by
+its control. When no single change is confirmed, a confirmed pair names the part that did more
+alone as the primary fault and its partner as a contributing one. Static signals (dead units,
+gradient ratios, data scale, labels, the loss/head check) come second: they pick among faults
+whose counterfactuals succeed together, and stand alone only when nothing was confirmed.
+A model that already does well is never blamed: its static oddities are `info` at most; a model
+without skill is never healthy. All thresholds live in `Thresholds`, named and documented.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""The `retrain` probe: which single change brings the model back to life?
+"""The `retrain` probe: which change brings the model back to life?
 
 It retrains fresh clones under the model's own training config (the baseline: does it reproduce
 the symptom?) and under one-change counterfactuals (standardized inputs or targets, another
-learning rate, Adam, the loss that fits the labels, balanced class weights, NaN rows dropped,
-non-saturating activations, default initialization, gradient clipping, longer training), each
-over several seeds, all trained side by side in one compiled graph. It reports, per variant,
-the validation skill and output spread of every seed; `diagnose` judges what they mean.
+learning rate, Adam with its rate control, the loss that fits the labels, balanced class
+weights, NaN rows dropped, repaired labels, non-saturating activations, default initialization,
+gradient clipping, longer training), each over several seeds, all trained side by side in one
+compiled graph. When no single change reaches skill, it tries the most promising pairs. It
+reports, per variant, the validation skill and output spread of every seed and what the plan
+declares (the fault it tests, its control, its parts); `diagnose` judges what they mean.
 """
 
 from __future__ import annotations
