@@ -54,12 +54,20 @@ class Thresholds:
     lr_far_decades: float = 1.5  # ...is suspect; this many such factors away, strongly
     few_epochs: float = 5  # a model trained this many epochs or fewer is suspect
     static_alone: float = 0.75  # static support that may blame a fault with no counterfactual
+    partial_support: float = 0.5  # a weaker static signal; also the bar to name an also-fixed
+    weak_support: float = 0.3  # constant columns: a hint, never a blame on their own
+    near_factor: float = 3.0  # imbalance within this factor of its bar is a partial signal
+    vanishing_near: float = 10.0  # a gradient ratio within this factor of its bar is partial
+    min_diff_spread: float = 0.05  # floor of the seed-to-seed spread in the effect size
     static_weight: float = 0.2  # how much static support adds to a counterfactual's effect
     priority_weight: float = 0.1  # root-cause order breaks near-ties
     # confidence: calibrated on the zoo (benchmarks/README.md, tests/test_zoo_diagnosis.py)
     confidence_confirmed: float = 0.5  # a confirmed fault starts here...
-    confidence_per_effect: float = 0.45  # ...plus this times seeds won times effect / 0.5
-    confidence_static: float = 0.25  # an unconfirmed fault starts here, plus 0.3 x support
+    confidence_per_effect: float = 0.45  # ...plus this times seeds won times effect / full
+    full_effect: float = 0.5  # an effect this large counts fully toward confidence
+    confidence_static: float = 0.25  # an unconfirmed fault starts here...
+    confidence_per_support: float = 0.3  # ...plus this times its static support
+    confidence_info: float = 0.2  # times support: something seen but not blamed
     confidence_contributing: float = 0.6  # the partner of a confirmed pair
     confidence_secondary: float = 0.5  # any other finding (an alternative fix): at most this
     confidence_flat: float = 0.9  # the output is flat: measured directly
@@ -191,7 +199,7 @@ def counterfactual_outcomes(retrain: ProbeResult, original: float,
         diffs = np.array(skills) - np.array(base)
         effect = float(diffs.mean())
         spread = float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0
-        d = effect / max(spread, 0.05)
+        d = effect / max(spread, th.min_diff_spread)
         wins = float(np.mean(diffs > th.win_margin))
         mean_skill = float(np.mean(skills))
         restored = mean_skill >= max(th.restored_skill, th.restored_share * best)
@@ -222,7 +230,7 @@ def static_support(results: dict[str, ProbeResult],
         put("bad_data", 1.0, bad_rows=bad, bad_row_fraction=m(Data.BAD_ROW_FRACTION),
             nan_cells=m(Data.NAN_CELLS), inf_cells=m(Data.INF_CELLS), malformed_cells=malformed)
     elif m(Data.CONSTANT_COLUMNS) > 0:
-        put("bad_data", 0.3, constant_columns=m(Data.CONSTANT_COLUMNS))
+        put("bad_data", th.weak_support, constant_columns=m(Data.CONSTANT_COLUMNS))
     labels_wrong = label_problem(results)
     if labels_wrong:
         put("bad_data", 1.0, label_problem=labels_wrong,
@@ -246,8 +254,8 @@ def static_support(results: dict[str, ProbeResult],
         put("unscaled_inputs", 1.0, feature_scale_log10=scale, feature_std_ratio=ratio,
             feature_abs_max=m(Data.FEATURE_ABS_MAX), features=m(Data.FEATURES))
     elif scale >= th.input_scale_log10 / 2 or ratio >= math.sqrt(th.input_std_ratio):
-        put("unscaled_inputs", 0.5, feature_scale_log10=scale, feature_std_ratio=ratio,
-            features=m(Data.FEATURES))
+        put("unscaled_inputs", th.partial_support, feature_scale_log10=scale,
+            feature_std_ratio=ratio, features=m(Data.FEATURES))
     label = max(abs(m(Data.LABEL_MEAN)), m(Data.LABEL_STD))
     if label >= th.target_scale:
         put("unscaled_targets", 1.0, label_mean=m(Data.LABEL_MEAN), label_std=m(Data.LABEL_STD))
@@ -255,16 +263,17 @@ def static_support(results: dict[str, ProbeResult],
     if imbalance <= th.imbalance:
         put("class_imbalance", 1.0, imbalance_ratio=imbalance,
             minority_fraction=m(Data.MINORITY_FRACTION))
-    elif imbalance <= 3 * th.imbalance:
-        put("class_imbalance", 0.5, imbalance_ratio=imbalance)
+    elif imbalance <= th.near_factor * th.imbalance:
+        put("class_imbalance", th.partial_support, imbalance_ratio=imbalance)
     lr_log = m(Config.LR_LOG10_VS_TYPICAL)
     decade = math.log10(th.lr_decade)
     if lr_log <= -decade + 1e-9:
-        put("lr_too_low", 1.0 if lr_log <= -th.lr_far_decades * decade else 0.5,
+        put("lr_too_low", 1.0 if lr_log <= -th.lr_far_decades * decade else th.partial_support,
             learning_rate=m(Config.LEARNING_RATE), log10_vs_typical=lr_log)
     nonfinite = m(Gradients.NONFINITE_WEIGHTS)
     if lr_log >= decade - 1e-9:
-        put("lr_too_high", 1.0 if lr_log >= th.lr_far_decades * decade or nonfinite > 0 else 0.5,
+        far = lr_log >= th.lr_far_decades * decade or nonfinite > 0
+        put("lr_too_high", 1.0 if far else th.partial_support,
             learning_rate=m(Config.LEARNING_RATE), log10_vs_typical=lr_log)
     dead = m(Activations.DEAD_MAX)
     if dead >= th.dead_relu:
@@ -278,15 +287,16 @@ def static_support(results: dict[str, ProbeResult],
     if grad_ratio < th.vanishing_ratio and deep:
         put("vanishing_gradient", 1.0, grad_ratio_first_last=grad_ratio, depth=depth,
             grad_norm_first=m(Gradients.NORM_FIRST))
-    elif grad_ratio < th.vanishing_ratio * 10 and deep:
-        put("vanishing_gradient", 0.5, grad_ratio_first_last=grad_ratio, depth=depth)
+    elif grad_ratio < th.vanishing_ratio * th.vanishing_near and deep:
+        put("vanishing_gradient", th.partial_support, grad_ratio_first_last=grad_ratio, depth=depth)
     grad_max = m(Gradients.NORM_MAX)
     if deep and (grad_ratio > th.exploding_ratio or grad_max > th.exploding_norm
                  or nonfinite > 0):
         put("exploding_gradient", 1.0, grad_ratio_first_last=grad_ratio, grad_norm_max=grad_max,
             nonfinite_weights=nonfinite, depth=depth)
     if m(Config.OPTIMIZER_IS_SGD) == 1:
-        put("optimizer_stalled", 0.5, optimizer="sgd", learning_rate=m(Config.LEARNING_RATE))
+        put("optimizer_stalled", th.partial_support, optimizer="sgd",
+            learning_rate=m(Config.LEARNING_RATE))
     epochs = m(Config.TRAIN_EPOCHS)
     if math.isfinite(epochs) and epochs <= th.few_epochs:
         put("undertrained", 1.0, train_epochs=epochs)
@@ -339,10 +349,11 @@ class Candidate:
 class Counterfactuals:
     """The outcomes by name, with the rules that read a plan's declaration and its control."""
 
-    def __init__(self, outcomes: list[Outcome], support: dict[str, tuple[float, dict[str, Any]]]
-                 ) -> None:
+    def __init__(self, outcomes: list[Outcome], support: dict[str, tuple[float, dict[str, Any]]],
+                 th: Thresholds = THRESHOLDS) -> None:
         self.by_name = {o.name: o for o in outcomes}
         self.support = support
+        self.th = th
 
     def control_restored(self, outcome: Outcome, partner: str | None = None) -> Outcome | None:
         """The control's outcome when it restores skill too (so the second thing the change
@@ -365,7 +376,8 @@ class Counterfactuals:
             return tested.plan.tests if tested else control.plan.tests
         if outcome.plan.tests:
             return outcome.plan.tests
-        backed = [f for f in outcome.plan.also_fixes if self.support.get(f, (0.0, {}))[0] >= 0.5]
+        backed = [f for f in outcome.plan.also_fixes
+                  if self.support.get(f, (0.0, {}))[0] >= self.th.partial_support]
         return max(backed, key=lambda f: self.support[f][0]) if backed else None
 
     def controls(self, outcome: Outcome, baseline: list[float]) -> dict[str, Any]:
@@ -395,7 +407,7 @@ def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dic
     not applicable), or the output is flat. A fault whose own change was tried and failed is
     ruled out."""
     by_fault: dict[str, Candidate] = {}
-    cf = Counterfactuals(outcomes, support)
+    cf = Counterfactuals(outcomes, support, th)
 
     def offer(fault: str, score: float, confirmed: bool, outcome: Outcome | None,
               **more: Any) -> None:
@@ -414,7 +426,7 @@ def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dic
         if fault:
             offer(fault, outcome.effect, True, outcome, extra=extra)
         for also in outcome.plan.also_fixes:
-            if also != fault and support.get(also, (0.0, {}))[0] >= 0.5:
+            if also != fault and support.get(also, (0.0, {}))[0] >= th.partial_support:
                 offer(also, outcome.effect, True, outcome, extra=extra)
     if not by_fault:
         for pair in (o for o in outcomes if o.plan.parts and o.confirmed):
@@ -491,8 +503,8 @@ def confidence(cand: Candidate, th: Thresholds = THRESHOLDS) -> float:
         if cand.contributing:
             return th.confidence_contributing
         return th.confidence_confirmed + th.confidence_per_effect * o.win_share * min(
-            1.0, o.effect / 0.5)
-    return th.confidence_static + 0.3 * cand.support
+            1.0, o.effect / th.full_effect)
+    return th.confidence_static + th.confidence_per_support * cand.support
 
 
 def diagnose(results: dict[str, ProbeResult], task: str,
@@ -536,8 +548,8 @@ def diagnose(results: dict[str, ProbeResult], task: str,
     blamed = {f.fault for f in findings}
     for fault, (sup, static) in support.items():  # what was seen but not blamed, for the record
         if fault not in blamed and sup >= 1.0:
-            findings.append(Finding(fault, "info", round(0.2 * sup, 3), False, RULES[fault].probe,
-                                    static, faults.get(fault).fix))
+            findings.append(Finding(fault, "info", round(th.confidence_info * sup, 3), False,
+                                    RULES[fault].probe, static, faults.get(fault).fix))
     if flat:
         verdict = "flat"
         primary_fault = primary.fault if primary else "flat_output"
