@@ -69,7 +69,7 @@ class Thresholds:
     confidence_per_support: float = 0.3  # ...plus this times its static support
     confidence_info: float = 0.2  # times support: something seen but not blamed
     confidence_contributing: float = 0.6  # the partner of a confirmed pair
-    confidence_secondary: float = 0.5  # any other finding (an alternative fix): at most this
+    confidence_secondary: float = 0.3  # another fault whose change also worked: at most this
     confidence_flat: float = 0.9  # the output is flat: measured directly
     confidence_no_skill: float = 0.8  # no skill: measured directly
 
@@ -539,8 +539,9 @@ def diagnose(results: dict[str, ProbeResult], task: str,
         evidence.update(cand.extra)
         if cand.partner:
             evidence["with"] = cand.partner
-        sure = confidence(cand, th) if i == 0 else min(confidence(cand, th),
-                                                        th.confidence_secondary)
+        sure = confidence(cand, th)
+        if i > 0 and not cand.contributing:  # on the zoo, these were rarely the fault
+            sure = min(sure, th.confidence_secondary)
         findings.append(Finding(cand.fault, severity, round(sure, 3),
                                 cand.confirmed,
                                 "retrain" if cand.outcome else RULES[cand.fault].probe,
