@@ -1,4 +1,5 @@
-"""The scenario zoo: small Keras models on synthetic data, each with one known fault.
+"""The scenario zoo: small Keras models on synthetic data, each with a known fault (two-change
+bugs: a primary fault and a contributing one).
 
 Used by the demo, the tests and the benchmarks. Every model is trained the ordinary way
 (`compile` + `fit`) and saved. The plain MLP scenarios here save `.keras` files with their data as
