@@ -1,12 +1,15 @@
 """Probe results -> findings, one primary fault, and a verdict.
 
 Probes measure; this module judges. Counterfactual outcomes come first: a fault is *confirmed*
-when the one change that addresses it restores skill on validation, beats the model's own
-training config in most seeds by a clear margin, and beats the shipped model. Static signals
-(dead units, gradient ratios, data scale, the loss/head check) come second: they pick among
-faults whose counterfactuals succeed together, and stand alone only when nothing was confirmed.
-A model that already does well is never blamed: its static oddities are `info` at most.
-All thresholds live in `Thresholds`, named and documented.
+when the change that addresses it restores skill on validation, beats the model's own
+training config in most seeds by a clear margin, and beats the shipped model. Each retrain plan
+declares the fault it tests; a change that moves two things (Adam and its rate) is attributed by
+its control. When no single change is confirmed, a confirmed pair names the part that did more
+alone as the primary fault and its partner as a contributing one. Static signals (dead units,
+gradient ratios, data scale, labels, the loss/head check) come second: they pick among faults
+whose counterfactuals succeed together, and stand alone only when nothing was confirmed.
+A model that already does well is never blamed: its static oddities are `info` at most; a model
+without skill is never healthy. All thresholds live in `Thresholds`, named and documented.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from audit import faults
+from audit.probes import keys
+from audit.probes.keys import Activations, Config, Data, Gradients, Retrain, Sensitivity
 from audit.results import Finding, ProbeResult
 
 
@@ -40,38 +45,71 @@ class Thresholds:
     vanishing_ratio: float = 1e-3  # first/last layer gradient norm ratio (AUTOTRAINER)
     exploding_ratio: float = 70.0  # first/last layer gradient norm ratio (AUTOTRAINER)
     exploding_norm: float = 1e3  # a gradient norm this large is explosive on its own
+    deep_net: float = 3  # gradient ratios are judged on networks with this many weighted layers
     imbalance: float = 0.1  # minority/majority class count (Deepchecks)
     input_scale_log10: float = 1.0  # inputs' RMS magnitude of 10 or more is unscaled
     input_std_ratio: float = 100.0  # feature stds this far apart are unscaled
     target_scale: float = 10.0  # |mean| or std of regression targets of 10 or more
-    lr_decade: float = 10.0  # a learning rate this far from its family's typical one
+    lr_decade: float = 10.0  # a learning rate this far from its family's typical one...
+    lr_far_decades: float = 1.5  # ...is suspect; this many such factors away, strongly
+    few_epochs: float = 5  # a model trained this many epochs or fewer is suspect
+    static_alone: float = 0.75  # static support that may blame a fault with no counterfactual
+    partial_support: float = 0.5  # a weaker static signal; also the bar to name an also-fixed
+    weak_support: float = 0.3  # constant columns: a hint, never a blame on their own
+    near_factor: float = 3.0  # imbalance within this factor of its bar is a partial signal
+    vanishing_near: float = 10.0  # a gradient ratio within this factor of its bar is partial
+    min_diff_spread: float = 0.05  # floor of the seed-to-seed spread in the effect size
     static_weight: float = 0.2  # how much static support adds to a counterfactual's effect
     priority_weight: float = 0.1  # root-cause order breaks near-ties
+    # confidence: calibrated on the zoo (benchmarks/README.md, tests/test_zoo_diagnosis.py)
+    confidence_confirmed: float = 0.5  # a confirmed fault starts here...
+    confidence_per_effect: float = 0.45  # ...plus this times seeds won times effect / full
+    full_effect: float = 0.5  # an effect this large counts fully toward confidence
+    confidence_static: float = 0.25  # an unconfirmed fault starts here...
+    confidence_per_support: float = 0.3  # ...plus this times its static support
+    confidence_info: float = 0.2  # times support: something seen but not blamed
+    confidence_contributing: float = 0.6  # the partner of a confirmed pair
+    confidence_secondary: float = 0.3  # another fault whose change also worked: at most this
+    confidence_flat: float = 0.9  # the output is flat: measured directly
+    confidence_no_skill: float = 0.8  # no skill: measured directly
 
 
 THRESHOLDS = Thresholds()
 
-#: root causes first: when two changes work equally well, the earlier fault explains the later
-PRIORITY = ("bad_data", "loss_mismatch", "unscaled_targets", "unscaled_inputs", "class_imbalance",
-            "lr_too_high", "lr_too_low", "exploding_gradient", "dead_relu",
-            "saturated_activations", "vanishing_gradient", "optimizer_stalled", "undertrained")
 
-#: the fault each counterfactual addresses directly
-NATIVE = {"standardize_inputs": "unscaled_inputs", "standardize_targets": "unscaled_targets",
-          "drop_bad_rows": "bad_data", "fit_loss": "loss_mismatch",
-          "class_weights": "class_imbalance", "lr_up": "lr_too_low", "lr_down": "lr_too_high",
-          "adam": "optimizer_stalled", "clip_gradients": "exploding_gradient",
-          "train_longer": "undertrained", "nonsaturating": "saturated_activations"}
-#: faults a counterfactual also fixes, named only when static evidence points at them
-ALTERNATES = {"lr_up": ("undertrained",),
-              "lr_down": ("exploding_gradient", "dead_relu"),
-              "adam": ("lr_too_low", "vanishing_gradient", "saturated_activations"),
-              "nonsaturating": ("dead_relu", "vanishing_gradient"),
-              "default_init": ("dead_relu", "exploding_gradient", "saturated_activations",
-                               "vanishing_gradient"),
-              "clip_gradients": ("lr_too_high",)}
-#: faults whose static evidence is decisive on its own when the model underperforms
-DEFINITIVE = ("bad_data", "loss_mismatch")
+@dataclass(frozen=True)
+class Rule:
+    """How a fault is judged: which probe's static evidence speaks for it, and whether that
+    evidence is decisive on its own when the model underperforms."""
+
+    probe: str
+    definitive: bool = False
+
+
+#: every cause, root causes first: when two changes work equally well, the earlier fault
+#: explains the later. The fault a counterfactual tests is declared by its retrain `Plan`.
+RULES: dict[str, Rule] = {
+    "bad_data": Rule("data", definitive=True),
+    "loss_mismatch": Rule("config", definitive=True),
+    "unscaled_targets": Rule("data"),
+    "unscaled_inputs": Rule("data"),
+    "class_imbalance": Rule("data"),
+    "lr_too_high": Rule("config"),
+    "lr_too_low": Rule("config"),
+    "exploding_gradient": Rule("gradients"),
+    "dead_relu": Rule("activations"),
+    "saturated_activations": Rule("activations"),
+    "vanishing_gradient": Rule("gradients"),
+    "optimizer_stalled": Rule("config"),
+    "undertrained": Rule("config"),
+}
+SYMPTOM_PROBE = "sensitivity"  # flat_output and no_skill are measured there
+
+
+def root_cause_rank(fault: str) -> float:
+    """1 for the first root cause in `RULES`, falling to 0 for the last."""
+    order = list(RULES)
+    return 1 - order.index(fault) / max(len(order) - 1, 1)
 
 
 @dataclass
@@ -81,12 +119,30 @@ class Diagnosis:
     findings: list[Finding] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PlanInfo:
+    """What a retrain plan declared about itself (see `audit.probes.retrain.Plan`)."""
+
+    change: str
+    tests: str | None = None
+    also_fixes: tuple[str, ...] = ()
+    control: str | None = None
+    parts: tuple[str, ...] = ()
+
+    @classmethod
+    def read(cls, name: str, details: dict[str, Any]) -> PlanInfo:
+        info = details.get(keys.VARIANTS, {}).get(name, {})
+        return cls(info.get(keys.CHANGE, name), info.get(keys.TESTS),
+                   tuple(info.get(keys.ALSO_FIXES, ())), info.get(keys.CONTROL),
+                   tuple(info.get(keys.PARTS, ())))
+
+
 @dataclass
 class Outcome:
     """What one counterfactual did, compared seed by seed with the baseline."""
 
     name: str
-    change: str
+    plan: PlanInfo
     skills: list[float]
     baseline: list[float]
     effect: float
@@ -95,6 +151,10 @@ class Outcome:
     mean_skill: float
     restored: bool
     confirmed: bool
+
+    @property
+    def change(self) -> str:
+        return self.plan.change
 
     def evidence(self, original: float) -> dict[str, Any]:
         return {"counterfactual": self.name, "change": self.change,
@@ -112,29 +172,24 @@ def _clip(value: float) -> float:
     return 0.0 if not math.isfinite(value) else max(-1.0, min(1.0, value))
 
 
-def _family(name: str) -> str:
-    return name.split("_x")[0] if name.startswith("lr_") else name
-
-
 # ---------------------------------------------------------------- counterfactual outcomes
 
 
 def counterfactual_outcomes(retrain: ProbeResult, original: float,
                             th: Thresholds = THRESHOLDS) -> list[Outcome]:
     """Each counterfactual's outcome against the baseline, seed by seed."""
-    variants = retrain.details.get("variants", {})
-    per_seed: dict[str, dict[str, float]] = {}
+    per_seed: dict[str, dict[int, float]] = {}
     for key, value in retrain.metrics.items():
-        name, _, seed = key.partition(".skill.seed")
-        if seed:
-            per_seed.setdefault(name, {})[seed] = _clip(value)
-    base_by_seed = per_seed.get("baseline")
+        parsed = keys.parse_seed_skill(key)
+        if parsed:
+            per_seed.setdefault(parsed[0], {})[parsed[1]] = _clip(value)
+    base_by_seed = per_seed.get(keys.BASELINE)
     if not base_by_seed:
         return []
     best = max(float(np.mean(list(v.values()))) for v in per_seed.values())
     outcomes = []
     for name, by_seed in per_seed.items():
-        if name == "baseline":
+        if name == keys.BASELINE:
             continue
         common = [seed for seed in by_seed if seed in base_by_seed]  # a raced-out plan: one
         skills = [by_seed[seed] for seed in common]
@@ -144,102 +199,123 @@ def counterfactual_outcomes(retrain: ProbeResult, original: float,
         diffs = np.array(skills) - np.array(base)
         effect = float(diffs.mean())
         spread = float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0
-        d = effect / max(spread, 0.05)
+        d = effect / max(spread, th.min_diff_spread)
         wins = float(np.mean(diffs > th.win_margin))
         mean_skill = float(np.mean(skills))
         restored = mean_skill >= max(th.restored_skill, th.restored_share * best)
         confirmed = (restored and effect >= th.min_effect and wins >= th.min_win_share
                      and mean_skill - _clip(original) >= th.min_gain_over_original)
-        change = variants.get(name, {}).get("change", name)
-        outcomes.append(Outcome(name, change, skills, base, effect, wins, d, mean_skill,
-                                restored, confirmed))
+        outcomes.append(Outcome(name, PlanInfo.read(name, retrain.details), skills, base, effect,
+                                wins, d, mean_skill, restored, confirmed))
     return outcomes
 
 
 # ---------------------------------------------------------------- static support
 
 
-def _m(results: dict[str, ProbeResult], probe: str, metric: str) -> float:
-    result = results.get(probe)
-    if result is None or result.status != "ok":
-        return float("nan")
-    return result.get(metric)
-
-
 def static_support(results: dict[str, ProbeResult],
                    th: Thresholds = THRESHOLDS) -> dict[str, tuple[float, dict[str, Any]]]:
     """For each fault: how strongly the cheap probes point at it (0..1), and the numbers."""
-    m = lambda probe, metric: _m(results, probe, metric)  # noqa: E731
     out: dict[str, tuple[float, dict[str, Any]]] = {}
 
+    def m(key: keys.Key) -> float:
+        return key.read(results)
+
     def put(fault: str, support: float, **evidence: Any) -> None:
-        if support > 0:
+        if support > 0 and support >= out.get(fault, (0.0, {}))[0]:
             out[fault] = (min(support, 1.0), {k: _jsonable(v) for k, v in evidence.items()})
 
-    bad = m("data", "bad_rows")
-    malformed, constant = m("data", "malformed_cells"), m("data", "constant_columns")
+    bad, malformed = m(Data.BAD_ROWS), m(Data.MALFORMED_CELLS)
     if bad > 0 or malformed > 0:
-        put("bad_data", 1.0, bad_rows=bad, bad_row_fraction=m("data", "bad_row_fraction"),
-            nan_cells=m("data", "nan_cells"), inf_cells=m("data", "inf_cells"),
-            malformed_cells=malformed)
-    elif constant > 0:
-        put("bad_data", 0.3, constant_columns=constant)
-    if m("config", "loss_fits_labels") == 0:
+        put("bad_data", 1.0, bad_rows=bad, bad_row_fraction=m(Data.BAD_ROW_FRACTION),
+            nan_cells=m(Data.NAN_CELLS), inf_cells=m(Data.INF_CELLS), malformed_cells=malformed)
+    elif m(Data.CONSTANT_COLUMNS) > 0:
+        put("bad_data", th.weak_support, constant_columns=m(Data.CONSTANT_COLUMNS))
+    labels_wrong = label_problem(results)
+    if labels_wrong:
+        put("bad_data", 1.0, label_problem=labels_wrong,
+            label_distinct_values=m(Data.LABEL_DISTINCT),
+            label_fraction_scale=m(Data.LABEL_FRACTION_SCALE),
+            label_near_integer_fraction=m(Data.LABEL_NEAR_INTEGER),
+            label_one_hot_bad_rows=m(Data.LABEL_ONE_HOT_BAD_ROWS))
+    elif m(Config.LOSS_FITS_LABELS) == 0:  # wrong labels explain a loss that seems not to fit
         detail = results["config"].details
         put("loss_mismatch", 1.0, problem=detail.get("loss_problem"), loss=detail.get("loss"),
             output_activation=detail.get("output_activation"),
-            output_units=m("config", "output_units"))
-    scale, ratio = m("data", "feature_scale_log10"), m("data", "feature_std_ratio")
+            output_units=m(Config.OUTPUT_UNITS))
+    # Data.LABEL_CLASS_IDS (regression targets 0..k-1) is measured but blames nothing: ordinal
+    # targets (ratings, counts) look the same, and no counterfactual yet tells them apart
+    scale, ratio = m(Data.FEATURE_SCALE_LOG10), m(Data.FEATURE_STD_RATIO)
     if scale >= th.input_scale_log10 or ratio >= th.input_std_ratio:
         put("unscaled_inputs", 1.0, feature_scale_log10=scale, feature_std_ratio=ratio,
-            feature_abs_max=m("data", "feature_abs_max"), features=m("data", "features"))
+            feature_abs_max=m(Data.FEATURE_ABS_MAX), features=m(Data.FEATURES))
     elif scale >= th.input_scale_log10 / 2 or ratio >= math.sqrt(th.input_std_ratio):
-        put("unscaled_inputs", 0.5, feature_scale_log10=scale, feature_std_ratio=ratio,
-            features=m("data", "features"))
-    label = max(abs(m("data", "label_mean")), m("data", "label_std"))
+        put("unscaled_inputs", th.partial_support, feature_scale_log10=scale,
+            feature_std_ratio=ratio, features=m(Data.FEATURES))
+    label = max(abs(m(Data.LABEL_MEAN)), m(Data.LABEL_STD))
     if label >= th.target_scale:
-        put("unscaled_targets", 1.0, label_mean=m("data", "label_mean"),
-            label_std=m("data", "label_std"))
-    imbalance = m("data", "imbalance_ratio")
+        put("unscaled_targets", 1.0, label_mean=m(Data.LABEL_MEAN), label_std=m(Data.LABEL_STD))
+    imbalance = m(Data.IMBALANCE_RATIO)
     if imbalance <= th.imbalance:
         put("class_imbalance", 1.0, imbalance_ratio=imbalance,
-            minority_fraction=m("data", "minority_fraction"))
-    elif imbalance <= 3 * th.imbalance:
-        put("class_imbalance", 0.5, imbalance_ratio=imbalance)
-    lr_log = m("config", "lr_log10_vs_typical")
+            minority_fraction=m(Data.MINORITY_FRACTION))
+    elif imbalance <= th.near_factor * th.imbalance:
+        put("class_imbalance", th.partial_support, imbalance_ratio=imbalance)
+    lr_log = m(Config.LR_LOG10_VS_TYPICAL)
     decade = math.log10(th.lr_decade)
     if lr_log <= -decade + 1e-9:
-        put("lr_too_low", 1.0 if lr_log <= -1.5 * decade else 0.5,
-            learning_rate=m("config", "learning_rate"), log10_vs_typical=lr_log)
-    nonfinite = m("gradients", "nonfinite_weights")
+        put("lr_too_low", 1.0 if lr_log <= -th.lr_far_decades * decade else th.partial_support,
+            learning_rate=m(Config.LEARNING_RATE), log10_vs_typical=lr_log)
+    nonfinite = m(Gradients.NONFINITE_WEIGHTS)
     if lr_log >= decade - 1e-9:
-        put("lr_too_high", 1.0 if lr_log >= 1.5 * decade or nonfinite > 0 else 0.5,
-            learning_rate=m("config", "learning_rate"), log10_vs_typical=lr_log)
-    dead = m("activations", "dead_fraction_max")
+        far = lr_log >= th.lr_far_decades * decade or nonfinite > 0
+        put("lr_too_high", 1.0 if far else th.partial_support,
+            learning_rate=m(Config.LEARNING_RATE), log10_vs_typical=lr_log)
+    dead = m(Activations.DEAD_MAX)
     if dead >= th.dead_relu:
-        put("dead_relu", 1.0, dead_fraction_max=dead,
-            dead_fraction_mean=m("activations", "dead_fraction_mean"))
-    saturated = m("activations", "saturated_fraction_max")
+        put("dead_relu", 1.0, dead_fraction_max=dead, dead_fraction_mean=m(Activations.DEAD_MEAN))
+    saturated = m(Activations.SATURATED_MAX)
     if saturated >= th.saturated:
         put("saturated_activations", 1.0, saturated_fraction_max=saturated,
-            saturated_fraction_mean=m("activations", "saturated_fraction_mean"))
-    grad_ratio, depth = m("gradients", "grad_ratio_first_last"), m("gradients", "depth")
-    if grad_ratio < th.vanishing_ratio and depth >= 3:
+            saturated_fraction_mean=m(Activations.SATURATED_MEAN))
+    grad_ratio, depth = m(Gradients.RATIO_FIRST_LAST), m(Gradients.DEPTH)
+    deep = depth >= th.deep_net
+    if grad_ratio < th.vanishing_ratio and deep:
         put("vanishing_gradient", 1.0, grad_ratio_first_last=grad_ratio, depth=depth,
-            grad_norm_first=m("gradients", "grad_norm_first"))
-    elif grad_ratio < th.vanishing_ratio * 10 and depth >= 3:
-        put("vanishing_gradient", 0.5, grad_ratio_first_last=grad_ratio, depth=depth)
-    grad_max = m("gradients", "grad_norm_max")
-    if depth >= 3 and (grad_ratio > th.exploding_ratio or grad_max > th.exploding_norm
-                       or nonfinite > 0):
+            grad_norm_first=m(Gradients.NORM_FIRST))
+    elif grad_ratio < th.vanishing_ratio * th.vanishing_near and deep:
+        put("vanishing_gradient", th.partial_support, grad_ratio_first_last=grad_ratio, depth=depth)
+    grad_max = m(Gradients.NORM_MAX)
+    if deep and (grad_ratio > th.exploding_ratio or grad_max > th.exploding_norm
+                 or nonfinite > 0):
         put("exploding_gradient", 1.0, grad_ratio_first_last=grad_ratio, grad_norm_max=grad_max,
             nonfinite_weights=nonfinite, depth=depth)
-    if m("config", "optimizer_is_sgd") == 1:
-        put("optimizer_stalled", 0.5, optimizer="sgd", learning_rate=m("config", "learning_rate"))
-    epochs = m("config", "train_epochs")
-    if math.isfinite(epochs) and epochs <= 5:
+    if m(Config.OPTIMIZER_IS_SGD) == 1:
+        put("optimizer_stalled", th.partial_support, optimizer="sgd",
+            learning_rate=m(Config.LEARNING_RATE))
+    epochs = m(Config.TRAIN_EPOCHS)
+    if math.isfinite(epochs) and epochs <= th.few_epochs:
         put("undertrained", 1.0, train_epochs=epochs)
     return out
+
+
+def label_problem(results: dict[str, ProbeResult]) -> str | None:
+    """Why the labels are not what the loss expects (data, not loss, at fault), or None."""
+    classification_loss = Config.LOSS_IS_CLASSIFICATION.read(results) == 1
+    if Data.LABEL_DISTINCT.read(results) == 1:
+        return "the label is constant: there is nothing to learn"
+    if not classification_loss:
+        return None
+    scale = Data.LABEL_FRACTION_SCALE.read(results)
+    if math.isfinite(scale):
+        return (f"the labels are fractions with denominator {scale:.0f}: class ids divided by "
+                "a scale, under a classification loss (multiply them back)")
+    if Data.LABEL_NEAR_INTEGER.read(results) > 0:
+        return ("the labels are floats near integers, not integers, under a classification "
+                "loss (round them)")
+    if Data.LABEL_ONE_HOT_BAD_ROWS.read(results) > 0:
+        return "some one-hot label rows do not sum to 1"
+    return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -261,6 +337,59 @@ class Candidate:
     outcome: Outcome | None
     support: float
     static: dict[str, Any]
+    partner: str | None = None  # a pair's other fault
+    contributing: bool = False  # the pair's part that did less alone
+    extra: dict[str, Any] = field(default_factory=dict)  # controls, the parts' skills alone
+
+
+class Counterfactuals:
+    """The outcomes by name, with the rules that read a plan's declaration and its control."""
+
+    def __init__(self, outcomes: list[Outcome], support: dict[str, tuple[float, dict[str, Any]]],
+                 th: Thresholds = THRESHOLDS) -> None:
+        self.by_name = {o.name: o for o in outcomes}
+        self.support = support
+        self.th = th
+
+    def control_restored(self, outcome: Outcome, partner: str | None = None) -> Outcome | None:
+        """The control's outcome when it restores skill too (so the second thing the change
+        moves is the cause), else None. For a pair, the control is paired with the partner."""
+        control = outcome.plan.control
+        if control is None or control == keys.BASELINE:
+            return None  # the baseline never restores when the change is confirmed
+        names = [control] if partner is None else [keys.pair_name(control, partner),
+                                                   keys.pair_name(partner, control)]
+        found = [self.by_name[n] for n in names if n in self.by_name]
+        return found[0] if found and found[0].restored else None
+
+    def fault_of(self, outcome: Outcome, partner: str | None = None) -> str | None:
+        """The fault a (part of a) counterfactual speaks for: the one its plan tests, unless
+        its control restores too (then the control's fault); a plan that tests no single
+        fault speaks for the fault it also fixes with the most static support."""
+        control = self.control_restored(outcome, partner)
+        if control is not None:
+            tested = self.by_name.get(outcome.plan.control or "")
+            return tested.plan.tests if tested else control.plan.tests
+        if outcome.plan.tests:
+            return outcome.plan.tests
+        backed = [f for f in outcome.plan.also_fixes
+                  if self.support.get(f, (0.0, {}))[0] >= self.th.partial_support]
+        return max(backed, key=lambda f: self.support[f][0]) if backed else None
+
+    def controls(self, outcome: Outcome, baseline: list[float]) -> dict[str, Any]:
+        """The control of a change that moves two things, for the evidence."""
+        control = outcome.plan.control
+        if control is None:
+            return {}
+        if control == keys.BASELINE:
+            return {"controls": {keys.BASELINE: {"skill": round(float(np.mean(baseline)), 4),
+                                                 "restored": False}}}
+        other = self.by_name.get(control)
+        if other is None:
+            return {"controls": {control: {"skill": None, "restored": None}}}
+        return {"controls": {control: {"change": other.change,
+                                       "skill": round(other.mean_skill, 4),
+                                       "restored": other.restored}}}
 
 
 def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dict[str, Any]]],
@@ -268,45 +397,81 @@ def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dic
                     th: Thresholds = THRESHOLDS) -> list[Candidate]:
     """Faults ranked by how well the evidence explains them, best first.
 
-    Static signals alone blame a fault only when the model underperforms and retraining did
-    not speak against it: either no counterfactual ran at all (the retrain probe was skipped or
+    Single changes first; a pair speaks only when no single change was confirmed. Static
+    signals alone blame a fault only when the model underperforms and retraining did not
+    speak against it: either no counterfactual ran at all (the retrain probe was skipped or
     not applicable), or the output is flat. A fault whose own change was tried and failed is
     ruled out."""
     by_fault: dict[str, Candidate] = {}
+    cf = Counterfactuals(outcomes, support, th)
 
-    def offer(fault: str, score: float, confirmed: bool, outcome: Outcome | None) -> None:
+    def offer(fault: str, score: float, confirmed: bool, outcome: Outcome | None,
+              **more: Any) -> None:
         sup, static = support.get(fault, (0.0, {}))
-        score += th.static_weight * sup + th.priority_weight * (1 - PRIORITY.index(fault) / 13)
+        score += th.static_weight * sup + th.priority_weight * root_cause_rank(fault)
         best = by_fault.get(fault)
         if best is None or (confirmed, score) > (best.confirmed, best.score):
-            by_fault[fault] = Candidate(fault, score, confirmed, outcome, sup, static)
+            by_fault[fault] = Candidate(fault, score, confirmed, outcome, sup, static, **more)
 
-    for outcome in outcomes:
+    singles = [o for o in outcomes if not o.plan.parts]
+    for outcome in singles:
         if not outcome.confirmed:
             continue
-        family = _family(outcome.name)
-        native = NATIVE.get(family)
-        if native:
-            offer(native, outcome.effect, True, outcome)
-        for fault in ALTERNATES.get(family, ()):
-            if support.get(fault, (0.0, {}))[0] >= 0.5:
-                offer(fault, outcome.effect, True, outcome)
+        extra = cf.controls(outcome, outcome.baseline)
+        fault = cf.fault_of(outcome)
+        if fault:
+            offer(fault, outcome.effect, True, outcome, extra=extra)
+        for also in outcome.plan.also_fixes:
+            if also != fault and support.get(also, (0.0, {}))[0] >= th.partial_support:
+                offer(also, outcome.effect, True, outcome, extra=extra)
+    if not by_fault:
+        for pair in (o for o in outcomes if o.plan.parts and o.confirmed):
+            offer_pair(pair, cf, offer, th)
     if underperforming:
-        for fault in DEFINITIVE:  # decisive static evidence stands even without a retrain
-            if support.get(fault, (0.0, {}))[0] >= 1.0:
-                offer(fault, 1.0, fault in by_fault and by_fault[fault].confirmed,
-                      by_fault[fault].outcome if fault in by_fault else None)
-    ranked = sorted(by_fault.values(), key=lambda c: (c.fault in DEFINITIVE and c.support >= 1,
-                                                      c.confirmed, c.score), reverse=True)
+        for fault, rule in RULES.items():  # decisive static evidence stands without a retrain
+            if rule.definitive and support.get(fault, (0.0, {}))[0] >= 1.0:
+                have = by_fault.get(fault)
+                offer(fault, 1.0, have is not None and have.confirmed,
+                      have.outcome if have else None)
+    ranked = sorted(by_fault.values(), key=lambda c: (
+        RULES[c.fault].definitive and c.support >= 1, not c.contributing, c.confirmed, c.score),
+        reverse=True)
     retrained = bool(outcomes)
-    ruled_out = {NATIVE.get(_family(o.name)) for o in outcomes if not o.confirmed}
+    ruled_out = {o.plan.tests for o in singles if not o.confirmed}
     if not any(c.confirmed for c in ranked) and underperforming and (flat or not retrained):
-        statics = [Candidate(f, s + th.priority_weight * (1 - PRIORITY.index(f) / 13), False,
-                             None, s, ev)
+        statics = [Candidate(f, s + th.priority_weight * root_cause_rank(f), False, None, s, ev)
                    for f, (s, ev) in support.items()
-                   if s >= 1.0 and f not in by_fault and f not in ruled_out]
+                   if s >= th.static_alone and f not in by_fault and f not in ruled_out]
         ranked += sorted(statics, key=lambda c: c.score, reverse=True)
     return ranked
+
+
+def offer_pair(pair: Outcome, cf: Counterfactuals, offer: Any, th: Thresholds) -> None:
+    """A confirmed pair: the primary fault is the part that does more alone (root-cause order
+    breaks ties within `win_margin`); the other is a confirmed contributing fault naming it."""
+    parts = [cf.by_name.get(name) for name in pair.plan.parts]
+    if any(p is None for p in parts):
+        return
+    first, second = parts  # type: ignore[misc]
+    faults_ = [cf.fault_of(first, second.name), cf.fault_of(second, first.name)]
+    scored = [(part, fault) for part, fault in zip(parts, faults_, strict=True) if fault]
+    if not scored:
+        return
+
+    def alone(item: tuple[Outcome | None, str]) -> tuple[float, float]:
+        part, fault = item
+        assert part is not None
+        return (round(part.mean_skill / th.win_margin), root_cause_rank(fault))
+
+    scored.sort(key=alone, reverse=True)
+    names = [f for _, f in scored]
+    skills_alone = {p.name: round(p.mean_skill, 4) for p in parts if p is not None}
+    extra = {"pair": pair.name, "skill_alone": skills_alone}
+    lead = names[0]
+    partner = names[1] if len(names) > 1 and names[1] != lead else None
+    offer(lead, pair.effect, True, pair, partner=partner, extra=extra)
+    if partner:
+        offer(partner, pair.effect, True, pair, partner=lead, contributing=True, extra=extra)
 
 
 def _skill_name(task: str) -> str:
@@ -326,17 +491,29 @@ def recommendation(candidate: Candidate, task: str, original: float) -> str:
             f"config ({wins}/{n} seeds better; the shipped model scores {_clip(original):.2f}).")
 
 
+def confidence(cand: Candidate, th: Thresholds = THRESHOLDS) -> float:
+    """How sure the finding is (calibrated on the zoo: of findings at 0.8 or more, at least
+    80% name the scenario's fault; the table is in benchmarks/README.md)."""
+    o = cand.outcome
+    if cand.confirmed and o is not None:
+        if cand.contributing:
+            return th.confidence_contributing
+        return th.confidence_confirmed + th.confidence_per_effect * o.win_share * min(
+            1.0, o.effect / th.full_effect)
+    return th.confidence_static + th.confidence_per_support * cand.support
+
+
 def diagnose(results: dict[str, ProbeResult], task: str,
              th: Thresholds = THRESHOLDS) -> Diagnosis:
     """The verdict, the primary fault (root cause) and every finding, from probe results."""
-    skill = _m(results, "sensitivity", "skill")
+    skill = Sensitivity.SKILL.read(results)
     if not math.isfinite(skill):
-        skill = _m(results, "retrain", "original.skill")
-    spread = _m(results, "sensitivity", "spread_ratio")
+        skill = Retrain.ORIGINAL_SKILL.read(results)
+    spread = Sensitivity.SPREAD_RATIO.read(results)
     if not math.isfinite(spread):
-        spread = _m(results, "retrain", "original.spread")
-    distinct = _m(results, "sensitivity", "distinct_predicted_classes")
-    nan_out = _m(results, "sensitivity", "nan_output_fraction")
+        spread = Retrain.ORIGINAL_SPREAD.read(results)
+    distinct = Sensitivity.DISTINCT_CLASSES.read(results)
+    nan_out = Sensitivity.NAN_OUTPUT_FRACTION.read(results)
     measured = math.isfinite(skill) or math.isfinite(spread) or nan_out > 0
     flat = measured and ((math.isfinite(spread) and spread < th.flat_spread) or distinct == 1
                          or nan_out > 0 or not math.isfinite(skill))
@@ -349,26 +526,33 @@ def diagnose(results: dict[str, ProbeResult], task: str,
     findings: list[Finding] = []
     primary = ranked[0] if ranked else None
     for i, cand in enumerate(ranked):
-        severity = "critical" if i == 0 and (flat or cand.confirmed) else "warning"
-        confidence = (0.5 + 0.45 * cand.outcome.win_share * min(1.0, cand.outcome.effect / 0.5)
-                      if cand.confirmed and cand.outcome else 0.25 + 0.3 * cand.support)
+        severity = ("critical" if i == 0 and (flat or cand.confirmed) and not cand.contributing
+                    else "warning")
         evidence = {**cand.static, "model_skill": _jsonable(skill),
                     "model_spread_ratio": _jsonable(spread)}
         if cand.outcome is not None:
             evidence.update(cand.outcome.evidence(skill))
-        findings.append(Finding(cand.fault, severity, round(confidence, 3), cand.confirmed,
-                                "retrain" if cand.outcome else _probe_of(cand.fault),
+        evidence.update(cand.extra)
+        if cand.partner:
+            evidence["with"] = cand.partner
+        sure = confidence(cand, th)
+        if i > 0 and not cand.contributing:  # on the zoo, these were rarely the fault
+            sure = min(sure, th.confidence_secondary)
+        findings.append(Finding(cand.fault, severity, round(sure, 3),
+                                cand.confirmed,
+                                "retrain" if cand.outcome else RULES[cand.fault].probe,
                                 evidence, recommendation(cand, task, skill)))
     blamed = {f.fault for f in findings}
     for fault, (sup, static) in support.items():  # what was seen but not blamed, for the record
         if fault not in blamed and sup >= 1.0:
-            findings.append(Finding(fault, "info", round(0.2 * sup, 3), False, _probe_of(fault),
-                                    static, faults.get(fault).fix))
+            findings.append(Finding(fault, "info", round(th.confidence_info * sup, 3), False,
+                                    RULES[fault].probe, static, faults.get(fault).fix))
     if flat:
         verdict = "flat"
         primary_fault = primary.fault if primary else "flat_output"
         if primary is None:
-            findings.insert(0, Finding("flat_output", "critical", 0.9, False, "sensitivity",
+            findings.insert(0, Finding("flat_output", "critical", th.confidence_flat, False,
+                                       SYMPTOM_PROBE,
                                        {"model_skill": _jsonable(skill),
                                         "model_spread_ratio": _jsonable(spread),
                                         "ruled_out": [o.name for o in outcomes]},
@@ -378,7 +562,8 @@ def diagnose(results: dict[str, ProbeResult], task: str,
     elif math.isfinite(skill) and skill < th.clear_skill:
         # no skill is never healthy, even when no probe can name a cause
         verdict, primary_fault = "impaired", "no_skill"
-        findings.insert(0, Finding("no_skill", "critical", 0.8, False, "sensitivity",
+        findings.insert(0, Finding("no_skill", "critical", th.confidence_no_skill, False,
+                                   SYMPTOM_PROBE,
                                    {"model_skill": _jsonable(skill),
                                     "model_spread_ratio": _jsonable(spread),
                                     "not_tried": _not_tried(results),
@@ -397,20 +582,8 @@ def _not_tried(results: dict[str, ProbeResult]) -> str:
         return "retraining was not asked for (the retrain probe is off)"
     if retrain.status != "ok":
         return f"retraining could not run: {retrain.error}"
-    if retrain.get("counterfactuals_skipped") == 1:
+    if Retrain.SKIPPED.read(results) == 1:
         return "retraining was skipped: the model did well on the retrain validation rows"
-    if retrain.get("time_budget_hit") == 1:
+    if Retrain.TIME_BUDGET_HIT.read(results) == 1:
         return "the retrain time budget ran out before every change was tried"
     return ""
-
-
-_PROBE_OF = {"bad_data": "data", "class_imbalance": "data", "unscaled_inputs": "data",
-             "unscaled_targets": "data", "loss_mismatch": "config", "lr_too_low": "config",
-             "lr_too_high": "config", "optimizer_stalled": "config", "undertrained": "config",
-             "dead_relu": "activations", "saturated_activations": "activations",
-             "vanishing_gradient": "gradients", "exploding_gradient": "gradients",
-             "flat_output": "sensitivity", "no_skill": "sensitivity"}
-
-
-def _probe_of(fault: str) -> str:
-    return _PROBE_OF.get(fault, "retrain")

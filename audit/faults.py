@@ -83,9 +83,11 @@ _FAULT_LIST = [
     ),
     Fault(
         "bad_data",
-        "The data has NaN/inf cells, constant or malformed columns.",
+        "The data has NaN/inf cells, constant or malformed columns, or labels that are not "
+        "what the loss expects (class ids divided by a scale, floats near integers, one-hot "
+        "rows not summing to 1, a constant label).",
         "Drop or impute the NaN/inf rows, remove constant columns, fix malformed values "
-        "upstream.",
+        "upstream; give a classification loss integer class ids (multiply back, round).",
     ),
     Fault(
         "undertrained",
@@ -94,7 +96,8 @@ _FAULT_LIST = [
     ),
     Fault(
         "flat_output",
-        "The output barely responds to the input, and no single change tried restored it.",
+        "The output barely responds to the input, and no change tried (alone or in pairs) "
+        "restored it.",
         "Inspect the data pipeline and architecture by hand; the evidence lists what was "
         "ruled out.",
     ),

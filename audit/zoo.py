@@ -1,4 +1,5 @@
-"""The scenario zoo: small Keras models on synthetic data, each with one known fault.
+"""The scenario zoo: small Keras models on synthetic data, each with a known fault (two-change
+bugs: a primary fault and a contributing one).
 
 Used by the demo, the tests and the benchmarks. Every model is trained the ordinary way
 (`compile` + `fit`) and saved. The plain MLP scenarios here save `.keras` files with their data as
@@ -10,6 +11,7 @@ find it from evidence.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +58,8 @@ class Scenario:
     description: str
     build: Callable[[], Any] = field(repr=False)  # -> (model, x, y, training) or `Built`
     shape: str = "mlp"
+    #: a two-change bug's other fault: a confirmed contributing finding naming the primary
+    contributing: str | None = None
 
 
 # ---------------------------------------------------------------- data
@@ -248,6 +252,53 @@ def regression_optimizer_stalled() -> tuple[Any, np.ndarray, np.ndarray, dict[st
     return model, x, y, _fit(model, x, y, _opt("sgd", 0.01), "mse", 20)
 
 
+def regression_sgd_too_brief() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Two faults at once: sigmoid layers under plain SGD (a plateau only an adaptive optimizer
+    leaves quickly) and training stopped after two epochs (too short even for Adam)."""
+    x, y = _smooth_regression(800, 8, seed=15)
+    model = _mlp(8, [16] * 3, 1, None, act="sigmoid")
+    return model, x, y, _fit(model, x, y, _opt("sgd", 0.01), "mse", 2)
+
+
+def regression_raw_inputs_high_lr() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Two faults at once: raw inputs in the hundreds, and an SGD rate that diverges even on
+    standardized inputs; the typical rate still diverges on the raw ones."""
+    x, y = _smooth_regression(800, 6, seed=16)
+    scales = np.array([300.0, 50.0, 800.0, 120.0, 20.0, 500.0], dtype=np.float32)
+    raw = x * scales + scales
+    model = _mlp(6, [32, 16], 1, None)
+    return model, raw, y, _fit(model, raw, y, _opt("sgd", 1.0), "mse", 20)
+
+
+def multiclass_fraction_labels() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Class ids divided by 4 upstream (0, 0.25, 0.5, 0.75): sparse cross-entropy casts them
+    to integers, so every label becomes class 0."""
+    x, y = _blobs(800, 8, 4, seed=17)
+    model = _mlp(8, [16], 4, "softmax")
+    frac = (y / 4).astype(np.float32)
+    return model, x, frac, _fit(model, x, frac, _opt("adam", 1e-3),
+                                "sparse_categorical_crossentropy", 20)
+
+
+def multiclass_near_integer_labels() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Class ids stored as floats with round-off (2.999 for 3): the cast to integers moves
+    half of every class into the class below."""
+    x, y = _blobs(800, 8, 4, seed=18)
+    noise = np.random.default_rng(18).uniform(-0.01, 0.01, len(y))
+    near = (y + noise).astype(np.float32)
+    model = _mlp(8, [16], 4, "softmax")
+    return model, x, near, _fit(model, x, near, _opt("adam", 1e-3),
+                                "sparse_categorical_crossentropy", 20)
+
+
+def binary_constant_label() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Every row labelled 1 (a filter upstream kept one class): nothing to learn."""
+    x, _ = _blobs(600, 6, 2, seed=19)
+    y = np.ones(len(x), dtype=np.float32)
+    model = _mlp(6, [16], 1, "sigmoid")
+    return model, x, y, _fit(model, x, y, _opt("adam", 1e-3), "binary_crossentropy", 10)
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in [
@@ -286,6 +337,20 @@ SCENARIOS: dict[str, Scenario] = {
                  "5% of rows with a NaN cell", regression_bad_data),
         Scenario("multiclass_undertrained", "multiclass", "undertrained",
                  "5 classes, SGD(0.01), one epoch", multiclass_undertrained),
+        Scenario("regression_sgd_too_brief", "regression", "optimizer_stalled",
+                 "three sigmoid layers, plain SGD(0.01), two epochs", regression_sgd_too_brief,
+                 contributing="undertrained"),
+        Scenario("regression_raw_inputs_high_lr", "regression", "lr_too_high",
+                 "raw inputs in the hundreds, two ReLU layers, SGD(1.0)",
+                 regression_raw_inputs_high_lr, contributing="unscaled_inputs"),
+        Scenario("multiclass_fraction_labels", "regression", "bad_data",
+                 "4 classes whose ids were divided by 4, sparse cross-entropy",
+                 multiclass_fraction_labels),
+        Scenario("multiclass_near_integer_labels", "regression", "bad_data",
+                 "4 classes stored as floats within 0.01 of their ids, sparse cross-entropy",
+                 multiclass_near_integer_labels),
+        Scenario("binary_constant_label", "regression", "bad_data",
+                 "every label is 1, sigmoid + binary cross-entropy", binary_constant_label),
         Scenario("structured_healthy", "binary", None,
                  "named inputs age/income (Normalization) and city (StringLookup), Adam",
                  zoo_shapes.structured_healthy, "structured"),
@@ -376,3 +441,29 @@ def covered_faults() -> set[str]:
     """Cause codes with at least one scenario (the tests check every cause is covered)."""
     return ({s.expected_fault for s in SCENARIOS.values() if s.expected_fault}
             & set(faults.CAUSE_CODES))
+
+
+#: confidence bins of the calibration table (lower edges; the last bin includes 1.0)
+CONFIDENCE_BINS = (0.0, 0.4, 0.6, 0.8)
+
+
+def finding_is_right(scenario: Scenario, fault: str) -> bool:
+    """A finding is right when it names the scenario's fault (or a two-change bug's other
+    fault); on a healthy scenario no finding is right."""
+    return fault in {scenario.expected_fault, scenario.contributing} - {None}
+
+
+def calibration(findings: dict[str, list[tuple[str, float]]]) -> list[dict[str, Any]]:
+    """Per confidence bin: how many findings (scenario -> [(fault, confidence)]) and the share
+    that are right."""
+    rows = []
+    edges = [*CONFIDENCE_BINS, 1.0 + 1e-9]
+    for low, high in itertools.pairwise(edges):
+        hits = [finding_is_right(SCENARIOS[name], fault)
+                for name, found in findings.items() for fault, conf in found
+                if low <= conf < high]
+        rows.append({"bin": f"[{low:.1f}, {min(high, 1.0):.1f}{']' if high > 1 else ')'}",
+                     "low": low, "findings": len(hits),
+                     "right": sum(hits),
+                     "accuracy": sum(hits) / len(hits) if hits else float("nan")})
+    return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from audit.diagnose import THRESHOLDS, diagnose
+from audit.probes import keys
 from audit.results import ProbeResult
 
 
@@ -11,12 +12,31 @@ def sensitivity(skill: float, spread: float) -> ProbeResult:
                                                "nan_output_fraction": 0.0})
 
 
+#: what each hand-made plan declares, as `audit.probes.retrain.plan_variants` would
+DECLARED = {
+    "standardize_inputs": {"tests": "unscaled_inputs"},
+    "lr_up_x10": {"tests": "lr_too_low", "also_fixes": ["undertrained"]},
+    "lr_down_x0.0033": {"tests": "lr_too_high", "also_fixes": ["exploding_gradient", "dead_relu"]},
+    "drop_bad_rows": {"tests": "bad_data"},
+    "clip_gradients": {"tests": "exploding_gradient", "also_fixes": ["lr_too_high"]},
+    "train_longer": {"tests": "undertrained"},
+    "default_init": {"also_fixes": ["dead_relu", "exploding_gradient", "saturated_activations",
+                                    "vanishing_gradient"]},
+    "nonsaturating": {"tests": "saturated_activations",
+                      "also_fixes": ["dead_relu", "vanishing_gradient"]},
+    "adam": {"tests": "optimizer_stalled", "control": "baseline",
+             "also_fixes": ["vanishing_gradient", "saturated_activations"]},
+}
+
+
 def retrain(**variants: list[float]) -> ProbeResult:
-    metrics, details = {}, {"variants": {}}
+    metrics, details = {}, {keys.VARIANTS: {}}
     for name, skills in variants.items():
         for i, s in enumerate(skills):
-            metrics[f"{name}.skill.seed{i}"] = s
-        details["variants"][name] = {"change": f"change {name}"}
+            metrics[keys.seed_skill(name, i)] = s
+        parts = name.split(keys.PAIR_JOIN) if keys.PAIR_JOIN in name else []
+        details[keys.VARIANTS][name] = {keys.CHANGE: f"change {name}", keys.PARTS: parts,
+                                        **DECLARED.get(name, {})}
     return ProbeResult("retrain", metrics=metrics, details=details)
 
 
@@ -115,3 +135,111 @@ def test_no_skill_is_never_healthy_even_when_no_probe_names_a_cause() -> None:
     assert "retraining could not run: retraining needs a .keras" in top.evidence["not_tried"]
     skilled = {"data": data(), "sensitivity": sensitivity(0.3, 0.6)}
     assert diagnose(skilled, "regression").verdict == "healthy"  # clearly above trivial
+
+
+# ---------------------------------------------------------------- controls, pairs, labels
+
+
+def config(**metrics: float) -> ProbeResult:
+    base = {"loss_fits_labels": 1.0, "loss_is_classification": 0.0, "optimizer_is_sgd": 1.0,
+            "lr_log10_vs_typical": 0.0, "learning_rate": 0.01}
+    return ProbeResult("config", metrics={**base, **metrics}, details={"loss": "mse"})
+
+
+def with_declared(result: ProbeResult, name: str, **declared: object) -> ProbeResult:
+    result.details[keys.VARIANTS][name].update(declared)
+    return result
+
+
+def test_adam_is_blamed_only_when_the_own_optimizer_at_its_typical_rate_fails() -> None:
+    """SGD at 250x its typical rate: Adam (which also moves the rate) and SGD at the typical
+    rate both restore the model, so the rate is the cause and the evidence shows the control."""
+    runs = retrain(baseline=[0.0, 0.0, 0.0], adam=[0.95, 0.95, 0.94],
+                   **{"lr_down_x0.004": [0.8, 0.82, 0.81]})
+    with_declared(runs, "adam", control="lr_down_x0.004")
+    with_declared(runs, "lr_down_x0.004", tests="lr_too_high")
+    results = {"data": data(), "config": config(lr_log10_vs_typical=2.4),
+               "sensitivity": sensitivity(0.0, 0.01), "retrain": runs}
+    d = diagnose(results, "regression")
+    assert d.primary_fault == "lr_too_high"
+    assert "optimizer_stalled" not in {f.fault for f in d.findings if f.severity != "info"}
+    control = d.findings[0].evidence["controls"]["lr_down_x0.004"]
+    assert control["restored"] is True and control["skill"] > 0.8
+    # the same, but the own optimizer at its typical rate still fails: the optimizer stalls
+    runs = retrain(baseline=[0.0, 0.0, 0.0], adam=[0.95, 0.95, 0.94],
+                   **{"lr_down_x0.004": [0.02, 0.0, 0.01]})
+    with_declared(runs, "adam", control="lr_down_x0.004")
+    with_declared(runs, "lr_down_x0.004", tests="lr_too_high")
+    d = diagnose({**results, "retrain": runs}, "regression")
+    assert d.primary_fault == "optimizer_stalled"
+    assert d.findings[0].evidence["controls"]["lr_down_x0.004"]["restored"] is False
+
+
+def test_a_pair_names_the_part_that_does_more_alone_and_its_partner() -> None:
+    """Plain SGD trained two epochs: neither Adam nor more epochs alone restore the model,
+    both together do. Adam alone got further, so the optimizer is the primary fault and the
+    epochs a confirmed contributing finding that names it."""
+    results = {"data": data(), "config": config(train_epochs=2.0),
+               "sensitivity": sensitivity(0.0, 0.02),
+               "retrain": retrain(baseline=[0.0, 0.0, 0.0], adam=[0.2, 0.18, 0.22],
+                                  train_longer=[0.05, 0.02, 0.04],
+                                  **{"adam+train_longer": [0.9, 0.92, 0.91]})}
+    d = diagnose(results, "regression")
+    assert (d.verdict, d.primary_fault) == ("flat", "optimizer_stalled")
+    top, partner = d.findings[0], next(f for f in d.findings if f.fault == "undertrained")
+    assert top.confirmed and top.severity == "critical" and top.evidence["with"] == "undertrained"
+    assert top.evidence["pair"] == "adam+train_longer"
+    assert top.evidence["skill_alone"] == {"adam": 0.2, "train_longer": 0.0367}
+    assert partner.confirmed and partner.severity == "warning"
+    assert partner.evidence["with"] == "optimizer_stalled"
+    assert partner.confidence < top.confidence
+
+
+def test_a_pair_whose_parts_do_equally_little_alone_goes_to_the_root_cause() -> None:
+    results = {"data": data(feature_scale_log10=2.5), "config": config(lr_log10_vs_typical=2.0),
+               "sensitivity": sensitivity(0.0, 0.0),
+               "retrain": retrain(baseline=[0.0, 0.0, 0.0], standardize_inputs=[0.0, 0.0, 0.0],
+                                  **{"lr_down_x0.01": [0.0, 0.01, 0.0],
+                                     "lr_down_x0.01+standardize_inputs": [0.85, 0.8, 0.83]})}
+    with_declared(results["retrain"], "lr_down_x0.01", tests="lr_too_high")
+    d = diagnose(results, "regression")
+    assert d.primary_fault == "unscaled_inputs"  # before lr_too_high in root-cause order
+    assert d.findings[0].evidence["with"] == "lr_too_high"
+
+
+def test_a_pair_is_not_searched_for_when_a_single_change_is_confirmed() -> None:
+    results = {"data": data(), "config": config(), "sensitivity": sensitivity(0.0, 0.02),
+               "retrain": retrain(baseline=[0.0, 0.0, 0.0], train_longer=[0.8, 0.8, 0.8],
+                                  **{"adam+train_longer": [0.95, 0.95, 0.95]})}
+    d = diagnose(results, "regression")
+    assert d.primary_fault == "undertrained"
+    assert all("with" not in f.evidence for f in d.findings)
+
+
+def test_labels_that_are_fractions_under_a_classification_loss_are_bad_data() -> None:
+    """Class ids divided by 4: the loss looks mismatched, but the labels are what is wrong."""
+    results = {"data": data(label_distinct=4.0, label_fraction_scale=4.0),
+               "config": config(loss_fits_labels=0.0, loss_is_classification=1.0),
+               "sensitivity": sensitivity(-0.5, 0.02)}
+    d = diagnose(results, "regression")
+    assert (d.verdict, d.primary_fault) == ("flat", "bad_data")
+    assert "denominator 4" in d.findings[0].evidence["label_problem"]
+    assert "loss_mismatch" not in {f.fault for f in d.findings}
+
+
+def test_a_constant_label_is_bad_data_whatever_the_loss() -> None:
+    results = {"data": data(label_distinct=1.0), "config": config(),
+               "sensitivity": sensitivity(0.0, 0.3)}
+    d = diagnose(results, "regression")
+    assert (d.verdict, d.primary_fault) == ("impaired", "bad_data")
+    assert d.findings[0].evidence["label_problem"].startswith("the label is constant")
+
+
+def test_every_threshold_and_rule_is_named() -> None:
+    """The rules read as one table in root-cause order; every cause has a rule."""
+    from audit import faults
+    from audit.diagnose import RULES, root_cause_rank
+
+    assert set(RULES) == set(faults.CAUSE_CODES)
+    assert root_cause_rank("bad_data") == 1.0 and root_cause_rank("undertrained") == 0.0
+    assert THRESHOLDS.deep_net == 3 and THRESHOLDS.few_epochs == 5

@@ -15,6 +15,7 @@ from audit.keras_vocab import (
     weighted_layers,
 )
 from audit.probes.base import ProbeSettings
+from audit.probes.keys import Config
 from audit.results import ProbeResult
 from audit.subject import Subject
 
@@ -76,15 +77,17 @@ def run(subject: Subject, settings: ConfigSettings) -> ProbeResult:
     problem = head_problem(subject) if subject.retrainable else None
     typical = typical_lr(t.optimizer)
     metrics = {
-        "output_units": float(subject.n_outputs),
-        "loss_fits_labels": (0.0 if problem else 1.0) if subject.retrainable else float("nan"),
-        "learning_rate": t.learning_rate,
-        "lr_log10_vs_typical": math.log10(t.learning_rate / typical),
-        "optimizer_is_sgd": 1.0 if t.optimizer == "sgd" else 0.0,
+        Config.OUTPUT_UNITS.metric: float(subject.n_outputs),
+        Config.LOSS_FITS_LABELS.metric: ((0.0 if problem else 1.0) if subject.retrainable
+                                         else float("nan")),
+        Config.LOSS_IS_CLASSIFICATION.metric: float(t.loss in BINARY_LOSSES | CATEGORICAL_LOSSES),
+        Config.LEARNING_RATE.metric: t.learning_rate,
+        Config.LR_LOG10_VS_TYPICAL.metric: math.log10(t.learning_rate / typical),
+        Config.OPTIMIZER_IS_SGD.metric: 1.0 if t.optimizer == "sgd" else 0.0,
         "weighted_layers": float(len(layers)),
         "saturating_hidden_layers": float(sum(a in SATURATING for a in acts)),
         "relu_hidden_layers": float(sum(a in RELU_LIKE for a in acts)),
-        "train_epochs": float(t.epochs) if t.epochs else float("nan"),
+        Config.TRAIN_EPOCHS.metric: float(t.epochs) if t.epochs else float("nan"),
         "batch_size": float(t.batch_size),
         "params": float(subject.model.count_params()),
     }

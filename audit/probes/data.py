@@ -13,12 +13,16 @@ import numpy as np
 
 from audit.inputs import model_inputs
 from audit.probes.base import ProbeSettings
+from audit.probes.keys import Data
 from audit.results import ProbeResult
 from audit.subject import Subject
 
 
 class DataSettings(ProbeSettings):
     constant_std: float = 1e-8  # a column whose std is below this is constant
+    few_label_values: int = 50  # labels with at most this many distinct values may be ids
+    max_label_scale: int = 1000  # labels that are ids / k are looked for up to this k
+    near_integer: float = 0.02  # a label this close to an integer (and not one) is nearly one
 
 
 def _scale_stats(subject: Subject,
@@ -101,37 +105,39 @@ def run(subject: Subject, settings: DataSettings) -> ProbeResult:
     constant = std < settings.constant_std
     live_std = std[~constant]
     metrics: dict[str, float] = {
-        "rows": float(len(y)),
+        Data.ROWS.metric: float(len(y)),
         "rows_in_file": float(subject.rows_in_file or len(y)),
-        "features": float(len(subject.inputs.features)),
+        Data.FEATURES.metric: float(len(subject.inputs.features)),
         "inputs": float(len(subject.inputs.arrays)),
         # a SavedModel may scale its inputs inside, unseen: their scale is not judged
         "inputs_of_unseen_scaling": float(sum(a.normalized is None and a.is_float
                                               for a in subject.inputs.arrays)),
-        "nan_cells": float(np.isnan(cells).sum()),
-        "inf_cells": float(np.isinf(cells).sum()),
-        "malformed_cells": float(subject.malformed_cells),
-        "bad_rows": float(bad_rows.sum()),
-        "bad_row_fraction": float(bad_rows.mean()),
-        "constant_columns": float(constant.sum()),
-        "feature_abs_max": float(abs_max.max()) if abs_max.size else 0.0,
+        Data.NAN_CELLS.metric: float(np.isnan(cells).sum()),
+        Data.INF_CELLS.metric: float(np.isinf(cells).sum()),
+        Data.MALFORMED_CELLS.metric: float(subject.malformed_cells),
+        Data.BAD_ROWS.metric: float(bad_rows.sum()),
+        Data.BAD_ROW_FRACTION.metric: float(bad_rows.mean()),
+        Data.CONSTANT_COLUMNS.metric: float(constant.sum()),
+        Data.FEATURE_ABS_MAX.metric: float(abs_max.max()) if abs_max.size else 0.0,
         "feature_std_max": float(live_std.max()) if live_std.size else 0.0,
         "feature_std_min": float(live_std.min()) if live_std.size else 0.0,
-        "feature_std_ratio": float(live_std.max() / live_std.min()) if live_std.size else 1.0,
+        Data.FEATURE_STD_RATIO.metric: (float(live_std.max() / live_std.min())
+                                        if live_std.size else 1.0),
         "feature_mean_abs_max": float(np.abs(mean).max()) if mean.size else 0.0,
         # how far the features are from standardized: 0 when each has mean 0 and std 1
-        "feature_scale_log10": (float(np.log10(max(np.sqrt(np.mean(mean**2 + std**2)), 1e-12)))
-                                if mean.size else 0.0),
+        Data.FEATURE_SCALE_LOG10.metric: (
+            float(np.log10(max(np.sqrt(np.mean(mean**2 + std**2)), 1e-12))) if mean.size else 0.0),
     }
     details: dict[str, object] = {
         "constant_columns": sorted({names[i] for i in np.flatnonzero(constant)})[:20],
     }
     _per_kind(subject, metrics, details)
+    metrics.update(label_checks(subject.y, subject.task, settings))
     if subject.task == "regression":
         finite_y = y[np.isfinite(y)]
         metrics["label_nan"] = float(subject.label_nan_rows)
-        metrics["label_mean"] = float(finite_y.mean()) if finite_y.size else 0.0
-        metrics["label_std"] = float(finite_y.std()) if finite_y.size else 0.0
+        metrics[Data.LABEL_MEAN.metric] = float(finite_y.mean()) if finite_y.size else 0.0
+        metrics[Data.LABEL_STD.metric] = float(finite_y.std()) if finite_y.size else 0.0
         metrics["label_abs_max"] = float(np.abs(finite_y).max()) if finite_y.size else 0.0
     else:
         counts = np.bincount(y.astype(np.int64), minlength=subject.n_classes)
@@ -139,8 +145,53 @@ def run(subject: Subject, settings: DataSettings) -> ProbeResult:
         freq = counts / counts.sum()
         metrics["classes"] = float(subject.n_classes)
         metrics["classes_present"] = float(len(present))
-        metrics["minority_fraction"] = float(freq[counts > 0].min())
+        metrics[Data.MINORITY_FRACTION.metric] = float(freq[counts > 0].min())
         metrics["majority_fraction"] = float(freq.max())
-        metrics["imbalance_ratio"] = float(present.min() / present.max())
+        metrics[Data.IMBALANCE_RATIO.metric] = float(present.min() / present.max())
         details["class_counts"] = {str(i): int(c) for i, c in enumerate(counts)}
     return ProbeResult(probe="data", metrics=metrics, details=details)
+
+
+def _fraction_scale(values: np.ndarray, settings: DataSettings) -> float:
+    """The smallest k for which every distinct label times k is an integer (labels that are
+    class ids divided by a scale), NaN when the labels are integers already or no k fits."""
+    if np.allclose(values, np.round(values)):
+        return float("nan")
+    for k in range(2, settings.max_label_scale + 1):
+        scaled = values * k
+        if np.allclose(scaled, np.round(scaled), rtol=0, atol=1e-4 * k):
+            return float(k)
+    return float("nan")
+
+
+def label_checks(y: np.ndarray, task: str, settings: DataSettings) -> dict[str, float]:
+    """What the labels look like, for the rules that compare them with what the loss expects:
+    how many distinct values, whether they are class ids divided by a scale, nearly integers,
+    one-hot rows that do not sum to 1, or (for regression) a few contiguous integers."""
+    flat = y.reshape(len(y), -1).astype(np.float64) if y.dtype != object else np.zeros((0, 1))
+    finite = flat[np.all(np.isfinite(flat), axis=1)]
+    rows = {tuple(r) for r in finite[:10_000]}
+    out = {Data.LABEL_DISTINCT.metric: float(len(rows)),
+           Data.LABEL_FRACTION_SCALE.metric: float("nan"),
+           Data.LABEL_NEAR_INTEGER.metric: 0.0,
+           Data.LABEL_ONE_HOT_BAD_ROWS.metric: 0.0,
+           Data.LABEL_CLASS_IDS.metric: 0.0}
+    if finite.size == 0:
+        return out
+    if finite.shape[1] > 1:  # a label per class: one-hot rows must sum to 1
+        if np.all(np.isin(finite, (0.0, 1.0))):
+            out[Data.LABEL_ONE_HOT_BAD_ROWS.metric] = float(np.sum(finite.sum(axis=1) != 1))
+        return out
+    values = np.unique(finite[:, 0])
+    off = np.abs(finite[:, 0] - np.round(finite[:, 0]))
+    nearly = (off > 0) & (off <= settings.near_integer)
+    if len(np.unique(np.round(values))) <= settings.few_label_values:
+        out[Data.LABEL_NEAR_INTEGER.metric] = float(nearly.mean()) if np.all(
+            off <= settings.near_integer) else 0.0
+    if 2 <= len(values) <= settings.few_label_values and not nearly.any():
+        out[Data.LABEL_FRACTION_SCALE.metric] = _fraction_scale(values, settings)
+    integral = np.all(off == 0)  # exact: class ids are stored as exact integers
+    if (task == "regression" and integral and 3 <= len(values) <= settings.few_label_values
+            and values[0] == 0 and np.array_equal(values, np.arange(len(values)))):
+        out[Data.LABEL_CLASS_IDS.metric] = 1.0
+    return out

@@ -1,11 +1,13 @@
-"""The `retrain` probe: which single change brings the model back to life?
+"""The `retrain` probe: which change brings the model back to life?
 
 It retrains fresh clones under the model's own training config (the baseline: does it reproduce
 the symptom?) and under one-change counterfactuals (standardized inputs or targets, another
-learning rate, Adam, the loss that fits the labels, balanced class weights, NaN rows dropped,
-non-saturating activations, default initialization, gradient clipping, longer training), each
-over several seeds, all trained side by side in one compiled graph. It reports, per variant,
-the validation skill and output spread of every seed; `diagnose` judges what they mean.
+learning rate, Adam with its rate control, the loss that fits the labels, balanced class
+weights, NaN rows dropped, repaired labels, non-saturating activations, default initialization,
+gradient clipping, longer training), each over several seeds, all trained side by side in one
+compiled graph. When no single change reaches skill, it tries the most promising pairs. It
+reports, per variant, the validation skill and output spread of every seed and what the plan
+declares (the fault it tests, its control, its parts); `diagnose` judges what they mean.
 """
 
 from __future__ import annotations
@@ -20,15 +22,19 @@ import numpy as np
 from audit.inputs import InputArray, Inputs, input_struct
 from audit.keras_vocab import (
     ADAPTIVE_OPTIMIZERS,
+    BINARY_LOSSES,
+    CATEGORICAL_LOSSES,
     DEFAULT_KERNEL_INITS,
+    REGRESSION_LOSSES,
     SATURATING,
     is_recurrent,
     typical_lr,
     weighted_layers,
 )
-from audit.probes import outcomes
+from audit.probes import keys, outcomes
 from audit.probes.base import NotApplicable, ProbeSettings, finite_rows, sample_rows
 from audit.probes.config import head_problem
+from audit.probes.data import DataSettings, label_checks
 from audit.probes.ensemble import dense_stack
 from audit.probes.outcomes import Head
 from audit.probes.tfutil import (
@@ -65,14 +71,32 @@ class RetrainSettings(ProbeSettings):
     race: bool = True
     race_drop_skill: float = 0.15  # a first seed below this skill, not beating the baseline's
     race_drop_margin: float = 0.05  # first seed by this margin, drops its plan
+    #: two-change counterfactuals: searched when no single change reaches this skill
+    pairs_below_skill: float = 0.3
+    pair_candidates: int = 4  # the changes that moved skill most (plus the static suspects)
+    max_pairs: int = 6  # pairs trained at most, best-scored first
+    suspect_bonus: float = 0.1  # a statically suspected change ranks as if it gained this more
+    same_rate_factor: float = 2.0  # a rate this close to the typical one needs no rate control
+    longer_factor: int = 4  # the own epochs are suspect when the budget is this many times more
 
 
 @dataclass(frozen=True)
 class Plan:
-    """One variant: the model's own training with (at most) one change."""
+    """One variant: the model's own training with one change (or, for a pair, two).
+
+    Each plan declares what it tests, so `diagnose` reads one table: the fault its change
+    addresses (`tests`), the faults it also fixes (named only when static evidence points at
+    them), the plan that isolates a second thing the change moves (`control`: Adam also moves
+    the rate, so its control is the model's optimizer at its family's typical rate), whether a
+    static check already suspects its fault, and for a pair, its two parts."""
 
     name: str
     change: str
+    tests: str | None = None
+    also_fixes: tuple[str, ...] = ()
+    control: str | None = None
+    suspect: bool = False
+    parts: tuple[str, ...] = ()
     standardize_inputs: bool = False
     standardize_targets: bool = False
     drop_bad_rows: bool = False
@@ -83,6 +107,19 @@ class Plan:
     class_weights: bool = False
     architecture: str = "same"  # same | nonsaturating | default_init
     epochs: int | None = None
+    relabel: float | None = None  # labels x this, rounded: class ids again (1.0: rounding)
+
+    def info(self) -> dict[str, Any]:
+        """What `diagnose` needs to know about the plan, for the probe's details."""
+        return {keys.CHANGE: self.change, keys.TESTS: self.tests,
+                keys.ALSO_FIXES: list(self.also_fixes), keys.CONTROL: self.control,
+                keys.PARTS: list(self.parts)}
+
+
+#: the fields a change sets; two plans combine when they set different ones
+CHANGE_FIELDS = ("standardize_inputs", "standardize_targets", "drop_bad_rows", "optimizer",
+                 "learning_rate", "clipnorm", "fit_loss", "class_weights", "architecture",
+                 "relabel")
 
 
 @dataclass
@@ -106,6 +143,8 @@ class Variant:
     job: TrainJob  # its x_val holds the validation inputs (standardized if the plan says so)
     y_val: np.ndarray
     head: Head
+    task: str  # the subject's, unless the plan repaired the labels into class ids
+    n_classes: int
 
 
 # ---------------------------------------------------------------- planning
@@ -137,8 +176,33 @@ def has_unusual_init(model: Any) -> bool:
     return False
 
 
+def _lr_plan(t_lr: float, lr: float, suspect: bool) -> Plan:
+    ratio = lr / t_lr
+    up = ratio > 1
+    return Plan(f"lr_{'up' if up else 'down'}_x{ratio:.3g}",
+                f"learning rate {t_lr:.3g} -> {lr:.3g}",
+                tests="lr_too_low" if up else "lr_too_high",
+                also_fixes=("undertrained",) if up else ("exploding_gradient", "dead_relu"),
+                suspect=suspect, learning_rate=lr)
+
+
+def label_repair(subject: Subject, split: Split) -> tuple[float, str] | None:
+    """The mechanical repair of labels a classification loss cannot read: class ids divided
+    by a scale are multiplied back, floats near integers rounded (factor, description)."""
+    if subject.training.loss not in BINARY_LOSSES | CATEGORICAL_LOSSES:
+        return None
+    checks = label_checks(split.y_train, subject.task, DataSettings())
+    scale = checks[keys.Data.LABEL_FRACTION_SCALE.metric]
+    if np.isfinite(scale):
+        return float(scale), f"labels x {scale:.0f} (class ids again)"
+    if checks[keys.Data.LABEL_NEAR_INTEGER.metric] > 0:
+        return 1.0, "labels rounded to the nearest integer"
+    return None
+
+
 def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> list[Plan]:
-    """The baseline plus every counterfactual that applies to this subject."""
+    """The baseline plus every counterfactual that applies to this subject, each declaring
+    the fault it tests, and the controls that isolate changes that move two things."""
     t = subject.training
     steps_per_epoch = max(1, math.ceil(len(split.x_train) / t.batch_size))
     cap = max(settings.epochs, math.ceil(settings.min_steps / steps_per_epoch))
@@ -146,7 +210,7 @@ def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> 
     if t.epochs:  # the original's epochs, rescaled when we retrain on a subsample
         own = math.ceil(t.epochs * split.full_rows / max(len(split.x_train) + len(split.x_val), 1))
     base_epochs = min(own, cap) if own else cap
-    plans = [Plan("baseline", "the model's own training config", epochs=base_epochs)]
+    plans = [Plan(keys.BASELINE, "the model's own training config", epochs=base_epochs)]
     scalable = scalable_inputs(split.x_train)
     if scalable:
         with np.errstate(all="ignore"):
@@ -156,50 +220,121 @@ def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> 
         if np.nanmax(np.abs(mean)) > 0.5 or np.nanmax(std) > 2 or np.nanmin(std) < 0.5:
             names = ", ".join(a.name for a in scalable) if len(scalable) > 1 else "inputs"
             plans.append(Plan("standardize_inputs", f"{names} standardized per feature",
-                              standardize_inputs=True))
-    if subject.task == "regression":
+                              tests="unscaled_inputs", suspect=True, standardize_inputs=True))
+    if subject.task == "regression" and t.loss in REGRESSION_LOSSES:  # a class loss reads ids
         y = split.y_train[np.isfinite(split.y_train)]
         if y.size and (abs(float(y.mean())) > 1 or not 0.5 <= float(y.std()) <= 2):
             plans.append(Plan("standardize_targets", "targets standardized",
-                              standardize_targets=True))
+                              tests="unscaled_targets", suspect=True, standardize_targets=True))
+    relabel = label_repair(subject, split)
+    if relabel is not None:
+        plans.append(Plan("repair_labels", relabel[1], tests="bad_data", suspect=True,
+                          relabel=relabel[0]))
     if not finite_rows(split.x_train, split.y_train).all():
-        plans.append(Plan("drop_bad_rows", "rows with NaN/inf dropped", drop_bad_rows=True))
+        plans.append(Plan("drop_bad_rows", "rows with NaN/inf dropped", tests="bad_data",
+                          suspect=True, drop_bad_rows=True))
+    typical = typical_lr(t.optimizer)
+    far = not 1 / 10 < t.learning_rate / typical < 10
     for lr in lr_ladder(t.optimizer, t.learning_rate):
-        ratio = lr / t.learning_rate
-        direction = "up" if ratio > 1 else "down"
-        plans.append(Plan(f"lr_{direction}_x{ratio:.3g}",
-                          f"learning rate {t.learning_rate:.3g} -> {lr:.3g}", learning_rate=lr))
+        plans.append(_lr_plan(t.learning_rate, lr, suspect=far and lr == typical))
     if t.optimizer not in ADAPTIVE_OPTIMIZERS:
-        plans.append(Plan("adam", f"{t.optimizer} -> Adam(1e-3)", optimizer="adam",
-                          learning_rate=1e-3))
+        # Adam also moves the rate: its control is the own optimizer at its typical rate
+        control = keys.BASELINE
+        if not 1 / settings.same_rate_factor <= t.learning_rate / typical <= (
+                settings.same_rate_factor):
+            at_typical = [p for p in plans if p.learning_rate == typical]
+            if not at_typical:
+                at_typical = [replace(_lr_plan(t.learning_rate, typical, far), name="lr_typical")]
+                plans += at_typical
+            control = at_typical[0].name
+        plans.append(Plan("adam", f"{t.optimizer} -> Adam(1e-3)", tests="optimizer_stalled",
+                          also_fixes=("vanishing_gradient", "saturated_activations"),
+                          control=control, optimizer="adam", learning_rate=1e-3))
     if head_problem(subject) is not None:
         loss, _, activation = fitting_loss(subject.task)
+        # the control is the baseline: the same network and data with the own head and loss
         plans.append(Plan("fit_loss", f"{t.loss} -> {loss} with a {activation} head",
+                          tests="loss_mismatch", control=keys.BASELINE, suspect=True,
                           fit_loss=True))
     if subject.task != "regression":
         counts = np.bincount(split.y_train.astype(np.int64), minlength=subject.n_classes)
         present = counts[counts > 0]
         if len(present) >= 2 and present.min() / present.max() <= 0.5:
-            plans.append(Plan("class_weights", "balanced class weights", class_weights=True))
+            plans.append(Plan("class_weights", "balanced class weights",
+                              tests="class_imbalance", suspect=True, class_weights=True))
     hidden = [getattr(layer, "activation", None) for layer in weighted_layers(subject.model)[:-1]
               if not is_recurrent(layer)]
     names = {getattr(a, "__name__", "") for a in hidden}
     if names & (SATURATING | {"relu"}):
         plans.append(Plan("nonsaturating", "hidden sigmoid/tanh -> ReLU, ReLU -> LeakyReLU",
+                          tests="saturated_activations",
+                          also_fixes=("dead_relu", "vanishing_gradient"),
                           architecture="nonsaturating"))
     if has_unusual_init(subject.model):
         plans.append(Plan("default_init", "Keras' default initializers (Glorot, zero bias)",
-                          architecture="default_init"))
+                          also_fixes=("dead_relu", "exploding_gradient", "saturated_activations",
+                                      "vanishing_gradient"),
+                          suspect=True, architecture="default_init"))
     if len(weighted_layers(subject.model)) >= 3 and not dict(t.optimizer_config).get("clipnorm"):
-        plans.append(Plan("clip_gradients", "gradients clipped to norm 1", clipnorm=1.0))
+        plans.append(Plan("clip_gradients", "gradients clipped to norm 1",
+                          tests="exploding_gradient", also_fixes=("lr_too_high",), clipnorm=1.0))
     if own and base_epochs < cap:
-        plans.append(Plan("train_longer", f"{base_epochs} -> {cap} epochs", epochs=cap))
+        plans.append(Plan("train_longer", f"{base_epochs} -> {cap} epochs", tests="undertrained",
+                          suspect=cap >= settings.longer_factor * base_epochs, epochs=cap))
     for i, plan in enumerate(plans):
         if plan.epochs is None:
             plans[i] = replace(plan, epochs=base_epochs)
     if settings.counterfactuals is not None:
-        plans = [p for p in plans if p.name == "baseline" or p.name in settings.counterfactuals]
+        plans = [p for p in plans if p.name == keys.BASELINE or p.name in settings.counterfactuals]
     return plans
+
+
+# ---------------------------------------------------------------- two-change plans
+
+
+def combine(first: Plan, second: Plan) -> Plan | None:
+    """Both plans' changes at once, or None when they change the same thing (two rates, two
+    architectures, Adam and a rate)."""
+    defaults = Plan("", "")
+    merged: dict[str, Any] = {}
+    for name in CHANGE_FIELDS:
+        a, b = getattr(first, name), getattr(second, name)
+        default = getattr(defaults, name)
+        if a != default and b != default and a != b:
+            return None
+        merged[name] = a if a != default else b
+    if all(merged[name] == getattr(defaults, name) for name in CHANGE_FIELDS) and (
+            first.epochs == second.epochs):
+        return None
+    return Plan(keys.pair_name(first.name, second.name), f"{first.change} and {second.change}",
+                parts=(first.name, second.name),
+                epochs=max(first.epochs or 0, second.epochs or 0) or None, **merged)
+
+
+def pair_plans(singles: list[Plan], skill: dict[str, float],
+               settings: RetrainSettings) -> list[Plan]:
+    """Greedy two-change search: the changes that moved skill most (mean over the seeds each
+    ran, against the baseline) plus the statically suspected ones, paired, best pairs first
+    (the sum of both parts' gains, a suspect counting `suspect_bonus` more), at most
+    `max_pairs`. Only pairs of changes that touch different things are formed."""
+    base = skill.get(keys.BASELINE, 0.0)
+
+    def gain(plan: Plan) -> float:
+        return skill.get(plan.name, base) - base + (settings.suspect_bonus if plan.suspect
+                                                     else 0.0)
+
+    changes = [p for p in singles if p.name != keys.BASELINE]
+    ranked = sorted(changes, key=gain, reverse=True)
+    chosen = ranked[:settings.pair_candidates]
+    chosen += [p for p in ranked[settings.pair_candidates:] if p.suspect]
+    scored = []
+    for i, first in enumerate(chosen):
+        for second in chosen[i + 1:]:
+            pair = combine(first, second)
+            if pair is not None:
+                scored.append((gain(first) + gain(second), pair))
+    scored.sort(key=lambda item: item[0], reverse=True)
+    return [pair for _, pair in scored[:settings.max_pairs]]
 
 
 # ---------------------------------------------------------------- building
@@ -355,6 +490,12 @@ def build_variant(subject: Subject, split: Split, plan: Plan, model: Any) -> Var
         x_val = standardize_inputs(x_val, split.x_train)
     if plan.standardize_targets:
         y_tr, y_val = _standardize(y_tr, split.y_train), _standardize(y_val, split.y_train)
+    task, n_classes = subject.task, subject.n_classes
+    if plan.relabel is not None:
+        y_tr = np.round(y_tr * plan.relabel).astype(np.int64)
+        y_val = np.round(y_val * plan.relabel).astype(np.int64)
+        n_classes = max(int(max(y_tr.max(), y_val.max())) + 1, 2)
+        task = "binary" if n_classes == 2 else "multiclass"
     loss_name, from_logits = t.loss, t.from_logits
     if plan.fit_loss:
         loss_name, from_logits = fitting_loss(subject.task)[0], False
@@ -365,7 +506,7 @@ def build_variant(subject: Subject, split: Split, plan: Plan, model: Any) -> Var
                                plan.clipnorm, extra)
     weights = None
     if plan.class_weights:
-        counts = np.bincount(y_tr.astype(np.int64), minlength=subject.n_classes).astype(float)
+        counts = np.bincount(y_tr.astype(np.int64), minlength=n_classes).astype(float)
         per_class = np.where(counts > 0, len(y_tr) / (np.maximum(counts, 1) * (counts > 0).sum()),
                              0.0)
         weights = per_class[y_tr.astype(np.int64)].astype(np.float32)
@@ -374,13 +515,13 @@ def build_variant(subject: Subject, split: Split, plan: Plan, model: Any) -> Var
         optimizer=optimizer,
         loss=make_loss(loss_name, from_logits),
         x=x_tr.feed(),
-        y=encode_targets(y_tr, subject.task, loss_name, head.units),
+        y=encode_targets(y_tr, task, loss_name, head.units),
         epochs=int(plan.epochs or 1),
         seed=0,
         sample_weight=weights,
         x_val=x_val.feed(),
     )
-    return Variant(plan, model, job, y_val, head)
+    return Variant(plan, model, job, y_val, head, task, n_classes)
 
 
 def initial_weights(model: Any, seed: int) -> list[np.ndarray]:
@@ -422,7 +563,7 @@ def score(variant: Variant, log: TrainLog, subject: Subject) -> tuple[float, flo
     """Validation skill and output spread ratio of one trained seed of the variant (from the
     outputs the trainer predicted on the job's validation rows)."""
     raw = log.outputs if log.outputs is not None else np.full((len(variant.y_val), 1), np.nan)
-    args = (variant.y_val, raw, subject.task, subject.n_classes, variant.head)
+    args = (variant.y_val, raw, variant.task, variant.n_classes, variant.head)
     return outcomes.skill(*args), outcomes.spread_ratio(*args)
 
 
@@ -440,19 +581,20 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
     started = time.monotonic()
     split = make_split(subject, settings)
     orig_skill, orig_spread = original_outcome(subject, split)
-    metrics: dict[str, float] = {"original.skill": orig_skill, "original.spread": orig_spread,
+    metrics: dict[str, float] = {keys.Retrain.ORIGINAL_SKILL.metric: orig_skill,
+                                 keys.Retrain.ORIGINAL_SPREAD.metric: orig_spread,
                                  "train_rows": float(len(split.x_train)),
                                  "validation_rows": float(len(split.x_val))}
     plans = plan_variants(subject, split, settings)
     healthy = np.isfinite(orig_skill) and orig_skill >= settings.healthy_skill
     if settings.skip_when_healthy and healthy:
-        metrics["counterfactuals_skipped"] = 1.0
+        metrics[keys.Retrain.SKIPPED.metric] = 1.0
         return ProbeResult(probe="retrain", metrics=metrics,
                            details={"skipped": "the model already does well on validation"})
     seeds = [settings.seed * 1000 + s for s in range(settings.seeds)]
-    variants = build_variants(subject, split, plans)
     deadline = started + settings.max_seconds
     graphs: dict[tuple[Any, ...], Any] = {}  # traced once, reused by every round
+    racing = settings.race and len(seeds) > 1 and dense_stack(subject.model) is None
 
     def train(runs: list[tuple[Variant, TrainJob]]) -> list[TrainLog]:
         def should_stop(i: int, log: TrainLog) -> str | None:
@@ -463,20 +605,58 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
                               chunks=settings.chunks, deadline=deadline,
                               should_stop=should_stop, graphs=graphs)
 
-    racing = settings.race and len(seeds) > 1 and dense_stack(subject.model) is None
-    if racing:
+    def train_all(variants: list[Variant], baseline: list[tuple[Variant, TrainJob, TrainLog]]
+                  ) -> tuple[list[tuple[Variant, TrainJob]], list[TrainLog], list[str]]:
+        """Every variant over every seed, stacked; models that do not stack race."""
+        if not racing:
+            runs = [(v, job) for v in variants for job in seeded_jobs(v, seeds)]
+            return runs, train(runs), []
         runs = [(v, job) for v in variants for job in seeded_jobs(v, seeds[:1])]
         logs = train(runs)
-        contenders = still_in_race(variants, runs, logs, subject, settings)
+        contenders = still_in_race(variants, runs + [(v, j) for v, j, _ in baseline],
+                                   logs + [log for _, _, log in baseline], subject, settings)
         more = [(v, job) for v in contenders for job in seeded_jobs(v, seeds[1:])]
         runs, logs = runs + more, logs + train(more)
-        dropped = [v.plan.name for v in variants if v not in contenders]
-        metrics["race.dropped_plans"] = float(len(dropped))
-    else:
-        runs = [(v, job) for v in variants for job in seeded_jobs(v, seeds)]
-        logs = train(runs)
-        dropped = []
-    details: dict[str, Any] = {"variants": {}}
+        return runs, logs, [v.plan.name for v in variants if v not in contenders]
+
+    variants = build_variants(subject, split, plans)
+    runs, logs, dropped = train_all(variants, [])
+    details: dict[str, Any] = {keys.VARIANTS: {}}
+    record(variants, runs, logs, dropped, subject, metrics, details)
+    single_skill = {v.plan.name: metrics[f"{v.plan.name}.skill_mean"] for v in variants}
+    best_change = max((_clipped(value) for name, value in single_skill.items()
+                       if name != keys.BASELINE), default=0.0)
+    pairs: list[Plan] = []
+    if best_change < settings.pairs_below_skill and time.monotonic() < deadline:
+        pairs = pair_plans(plans, {k: _clipped(v) for k, v in single_skill.items()}, settings)
+    pair_runs: list[tuple[Variant, TrainJob]] = []
+    if pairs:
+        pair_variants = build_variants(subject, split, pairs)
+        base = [(v, job, log) for (v, job), log in zip(runs, logs, strict=True)
+                if v.plan.name == keys.BASELINE and job.seed == seeds[0]]  # its first seed
+        pair_runs, pair_logs, pair_dropped = train_all(pair_variants, base)
+        record(pair_variants, pair_runs, pair_logs, pair_dropped, subject, metrics, details)
+        logs = logs + pair_logs
+    metrics[keys.Retrain.PAIRS_TRIED.metric] = float(len(pairs))
+    metrics[keys.Retrain.PAIR_TRAININGS.metric] = float(len(pair_runs))
+    if racing:
+        metrics["race.dropped_plans"] = float(sum("dropped" in v
+                                                  for v in details[keys.VARIANTS].values()))
+    metrics["variants"] = float(len(plans) + len(pairs))
+    metrics[keys.Retrain.TRAININGS.metric] = float(len(runs) + len(pair_runs))
+    metrics[keys.Retrain.TIME_BUDGET_HIT.metric] = float(
+        any(log.stopped == "time_budget" for log in logs))
+    return ProbeResult(probe="retrain", metrics=metrics, details=details)
+
+
+def _clipped(value: float) -> float:
+    return 0.0 if not np.isfinite(value) else max(-1.0, min(1.0, value))
+
+
+def record(variants: list[Variant], runs: list[tuple[Variant, TrainJob]], logs: list[TrainLog],
+           dropped: list[str], subject: Subject, metrics: dict[str, float],
+           details: dict[str, Any]) -> None:
+    """Each variant's per-seed skills and summaries into the probe's metrics and details."""
     for variant in variants:
         plan = variant.plan
         mine = [(job, log) for (v, job), log in zip(runs, logs, strict=True) if v is variant]
@@ -489,19 +669,15 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
         metrics[prefix + "diverged"] = float(np.mean([not np.isfinite(s) for s in skills]))
         metrics[prefix + "epochs"] = float(max(log.epochs_run for _, log in mine))
         for (job, _), s in zip(mine, skills, strict=True):
-            metrics[f"{prefix}skill.seed{job.seed}"] = float(s)
+            metrics[keys.seed_skill(plan.name, job.seed)] = float(s)
         metrics[prefix + "seeds"] = float(len(mine))
-        details["variants"][plan.name] = {
-            "change": plan.change,
+        details[keys.VARIANTS][plan.name] = {
+            **plan.info(),
             "stopped": [log.stopped for _, log in mine],
             "final_loss": [log.losses[-1] if log.losses else None for _, log in mine],
             **({"dropped": "after its first seed: no skill and no gain over the baseline"}
                if plan.name in dropped else {}),
         }
-    metrics["variants"] = float(len(plans))
-    metrics["trainings"] = float(len(runs))
-    metrics["time_budget_hit"] = float(any(log.stopped == "time_budget" for log in logs))
-    return ProbeResult(probe="retrain", metrics=metrics, details=details)
 
 
 def still_in_race(variants: list[Variant], runs: list[tuple[Variant, TrainJob]],
@@ -511,13 +687,10 @@ def still_in_race(variants: list[Variant], runs: list[tuple[Variant, TrainJob]],
     first seed: the others cannot be confirmed by more seeds in any likely case (a
     confirmation needs a mean skill of 0.3 and wins in most seeds)."""
 
-    def clipped(value: float) -> float:
-        return 0.0 if not np.isfinite(value) else max(-1.0, min(1.0, value))
-
-    first = {v.plan.name: clipped(score(v, log, subject)[0])
+    first = {v.plan.name: _clipped(score(v, log, subject)[0])
              for (v, _), log in zip(runs, logs, strict=True)}
-    base = first.get("baseline", 0.0)
-    return [v for v in variants if v.plan.name == "baseline"
+    base = first.get(keys.BASELINE, 0.0)
+    return [v for v in variants if v.plan.name == keys.BASELINE
             or first[v.plan.name] >= settings.race_drop_skill
             or first[v.plan.name] - base >= settings.race_drop_margin]
 

@@ -1,0 +1,122 @@
+"""The metric and detail keys shared by the probes that write them and `diagnose` that reads
+them: one constant each, so a rename fails a test (tests/test_probe_keys.py runs the probes and
+checks every key below is written) instead of silently turning a rule's input into NaN.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from audit.results import ProbeResult
+
+
+@dataclass(frozen=True)
+class Key:
+    """One metric of one probe."""
+
+    probe: str
+    metric: str
+
+    def read(self, results: dict[str, ProbeResult]) -> float:
+        """The value, or NaN when the probe did not run, failed or did not measure it."""
+        result = results.get(self.probe)
+        if result is None or result.status != "ok":
+            return float("nan")
+        return result.get(self.metric)
+
+
+class Data:
+    ROWS = Key("data", "rows")
+    FEATURES = Key("data", "features")
+    BAD_ROWS = Key("data", "bad_rows")
+    BAD_ROW_FRACTION = Key("data", "bad_row_fraction")
+    NAN_CELLS = Key("data", "nan_cells")
+    INF_CELLS = Key("data", "inf_cells")
+    MALFORMED_CELLS = Key("data", "malformed_cells")
+    CONSTANT_COLUMNS = Key("data", "constant_columns")
+    FEATURE_SCALE_LOG10 = Key("data", "feature_scale_log10")
+    FEATURE_STD_RATIO = Key("data", "feature_std_ratio")
+    FEATURE_ABS_MAX = Key("data", "feature_abs_max")
+    LABEL_MEAN = Key("data", "label_mean")  # regression only
+    LABEL_STD = Key("data", "label_std")  # regression only
+    IMBALANCE_RATIO = Key("data", "imbalance_ratio")  # classification only
+    MINORITY_FRACTION = Key("data", "minority_fraction")  # classification only
+    # label sanity: what the labels look like against what the loss expects
+    LABEL_DISTINCT = Key("data", "label_distinct")
+    LABEL_FRACTION_SCALE = Key("data", "label_fraction_scale")  # k: labels are ids / k
+    LABEL_NEAR_INTEGER = Key("data", "label_near_integer_fraction")
+    LABEL_ONE_HOT_BAD_ROWS = Key("data", "label_one_hot_bad_rows")
+    LABEL_CLASS_IDS = Key("data", "label_looks_like_class_ids")
+
+
+class Config:
+    OUTPUT_UNITS = Key("config", "output_units")
+    LOSS_FITS_LABELS = Key("config", "loss_fits_labels")
+    LOSS_IS_CLASSIFICATION = Key("config", "loss_is_classification")
+    LEARNING_RATE = Key("config", "learning_rate")
+    LR_LOG10_VS_TYPICAL = Key("config", "lr_log10_vs_typical")
+    OPTIMIZER_IS_SGD = Key("config", "optimizer_is_sgd")
+    TRAIN_EPOCHS = Key("config", "train_epochs")
+
+
+class Sensitivity:
+    SKILL = Key("sensitivity", "skill")
+    SPREAD_RATIO = Key("sensitivity", "spread_ratio")
+    NAN_OUTPUT_FRACTION = Key("sensitivity", "nan_output_fraction")
+    DISTINCT_CLASSES = Key("sensitivity", "distinct_predicted_classes")  # classification only
+
+
+class Activations:
+    DEAD_MAX = Key("activations", "dead_fraction_max")
+    DEAD_MEAN = Key("activations", "dead_fraction_mean")
+    SATURATED_MAX = Key("activations", "saturated_fraction_max")
+    SATURATED_MEAN = Key("activations", "saturated_fraction_mean")
+
+
+class Gradients:
+    NONFINITE_WEIGHTS = Key("gradients", "nonfinite_weights")
+    RATIO_FIRST_LAST = Key("gradients", "grad_ratio_first_last")
+    NORM_FIRST = Key("gradients", "grad_norm_first")
+    NORM_MAX = Key("gradients", "grad_norm_max")
+    DEPTH = Key("gradients", "depth")
+
+
+class Retrain:
+    ORIGINAL_SKILL = Key("retrain", "original.skill")
+    ORIGINAL_SPREAD = Key("retrain", "original.spread")
+    SKIPPED = Key("retrain", "counterfactuals_skipped")
+    TIME_BUDGET_HIT = Key("retrain", "time_budget_hit")
+    TRAININGS = Key("retrain", "trainings")
+    PAIRS_TRIED = Key("retrain", "pairs.tried")
+    PAIR_TRAININGS = Key("retrain", "pairs.trainings")
+
+
+# ---------------------------------------------------------------- retrain per-plan keys
+
+#: details["variants"][plan] holds one `PlanInfo` dict per plan, under these names
+VARIANTS = "variants"
+CHANGE = "change"
+TESTS = "tests"  # the fault the plan's change addresses (None: baseline, control)
+ALSO_FIXES = "also_fixes"  # faults the change also fixes, named only with static support
+CONTROL = "control"  # the plan that isolates this plan's second change ("baseline" or a name)
+PARTS = "parts"  # a pair: the two single plans it combines
+BASELINE = "baseline"
+PAIR_JOIN = "+"
+
+_SEED_SKILL = re.compile(r"^(?P<plan>.+)\.skill\.seed(?P<seed>-?\d+)$")
+
+
+def seed_skill(plan: str, seed: int) -> str:
+    """The metric holding `plan`'s validation skill under `seed`."""
+    return f"{plan}.skill.seed{seed}"
+
+
+def parse_seed_skill(metric: str) -> tuple[str, int] | None:
+    """(plan, seed) of a `seed_skill` metric, None for any other metric."""
+    match = _SEED_SKILL.match(metric)
+    return (match["plan"], int(match["seed"])) if match else None
+
+
+def pair_name(first: str, second: str) -> str:
+    return f"{first}{PAIR_JOIN}{second}"

@@ -1,0 +1,154 @@
+"""Retrain planning on real (tiny, untrained) Keras models: the loss/head check, the plans and
+what each declares (its fault, its control), and the two-change search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from audit.probes import keys
+from audit.probes.config import head_problem
+from audit.probes.retrain import (
+    Plan,
+    RetrainSettings,
+    combine,
+    make_split,
+    pair_plans,
+    plan_variants,
+)
+from audit.spec import CaseSpec
+from audit.subject import Subject, load_subject
+
+ROWS = 120
+
+
+def make_subject(folder: Path, name: str, units: int, activation: str | None, y: np.ndarray,
+                 **training: Any) -> Subject:
+    """A two-layer MLP saved as .keras with its data as Parquet, loaded as the audit would."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(len(y), 4)).astype(np.float32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(units, activation=activation)])
+    model.save(folder / f"{name}.keras")
+    columns = {f"x{i}": x[:, i] for i in range(4)} | {"y": y}
+    pq.write_table(pa.table(columns), folder / f"{name}.parquet")
+    spec = CaseSpec(name=name, model=str(folder / f"{name}.keras"),
+                    data=str(folder / f"{name}.parquet"), label="y",
+                    training={"batch_size": 32, **training})
+    return load_subject(spec)
+
+
+def plans_of(subject: Subject) -> dict[str, Plan]:
+    settings = RetrainSettings()
+    return {p.name: p for p in plan_variants(subject, make_split(subject, settings), settings)}
+
+
+def classes(n: int) -> np.ndarray:
+    return np.arange(ROWS) % n
+
+
+# ---------------------------------------------------------------- head_problem
+
+
+def test_head_problem_names_what_does_not_fit(tmp_path: Path) -> None:
+    three = classes(3).astype(np.int64)
+    one_sigmoid = make_subject(tmp_path, "a", 1, "sigmoid", three, loss="binary_crossentropy")
+    assert head_problem(one_sigmoid) == "binary_crossentropy is for 2 classes but the labels have 3"
+    softmax = make_subject(tmp_path, "b", 3, "softmax", three,
+                           loss="sparse_categorical_crossentropy")
+    assert head_problem(softmax) is None
+    targets = np.linspace(-5, 5, ROWS).astype(np.float32)
+    squashed = make_subject(tmp_path, "c", 1, "sigmoid", targets, loss="mse")
+    assert head_problem(squashed) == "a sigmoid output cannot reach targets outside [0, 1]"
+    fractions = (three / 4).astype(np.float32)  # ids / 4: read as continuous targets
+    frac = make_subject(tmp_path, "d", 3, "softmax", fractions,
+                        loss="sparse_categorical_crossentropy")
+    assert frac.task == "regression"
+    assert head_problem(frac) == ("loss sparse_categorical_crossentropy is for classification "
+                                  "but the labels are continuous")
+    wrong_units = make_subject(tmp_path, "e", 2, "softmax", three,
+                               loss="sparse_categorical_crossentropy")
+    assert head_problem(wrong_units) == "3 classes need 3 output units; the model has 2"
+
+
+# ---------------------------------------------------------------- plan_variants
+
+
+def test_every_plan_declares_its_fault_and_adam_its_rate_control(tmp_path: Path) -> None:
+    targets = np.linspace(-1, 1, ROWS).astype(np.float32)
+    at_typical = plans_of(make_subject(tmp_path, "t", 1, None, targets, optimizer="sgd",
+                                       learning_rate=0.01, loss="mse", epochs=2))
+    assert at_typical["adam"].control == keys.BASELINE  # the rate is the family's already
+    assert at_typical["adam"].tests == "optimizer_stalled"
+    assert at_typical["train_longer"].tests == "undertrained" and at_typical["train_longer"].suspect
+    for plan in at_typical.values():
+        if plan.name != keys.BASELINE:
+            assert plan.tests or plan.also_fixes, plan.name
+    far = plans_of(make_subject(tmp_path, "f", 1, None, targets, optimizer="sgd",
+                                learning_rate=2.5, loss="mse"))
+    control = far[far["adam"].control]
+    assert control.learning_rate == pytest.approx(0.01) and control.tests == "lr_too_high"
+    assert control.suspect
+    near = plans_of(make_subject(tmp_path, "n", 1, None, targets, optimizer="sgd",
+                                 learning_rate=0.05, loss="mse"))
+    assert near["adam"].control == "lr_typical"
+    assert near["lr_typical"].learning_rate == pytest.approx(0.01)
+    adam = plans_of(make_subject(tmp_path, "m", 1, None, targets, optimizer="adam",
+                                 learning_rate=1e-3, loss="mse"))
+    assert "adam" not in adam and "lr_typical" not in adam
+
+
+def test_labels_a_classification_loss_cannot_read_get_a_repair_plan(tmp_path: Path) -> None:
+    fractions = (classes(4) / 4).astype(np.float32)
+    plans = plans_of(make_subject(tmp_path, "q", 4, "softmax", fractions,
+                                  loss="sparse_categorical_crossentropy"))
+    assert plans["repair_labels"].relabel == 4.0 and plans["repair_labels"].tests == "bad_data"
+    assert "standardize_targets" not in plans  # negative ids would break the loss
+    near = (classes(4) + np.random.default_rng(1).uniform(-0.01, 0.01, ROWS)).astype(np.float32)
+    plans = plans_of(make_subject(tmp_path, "r", 4, "softmax", near,
+                                  loss="sparse_categorical_crossentropy"))
+    assert plans["repair_labels"].relabel == 1.0
+
+
+# ---------------------------------------------------------------- the pair search
+
+
+ADAM = Plan("adam", "sgd -> Adam", tests="optimizer_stalled", optimizer="adam",
+            learning_rate=1e-3, epochs=2)
+LONGER = Plan("train_longer", "2 -> 30 epochs", tests="undertrained", suspect=True, epochs=30)
+LR_UP = Plan("lr_up_x10", "0.01 -> 0.1", tests="lr_too_low", learning_rate=0.1, epochs=2)
+SCALE = Plan("standardize_inputs", "inputs standardized", tests="unscaled_inputs",
+             suspect=True, standardize_inputs=True, epochs=2)
+ACTS = Plan("nonsaturating", "ReLU", tests="saturated_activations", architecture="nonsaturating",
+            epochs=2)
+BASE = Plan(keys.BASELINE, "own", epochs=2)
+
+
+def test_two_changes_combine_only_when_they_touch_different_things() -> None:
+    pair = combine(ADAM, LONGER)
+    assert pair is not None
+    assert (pair.name, pair.parts) == ("adam+train_longer", ("adam", "train_longer"))
+    assert (pair.optimizer, pair.learning_rate, pair.epochs) == ("adam", 1e-3, 30)
+    assert combine(ADAM, LR_UP) is None  # both set the rate
+    assert combine(SCALE, LR_UP).standardize_inputs  # type: ignore[union-attr]
+
+
+def test_the_pair_search_takes_the_best_movers_and_the_suspects() -> None:
+    singles = [BASE, ADAM, LR_UP, ACTS, LONGER, SCALE]
+    skill = {keys.BASELINE: 0.0, "adam": 0.2, "lr_up_x10": 0.15, "nonsaturating": 0.1,
+             "train_longer": 0.0, "standardize_inputs": -0.1}
+    settings = RetrainSettings(pair_candidates=2, max_pairs=3)
+    pairs = pair_plans(singles, skill, settings)
+    # candidates: adam, lr_up (best movers) + the suspects train_longer, standardize_inputs
+    assert [p.name for p in pairs] == ["adam+train_longer", "lr_up_x10+train_longer",
+                                       "adam+standardize_inputs"]
+    assert all(p.parts for p in pairs)
+    assert "nonsaturating" not in {part for p in pairs for part in p.parts}
+    assert len(pair_plans(singles, skill, RetrainSettings(max_pairs=1))) == 1
