@@ -139,7 +139,7 @@ def _cnn() -> Any:
 
 
 def _cnn_built(seed: int, optimizer: Any) -> Built:
-    x, y = _images(500, seed=seed)
+    x, y = _images(800, seed=seed)
     model = _cnn()
     training = _fit(model, x, y, optimizer, "sparse_categorical_crossentropy", 10)
     return Built(model, {"pixels": x.reshape(len(x), -1), "label": y}, "label", training)
