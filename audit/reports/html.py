@@ -198,11 +198,7 @@ def render_html(output: str | Store, run_id: str | None = None) -> tuple[str, Pa
     import jinja2
 
     store = output if isinstance(output, Store) else Store(output)
-    known = store.run_ids()
-    if not known:
-        raise ReportError(f"{store.output}: no reports here (expected runs/ and cases/ folders)")
-    if run_id is not None and run_id not in known:
-        raise ReportError(f"{store.output}: no run {run_id!r}; runs are {known}")
+    known = store.known_runs(run_id)
     if run_id is None:
         con = connect(store, runs=())
         try:

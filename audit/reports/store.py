@@ -179,6 +179,17 @@ class Store:
                     ids.add(base.removeprefix("run_id="))
         return sorted(ids)
 
+    def known_runs(self, run_id: str | None = None) -> list[str]:
+        """`run_ids()`, refusing an output with no runs, or a `run_id` it does not hold, with
+        a one-line `ReportError` (what `report`, `--html` and `diff` say to a wrong path)."""
+        known = self.run_ids()
+        if not known:
+            raise ReportError(f"{self.output}: no reports here (expected runs/ and cases/ "
+                              "folders)")
+        if run_id is not None and run_id not in known:
+            raise ReportError(f"{self.output}: no run {run_id!r}; runs are {known}")
+        return known
+
     def has_files(self, table: str) -> bool:
         return bool(self._parquet_files(f"{self.root}/{table}", recursive=True, limit=1))
 

@@ -9,7 +9,7 @@ from typing import Any
 from audit import faults
 from audit.reports.diff import RunDiff, diff_with, previous_run, with_previous
 from audit.reports.query import connect
-from audit.reports.store import ReportError, Store, Unreadable
+from audit.reports.store import Store, Unreadable
 from audit.reports.style import VERDICT_ORDER
 
 __all__ = ["CaseLine", "RunSummary", "recommendation", "summarize", "verdict_sql_order"]
@@ -56,11 +56,7 @@ def summarize(output: str | Store, run_id: str | None = None, limit: int = 20
     """Summaries of the runs under `output` (or just `run_id`), oldest first; in each, the
     worst cases first (flat, impaired, error, healthy), at most `limit` of them."""
     store = output if isinstance(output, Store) else Store(output)
-    known = store.run_ids()
-    if not known:
-        raise ReportError(f"{store.output}: no reports here (expected runs/ and cases/ folders)")
-    if run_id is not None and run_id not in known:
-        raise ReportError(f"{store.output}: no run {run_id!r}; runs are {known}")
+    known = store.known_runs(run_id)
     con = connect(store, runs=with_previous(store, run_id) if run_id else None)
     try:
         ids = [run_id] if run_id else known
