@@ -5,15 +5,9 @@ writes retry through it, and nothing is lost or written twice.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,6 +15,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from conftest import moto_server
 
 from audit.locations import S3_MAX_ATTEMPTS
 from audit.reports import RunRow, Store
@@ -32,12 +27,6 @@ FAULTS = [  # what S3 answers a busy client, in turn
     (503, "SlowDown", "Please reduce your request rate."),
     (500, "InternalError", "We encountered an internal error. Please try again."),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FaultyProxy(ThreadingHTTPServer):
@@ -136,34 +125,8 @@ class _Forward(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A moto S3 server on 127.0.0.1 (own process group, stopped by pid) with a bucket."""
-    import boto3
-
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("moto-chaos")
-    log = (folder / "moto.log").open("w")
-    server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                              cwd=folder)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            assert server.poll() is None and time.monotonic() < deadline, "moto did not start"
-            time.sleep(0.2)
-        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                     aws_access_key_id="testing",
-                     aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+    with moto_server(tmp_path_factory.mktemp("moto-chaos"), BUCKET) as port:
         yield port
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture
