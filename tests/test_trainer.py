@@ -49,7 +49,7 @@ def test_jobs_stop_on_their_own_epoch_count_and_on_request() -> None:
     for job, log, w in zip(jobs, logs, before, strict=True):
         assert not np.allclose(log.weights[0], w[0])  # trained ...
         for a, b in zip(job.model.get_weights(), w, strict=True):  # ... and the model untouched
-            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, b)  # exact: untouched values, no arithmetic
 
 
 def test_divergence_is_reported() -> None:
