@@ -437,6 +437,25 @@ def build_zoo(folder: Path, names: list[str] | None = None) -> list[ZooCase]:
     return [build_scenario(s, Path(folder)) for s in chosen]
 
 
+def write_tiny_case(folder: Path) -> tuple[Path, Path]:
+    """The cheapest real case: a 3-feature Dense regression (SGD, never fitted) and 64 rows of
+    its data, for fleet tests and the scheduler benchmark, where the probes are not the point."""
+    import keras
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    y = x @ np.array([1.0, 2.0, -1.0], dtype="float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.save(folder / "tiny.keras")
+    pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": y}),
+                   folder / "tiny.parquet")
+    return folder / "tiny.keras", folder / "tiny.parquet"
+
+
 def covered_faults() -> set[str]:
     """Cause codes with at least one scenario (the tests check every cause is covered)."""
     return ({s.expected_fault for s in SCENARIOS.values() if s.expected_fault}

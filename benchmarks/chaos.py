@@ -37,21 +37,9 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 def build_case(folder: Path) -> tuple[Path, Path]:
     """A tiny regression model and its 64-row data."""
-    import keras
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from audit.zoo import write_tiny_case
 
-    keras.utils.set_random_seed(0)
-    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
-    y = x @ np.array([1.0, 2.0, -1.0], dtype="float32")
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"),
-                              keras.layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
-    model.save(folder / "tiny.keras")
-    pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": y}),
-                   folder / "tiny.parquet")
-    return folder / "tiny.keras", folder / "tiny.parquet"
+    return write_tiny_case(folder)
 
 
 def rss_mib() -> float:

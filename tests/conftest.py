@@ -41,21 +41,10 @@ def zoo_reports(zoo_cases: dict[str, object]) -> dict[str, object]:
 def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny Keras regression model and its data, plus a corrupt model and a corrupt dataset:
     cheap cases for fleet tests (probes data and config take ~0.1 s each)."""
-    import keras
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from audit.zoo import write_tiny_case
 
     folder: Path = tmp_path_factory.mktemp("tiny")
-    keras.utils.set_random_seed(0)
-    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
-    y = x @ np.array([1.0, 2.0, -1.0], dtype="float32")
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"),
-                              keras.layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
-    model.save(folder / "tiny.keras")
-    pq.write_table(pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": y}),
-                   folder / "tiny.parquet")
+    write_tiny_case(folder)
     (folder / "corrupt.keras").write_bytes(b"this is not a keras file")
     (folder / "corrupt.parquet").write_bytes(b"PAR1 not really parquet")
     return {"model": folder / "tiny.keras", "data": folder / "tiny.parquet",

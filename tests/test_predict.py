@@ -38,7 +38,7 @@ def test_dense_stacks_take_the_direct_path_with_identical_outputs(name: str) -> 
     assert direct_forward(model) is not None
     whole = np.asarray(model(x, training=False))
     # exact: the same ops on the same (300, 5) batch; only the Keras layer plumbing differs
-    np.testing.assert_array_equal(predict(model, x), whole)
+    np.testing.assert_array_equal(predict(model, x), whole)  # exact: see above
     chunked = predict(model, x, chunk=64)
     assert chunked.shape == whole.shape
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
@@ -59,4 +59,5 @@ def test_other_models_fall_back_to_the_keras_call() -> None:
     for model in (regularized, dropout, functional):
         assert direct_forward(model) is None
         # exact: the fallback is model(x) itself, on the same batch
-        np.testing.assert_array_equal(predict(model, x), np.asarray(model(x, training=False)))
+        expected = np.asarray(model(x, training=False))
+        np.testing.assert_array_equal(predict(model, x), expected)  # exact: see above
