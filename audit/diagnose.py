@@ -523,6 +523,7 @@ def diagnose(results: dict[str, ProbeResult], task: str,
     outcomes = (counterfactual_outcomes(retrain, skill, th)
                 if retrain is not None and retrain.status == "ok" else [])
     ranked = rank_candidates(outcomes, support, poor, flat, th)
+    caveats = retrain_caveats(results)
     findings: list[Finding] = []
     primary = ranked[0] if ranked else None
     for i, cand in enumerate(ranked):
@@ -535,6 +536,8 @@ def diagnose(results: dict[str, ProbeResult], task: str,
         evidence.update(cand.extra)
         if cand.partner:
             evidence["with"] = cand.partner
+        if i == 0:
+            evidence.update(caveats)
         sure = confidence(cand, th)
         if i > 0 and not cand.contributing:  # on the zoo, these were rarely the fault
             sure = min(sure, th.confidence_secondary)
@@ -555,7 +558,7 @@ def diagnose(results: dict[str, ProbeResult], task: str,
                                        SYMPTOM_PROBE,
                                        {"model_skill": _jsonable(skill),
                                         "model_spread_ratio": _jsonable(spread),
-                                        "ruled_out": [o.name for o in outcomes]},
+                                        "ruled_out": [o.name for o in outcomes], **caveats},
                                        faults.get("flat_output").fix))
     elif primary is not None and poor:
         verdict, primary_fault = "impaired", primary.fault
@@ -567,12 +570,29 @@ def diagnose(results: dict[str, ProbeResult], task: str,
                                    {"model_skill": _jsonable(skill),
                                     "model_spread_ratio": _jsonable(spread),
                                     "not_tried": _not_tried(results),
-                                    "ruled_out": [o.name for o in outcomes]},
+                                    "ruled_out": [o.name for o in outcomes], **caveats},
                                    faults.get("no_skill").fix))
     else:
         verdict, primary_fault = "healthy", None
         findings = [dataclasses.replace(f, severity="info") for f in findings]
     return Diagnosis(verdict, primary_fault, findings)
+
+
+def retrain_caveats(results: dict[str, ProbeResult]) -> dict[str, str]:
+    """What the evidence must say about the counterfactuals themselves: they trained shorter
+    than the original (the FLOP budget), or their baseline did not reproduce the symptom."""
+    out = {}
+    steps, wanted = Retrain.LENGTH_STEPS.read(results), Retrain.WANTED_STEPS.read(results)
+    if Retrain.CUT_BY_BUDGET.read(results) == 1:
+        out["cut_short"] = (f"counterfactuals trained {steps:.0f} of the original training's "
+                            f"{wanted:.0f} optimizer steps (budget.flops): a fix that needs the "
+                            "full length may have been missed")
+    if Retrain.BASELINE_REPRODUCES.read(results) == 0:
+        where = " at that length" if out else ""
+        out["not_reproduced"] = (f"retrained with its own config{where}, a fresh clone reached "
+                                 "skill: the symptom lies in how the shipped model was trained "
+                                 "(its data, length or weights), not in the config alone")
+    return out
 
 
 def _not_tried(results: dict[str, ProbeResult]) -> str:

@@ -17,9 +17,11 @@ def probe_settings(name: str, spec: CaseSpec) -> probes.ProbeSettings:
     settings_type = probes.get(name).settings
     fields = settings_type.model_fields
     values: dict[str, object] = {"seed": spec.seed}
-    for key in ("epochs", "max_seconds", "seeds"):
+    budget = {"epochs": "epochs", "max_seconds": "max_seconds", "seeds": "seeds",
+              "max_flops": "flops"}  # setting -> Budget field
+    for key, field in budget.items():
         if key in fields:
-            values[key] = getattr(spec.budget, key)
+            values[key] = getattr(spec.budget, field)
     return settings_type(**values)
 
 

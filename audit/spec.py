@@ -54,9 +54,15 @@ class Training(_Strict):
 
 
 class Budget(_Strict):
-    """Limits for each retraining counterfactual."""
+    """Limits of the retraining counterfactuals. Each trains as long as the original training
+    did (its epochs x rows / batch, in optimizer steps), within `flops` for all of them."""
 
-    epochs: int = Field(30, ge=1, description="at most this many epochs per counterfactual")
+    epochs: int = Field(
+        30, ge=1, description="epochs per counterfactual when the original's epochs are unknown"
+    )
+    flops: float = Field(
+        1e11, gt=0, description="training FLOPs (6 x params x rows x epochs) of all counterfactuals"
+    )
     max_seconds: float = Field(300.0, gt=0, description="wall-clock budget of the retrain probe")
     seeds: int = Field(3, ge=1, le=10, description="seeds per counterfactual")
     max_rows: int = Field(
@@ -400,8 +406,9 @@ def case_id(spec: CaseSpec) -> str:
     for key in ("inputs", "output"):  # added later: unset, they keep older ids unchanged
         if settings.get(key) is None:
             settings.pop(key, None)
-    if settings["budget"].get("max_rows") == Budget().max_rows:
-        settings["budget"].pop("max_rows")
+    for key in ("max_rows", "flops"):  # added later: at their defaults, ids stay unchanged
+        if settings["budget"].get(key) == getattr(Budget(), key):
+            settings["budget"].pop(key)
     payload = json.dumps(
         {"model": content_digest(spec.model), "data": content_digest(spec.data), **settings},
         sort_keys=True,

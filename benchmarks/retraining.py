@@ -24,18 +24,15 @@ def retrain_settings(args: argparse.Namespace) -> Any:
 
 
 def retrain_jobs(subject: Any, settings: Any) -> tuple[list[Any], list[str]] | None:
-    """Every job the retrain probe would train for this subject (None: it would train none),
-    built fresh: the same seeds give the same initial weights each time this is called."""
+    """Every job of the probe's full plan x seed grid for this subject (None: it would train
+    none), built fresh by the probe's own `prepare`: the same seeds give the same initial
+    weights each time this is called."""
     from audit.probes import retrain
 
-    split = retrain.make_split(subject, settings)
-    skill, _ = retrain.original_outcome(subject, split)
-    if settings.skip_when_healthy and np.isfinite(skill) and skill >= settings.healthy_skill:
+    prepared = retrain.prepare(subject, settings)
+    if settings.skip_when_healthy and prepared.healthy:
         return None
-    plans = retrain.plan_variants(subject, split, settings)
-    seeds = [settings.seed * 1000 + s for s in range(settings.seeds)]
-    variants = retrain.build_variants(subject, split, plans)
-    jobs = [(v, job) for v in variants for job in retrain.seeded_jobs(v, seeds)]
+    jobs = prepared.grid(subject)
     return [job for _, job in jobs], [f"{v.plan.name}/seed{job.seed}" for v, job in jobs]
 
 

@@ -40,8 +40,11 @@ def test_primary_fault_is_the_scenarios_fault(name: str, zoo_reports: dict) -> N
     # confirmed by retraining across seeds, with the effect size in the evidence
     assert primary.confirmed
     assert primary.evidence["effect"] >= 0.2
-    assert len(primary.evidence["skill_with_change"]) == 3
-    assert primary.evidence["seeds_won"] >= 0.66
+    # racing stops a plan's seeds once 2 of 3 won: at least two, every one of them compared
+    seeds = len(primary.evidence["skill_with_change"])
+    assert 2 <= seeds <= 3
+    assert len(primary.evidence["skill_own_config"]) == seeds
+    assert primary.evidence["seeds_won"] * seeds >= 2 - 1e-9
     assert "retrained clone reached" in primary.recommendation
 
 

@@ -88,6 +88,11 @@ class Retrain:
     SKIPPED = Key("retrain", "counterfactuals_skipped")
     TIME_BUDGET_HIT = Key("retrain", "time_budget_hit")
     TRAININGS = Key("retrain", "trainings")
+    FULL_GRID_TRAININGS = Key("retrain", "trainings_full_grid")  # what racing chose from
+    BASELINE_REPRODUCES = Key("retrain", "baseline.reproduces")  # own config still fails
+    CUT_BY_BUDGET = Key("retrain", "length.cut_by_budget")
+    LENGTH_STEPS = Key("retrain", "length.steps")
+    WANTED_STEPS = Key("retrain", "length.wanted_steps")
     PAIRS_TRIED = Key("retrain", "pairs.tried")
     PAIR_TRAININGS = Key("retrain", "pairs.trainings")
 

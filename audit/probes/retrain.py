@@ -32,7 +32,8 @@ from audit.keras_vocab import (
     weighted_layers,
 )
 from audit.probes import keys, outcomes
-from audit.probes.base import NotApplicable, ProbeSettings, finite_rows, sample_rows
+from audit.probes.base import NotApplicable, finite_rows, sample_rows
+from audit.probes.budget import Length, LengthSettings, plan_length
 from audit.probes.config import head_problem
 from audit.probes.data import DataSettings, label_checks
 from audit.probes.ensemble import dense_stack
@@ -54,23 +55,33 @@ from audit.results import ProbeResult
 from audit.subject import Subject
 
 
-class RetrainSettings(ProbeSettings):
-    epochs: int = 30  # budget: epochs per counterfactual (at least `min_steps` steps)
+class RetrainSettings(LengthSettings):
+    """The probe's budget and rules. Its length fields (`epochs`, `min_steps`, `max_flops`, ...)
+    come from `LengthSettings`: each counterfactual trains as long as the original training did,
+    within a FLOP budget (see `budget.plan_length`)."""
+
     max_seconds: float = 300.0  # budget: wall clock for the whole probe
-    seeds: int = 3  # each variant is trained once per seed
+    seeds: int = 3  # each variant is trained once per seed (at most: racing stops earlier)
     max_rows: int = 2048  # rows used for retraining (train + validation)
     validation_fraction: float = 0.25
-    min_steps: int = 300  # tiny datasets get more epochs so every variant sees this many steps
     chunks: int = 4  # how often training pauses to check for early success
     early_success_skill: float = 0.95  # a seed this good on validation stops early
     skip_when_healthy: bool = True  # no counterfactuals when the model already does well
     healthy_skill: float = 0.5  # validation skill of the original that counts as doing well
     counterfactuals: tuple[str, ...] | None = None  # restrict to these names (None: all)
-    #: models that do not stack (conv, recurrent, functional) pay per training, so their
-    #: plans race: one seed each first, more seeds only for the plans still in contention
+    #: racing: every plan trains one seed first; the plans still in contention get further
+    #: seeds one at a time, until the confirmation rule is met or can no longer be met
     race: bool = True
+    #: plain Dense stacks train every seed stacked in one graph, where a member costs little
+    #: next to the step's overhead; they race only from this many parameters, where it does not
+    race_stacked_min_params: int = 50_000
     race_drop_skill: float = 0.15  # a first seed below this skill, not beating the baseline's
     race_drop_margin: float = 0.05  # first seed by this margin, drops its plan
+    #: the diagnosis's confirmation rule (`diagnose.Thresholds`): a counterfactual must beat
+    #: the baseline by `win_margin` in this share of the seeds; racing stops a plan's seeds
+    #: as soon as the rule is met, or can no longer be met
+    confirm_share: float = 0.66
+    win_margin: float = 0.05
     #: two-change counterfactuals: searched when no single change reaches this skill
     pairs_below_skill: float = 0.3
     pair_candidates: int = 4  # the changes that moved skill most (plus the static suspects)
@@ -131,6 +142,13 @@ class Split:
     x_val: Inputs
     y_val: np.ndarray
     full_rows: int
+
+    def keep_train_rows(self, rows: int) -> Split:
+        """The split with only its first `rows` training rows (they are in random order)."""
+        if rows >= len(self.x_train):
+            return self
+        return replace(self, x_train=self.x_train.take(np.arange(rows)),
+                       y_train=self.y_train[:rows])
 
 
 @dataclass
@@ -200,17 +218,12 @@ def label_repair(subject: Subject, split: Split) -> tuple[float, str] | None:
     return None
 
 
-def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> list[Plan]:
+def plan_changes(subject: Subject, split: Split, settings: RetrainSettings) -> list[Plan]:
     """The baseline plus every counterfactual that applies to this subject, each declaring
-    the fault it tests, and the controls that isolate changes that move two things."""
+    the fault it tests, and the controls that isolate changes that move two things. Lengths
+    are not set yet (`with_length` sets them); a change that cannot apply is never planned."""
     t = subject.training
-    steps_per_epoch = max(1, math.ceil(len(split.x_train) / t.batch_size))
-    cap = max(settings.epochs, math.ceil(settings.min_steps / steps_per_epoch))
-    own = None
-    if t.epochs:  # the original's epochs, rescaled when we retrain on a subsample
-        own = math.ceil(t.epochs * split.full_rows / max(len(split.x_train) + len(split.x_val), 1))
-    base_epochs = min(own, cap) if own else cap
-    plans = [Plan(keys.BASELINE, "the model's own training config", epochs=base_epochs)]
+    plans = [Plan(keys.BASELINE, "the model's own training config")]
     scalable = scalable_inputs(split.x_train)
     if scalable:
         with np.errstate(all="ignore"):
@@ -278,15 +291,43 @@ def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> 
     if len(weighted_layers(subject.model)) >= 3 and not dict(t.optimizer_config).get("clipnorm"):
         plans.append(Plan("clip_gradients", "gradients clipped to norm 1",
                           tests="exploding_gradient", also_fixes=("lr_too_high",), clipnorm=1.0))
-    if own and base_epochs < cap:
-        plans.append(Plan("train_longer", f"{base_epochs} -> {cap} epochs", tests="undertrained",
-                          suspect=cap >= settings.longer_factor * base_epochs, epochs=cap))
-    for i, plan in enumerate(plans):
-        if plan.epochs is None:
-            plans[i] = replace(plan, epochs=base_epochs)
     if settings.counterfactuals is not None:
         plans = [p for p in plans if p.name == keys.BASELINE or p.name in settings.counterfactuals]
-    return plans
+    return order_plans(plans)
+
+
+def order_plans(plans: list[Plan]) -> list[Plan]:
+    """The baseline first, then the statically suspected changes: when the time budget runs
+    out, the likely fixes have trained."""
+    return sorted(plans, key=lambda p: (p.name != keys.BASELINE, not p.suspect))
+
+
+def length_for(subject: Subject, split: Split, plans: int,
+               settings: RetrainSettings) -> Length:
+    """How long each of `plans` plans trains (and on how many rows), from the original
+    training's length and the FLOP budget over the full plan x seed grid."""
+    return plan_length(subject.model.count_params(), len(split.x_train), split.full_rows,
+                       subject.training.batch_size, subject.training.epochs,
+                       plans * settings.seeds, settings)
+
+
+def with_length(plans: list[Plan], length: Length, settings: RetrainSettings) -> list[Plan]:
+    """Every plan at the chosen length, plus `train_longer` when the original training was
+    shorter than a default-length one (suspect when far shorter)."""
+    out = [replace(p, epochs=length.epochs) if p.epochs is None else p for p in plans]
+    wanted = settings.counterfactuals is None or "train_longer" in settings.counterfactuals
+    if length.own_steps is not None and length.longer_epochs > length.epochs and wanted:
+        out.append(Plan("train_longer", f"{length.epochs} -> {length.longer_epochs} epochs",
+                        tests="undertrained",
+                        suspect=length.longer_epochs >= settings.longer_factor * length.epochs,
+                        epochs=length.longer_epochs))
+    return out
+
+
+def plan_variants(subject: Subject, split: Split, settings: RetrainSettings) -> list[Plan]:
+    """Every plan with its length (for a split whose training rows are already final)."""
+    changes = plan_changes(subject, split, settings)
+    return with_length(changes, length_for(subject, split, len(changes) + 1, settings), settings)
 
 
 # ---------------------------------------------------------------- two-change plans
@@ -575,77 +616,187 @@ def original_outcome(subject: Subject, split: Split) -> tuple[float, float]:
     return outcomes.skill(*args), outcomes.spread_ratio(*args)
 
 
-def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
-    if not subject.retrainable:
-        raise NotApplicable("retraining needs a .keras or .h5 model (a SavedModel has no config)")
-    started = time.monotonic()
-    split = make_split(subject, settings)
-    orig_skill, orig_spread = original_outcome(subject, split)
-    metrics: dict[str, float] = {keys.Retrain.ORIGINAL_SKILL.metric: orig_skill,
-                                 keys.Retrain.ORIGINAL_SPREAD.metric: orig_spread,
-                                 "train_rows": float(len(split.x_train)),
-                                 "validation_rows": float(len(split.x_val))}
-    plans = plan_variants(subject, split, settings)
-    healthy = np.isfinite(orig_skill) and orig_skill >= settings.healthy_skill
-    if settings.skip_when_healthy and healthy:
-        metrics[keys.Retrain.SKIPPED.metric] = 1.0
-        return ProbeResult(probe="retrain", metrics=metrics,
-                           details={"skipped": "the model already does well on validation"})
-    seeds = [settings.seed * 1000 + s for s in range(settings.seeds)]
-    deadline = started + settings.max_seconds
-    graphs: dict[tuple[Any, ...], Any] = {}  # traced once, reused by every round
-    racing = settings.race and len(seeds) > 1 and dense_stack(subject.model) is None
+@dataclass
+class Prepared:
+    """Everything the probe decides before it trains: the rows, the plans at their length, the
+    seeds, and the shipped model's own outcome on the validation rows."""
 
-    def train(runs: list[tuple[Variant, TrainJob]]) -> list[TrainLog]:
+    split: Split
+    plans: list[Plan]
+    length: Length
+    seeds: list[int]
+    original_skill: float
+    original_spread: float
+    healthy: bool  # the shipped model already does well: no counterfactuals are needed
+
+    def grid(self, subject: Subject) -> list[tuple[Variant, TrainJob]]:
+        """Every plan once per seed, built: the full grid racing chooses from."""
+        variants = build_variants(subject, self.split, self.plans)
+        return [(v, job) for v in variants for job in seeded_jobs(v, self.seeds)]
+
+
+def prepare(subject: Subject, settings: RetrainSettings) -> Prepared:
+    """Split the rows, plan the counterfactuals and their length (cutting the training rows
+    when the FLOP budget asks for it), and score the shipped model."""
+    split = make_split(subject, settings)
+    changes = plan_changes(subject, split, settings)
+    length = length_for(subject, split, len(changes) + 1, settings)
+    split = split.keep_train_rows(length.train_rows)
+    skill, spread = original_outcome(subject, split)
+    return Prepared(split=split, plans=with_length(changes, length, settings), length=length,
+                    seeds=[settings.seed * 1000 + s for s in range(settings.seeds)],
+                    original_skill=skill, original_spread=spread,
+                    healthy=bool(np.isfinite(skill) and skill >= settings.healthy_skill))
+
+
+def races(subject: Subject, settings: RetrainSettings) -> bool:
+    """Whether this model's plans race (see `RetrainSettings.race_stacked_min_params`)."""
+    if not settings.race or settings.seeds < 2:
+        return False
+    return (dense_stack(subject.model) is None
+            or subject.model.count_params() >= settings.race_stacked_min_params)
+
+
+class Race:
+    """Trains plans seed by seed and keeps every run.
+
+    Without racing, every plan trains every seed at once. With it, every plan trains its
+    first seed; a plan with no skill and no gain over the baseline's first seed drops out;
+    the others get one more seed per round while the confirmation rule is still undecided
+    (not yet met, and still reachable with the seeds left). The baseline trains each seed
+    some plan needs."""
+
+    def __init__(self, subject: Subject, settings: RetrainSettings, seeds: list[int],
+                 deadline: float, racing: bool) -> None:
+        self.subject, self.settings, self.seeds = subject, settings, seeds
+        self.deadline, self.racing = deadline, racing
+        self.runs: list[tuple[Variant, TrainJob]] = []
+        self.logs: list[TrainLog] = []
+        self.dropped: dict[str, str] = {}
+        self.rounds = 0
+        self.baseline: Variant | None = None
+        self._skill: dict[tuple[int, int], float] = {}  # (id(variant), seed) -> clipped skill
+        self._graphs: dict[tuple[Any, ...], Any] = {}  # traced once, reused by every round
+
+    def run(self, variants: list[Variant]) -> None:
+        """Train `variants` (the baseline among them, or trained before) as racing allows."""
+        for v in variants:
+            if v.plan.name == keys.BASELINE:
+                self.baseline = v
+        if not self.racing:
+            self._train([(v, seed) for v in variants for seed in self.seeds])
+            return
+        self._round(variants, self.seeds[0])
+        alive = [v for v in variants if v is not self.baseline and self._in_race(v)]
+        for k, seed in enumerate(self.seeds[1:], start=1):
+            alive = [v for v in alive if self._undecided(v, k)]
+            if not alive or time.monotonic() > self.deadline:
+                break
+            self._round(alive, seed)
+
+    def skills(self, variant: Variant) -> list[float]:
+        return [self._skill[(id(variant), s)] for s in self.seeds if (id(variant), s) in
+                self._skill]
+
+    def _round(self, variants: list[Variant], seed: int) -> None:
+        pending = [(v, seed) for v in variants if (id(v), seed) not in self._skill]
+        base = self.baseline
+        if base is not None and (id(base), seed) not in self._skill and base not in variants:
+            pending.insert(0, (base, seed))
+        self._train(pending)
+
+    def _train(self, pending: list[tuple[Variant, int]]) -> None:
+        if not pending:
+            return
+        self.rounds += 1
+        runs = [(v, job) for v, seed in pending for job in seeded_jobs(v, [seed])]
+        settings, subject = self.settings, self.subject
+
         def should_stop(i: int, log: TrainLog) -> str | None:
             skill_now, _ = score(runs[i][0], log, subject)
             return "early_success" if skill_now >= settings.early_success_skill else None
 
-        return train_together([job for _, job in runs], subject.training.batch_size,
-                              chunks=settings.chunks, deadline=deadline,
-                              should_stop=should_stop, graphs=graphs)
+        logs = train_together([job for _, job in runs], subject.training.batch_size,
+                              chunks=settings.chunks, deadline=self.deadline,
+                              should_stop=should_stop, graphs=self._graphs)
+        for (variant, job), log in zip(runs, logs, strict=True):
+            self._skill[(id(variant), job.seed)] = _clipped(score(variant, log, subject)[0])
+        self.runs += runs
+        self.logs += logs
 
-    def train_all(variants: list[Variant], baseline: list[tuple[Variant, TrainJob, TrainLog]]
-                  ) -> tuple[list[tuple[Variant, TrainJob]], list[TrainLog], list[str]]:
-        """Every variant over every seed, stacked; models that do not stack race."""
-        if not racing:
-            runs = [(v, job) for v in variants for job in seeded_jobs(v, seeds)]
-            return runs, train(runs), []
-        runs = [(v, job) for v in variants for job in seeded_jobs(v, seeds[:1])]
-        logs = train(runs)
-        contenders = still_in_race(variants, runs + [(v, j) for v, j, _ in baseline],
-                                   logs + [log for _, _, log in baseline], subject, settings)
-        more = [(v, job) for v in contenders for job in seeded_jobs(v, seeds[1:])]
-        runs, logs = runs + more, logs + train(more)
-        return runs, logs, [v.plan.name for v in variants if v not in contenders]
+    def _in_race(self, variant: Variant) -> bool:
+        """After its first seed: some skill, or a gain over the baseline's first seed."""
+        first = self._skill[(id(variant), self.seeds[0])]
+        base = (self._skill.get((id(self.baseline), self.seeds[0]), 0.0)
+                if self.baseline is not None else 0.0)
+        keep = (first >= self.settings.race_drop_skill
+                or first - base >= self.settings.race_drop_margin)
+        if not keep:
+            self.dropped[variant.plan.name] = (
+                f"after its first of {len(self.seeds)} seeds: skill {first:.2f}, no gain over "
+                "the baseline")
+        return keep
 
-    variants = build_variants(subject, split, plans)
-    runs, logs, dropped = train_all(variants, [])
-    details: dict[str, Any] = {keys.VARIANTS: {}}
-    record(variants, runs, logs, dropped, subject, metrics, details)
-    single_skill = {v.plan.name: metrics[f"{v.plan.name}.skill_mean"] for v in variants}
+    def _undecided(self, variant: Variant, done: int) -> bool:
+        """The confirmation rule is neither met nor out of reach after `done` seeds."""
+        if self.baseline is None:
+            return False
+        wins = sum(self._skill[(id(variant), s)] - self._skill[(id(self.baseline), s)]
+                   > self.settings.win_margin for s in self.seeds[:done])
+        need = math.ceil(self.settings.confirm_share * len(self.seeds) - 1e-9)
+        return wins < need and done - wins <= len(self.seeds) - need
+
+
+def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
+    if not subject.retrainable:
+        raise NotApplicable("retraining needs a .keras or .h5 model (a SavedModel has no config)")
+    started = time.monotonic()
+    prep = prepare(subject, settings)
+    split = prep.split
+    metrics: dict[str, float] = {keys.Retrain.ORIGINAL_SKILL.metric: prep.original_skill,
+                                 keys.Retrain.ORIGINAL_SPREAD.metric: prep.original_spread,
+                                 "train_rows": float(len(split.x_train)),
+                                 "validation_rows": float(len(split.x_val)),
+                                 **prep.length.metrics()}
+    if settings.skip_when_healthy and prep.healthy:
+        metrics[keys.Retrain.SKIPPED.metric] = 1.0
+        return ProbeResult(probe="retrain", metrics=metrics,
+                           details={"skipped": "the model already does well on validation"})
+    racing = races(subject, settings)
+    race = Race(subject, settings, prep.seeds, started + settings.max_seconds, racing)
+    variants = build_variants(subject, split, prep.plans)
+    race.run(variants)
+    single_skill = {v.plan.name: _nanmean(race.skills(v)) for v in variants}
     best_change = max((_clipped(value) for name, value in single_skill.items()
                        if name != keys.BASELINE), default=0.0)
+    base_skill = single_skill.get(keys.BASELINE, float("nan"))
     pairs: list[Plan] = []
-    if best_change < settings.pairs_below_skill and time.monotonic() < deadline:
-        pairs = pair_plans(plans, {k: _clipped(v) for k, v in single_skill.items()}, settings)
-    pair_runs: list[tuple[Variant, TrainJob]] = []
-    if pairs:
-        pair_variants = build_variants(subject, split, pairs)
-        base = [(v, job, log) for (v, job), log in zip(runs, logs, strict=True)
-                if v.plan.name == keys.BASELINE and job.seed == seeds[0]]  # its first seed
-        pair_runs, pair_logs, pair_dropped = train_all(pair_variants, base)
-        record(pair_variants, pair_runs, pair_logs, pair_dropped, subject, metrics, details)
-        logs = logs + pair_logs
+    if best_change < settings.pairs_below_skill and time.monotonic() < race.deadline:
+        pairs = pair_plans(prep.plans, {k: _clipped(v) for k, v in single_skill.items()},
+                           settings)
+    pair_variants = build_variants(subject, split, pairs) if pairs else []
+    singles_trained = len(race.runs)
+    if pair_variants:
+        race.run(pair_variants)
+    details: dict[str, Any] = {keys.VARIANTS: {}}
+    record(variants + pair_variants, race, subject, metrics, details)
+    n_seeds = len(prep.seeds)
     metrics[keys.Retrain.PAIRS_TRIED.metric] = float(len(pairs))
-    metrics[keys.Retrain.PAIR_TRAININGS.metric] = float(len(pair_runs))
-    if racing:
-        metrics["race.dropped_plans"] = float(sum("dropped" in v
-                                                  for v in details[keys.VARIANTS].values()))
-    metrics["variants"] = float(len(plans) + len(pairs))
-    metrics[keys.Retrain.TRAININGS.metric] = float(len(runs) + len(pair_runs))
+    metrics[keys.Retrain.PAIR_TRAININGS.metric] = float(len(race.runs) - singles_trained)
+    metrics[keys.Retrain.BASELINE_REPRODUCES.metric] = float(
+        not (np.isfinite(base_skill) and base_skill >= settings.healthy_skill))
+    metrics["race.on"] = float(racing)
+    metrics["race.rounds"] = float(race.rounds)
+    metrics["race.dropped_plans"] = float(len(race.dropped))
+    metrics["variants"] = float(len(prep.plans) + len(pairs))
+    metrics[keys.Retrain.TRAININGS.metric] = float(len(race.runs))
+    metrics[keys.Retrain.FULL_GRID_TRAININGS.metric] = float(
+        (len(prep.plans) + len(pairs)) * n_seeds)
+    metrics["epochs_trained"] = float(sum(log.epochs_run for log in race.logs))
+    metrics["epochs_full_grid"] = float(
+        sum((p.epochs or 0) * n_seeds for p in prep.plans + pairs))
     metrics[keys.Retrain.TIME_BUDGET_HIT.metric] = float(
-        any(log.stopped == "time_budget" for log in logs))
+        any(log.stopped == "time_budget" for log in race.logs))
     return ProbeResult(probe="retrain", metrics=metrics, details=details)
 
 
@@ -653,13 +804,15 @@ def _clipped(value: float) -> float:
     return 0.0 if not np.isfinite(value) else max(-1.0, min(1.0, value))
 
 
-def record(variants: list[Variant], runs: list[tuple[Variant, TrainJob]], logs: list[TrainLog],
-           dropped: list[str], subject: Subject, metrics: dict[str, float],
+def record(variants: list[Variant], race: Race, subject: Subject, metrics: dict[str, float],
            details: dict[str, Any]) -> None:
     """Each variant's per-seed skills and summaries into the probe's metrics and details."""
     for variant in variants:
         plan = variant.plan
-        mine = [(job, log) for (v, job), log in zip(runs, logs, strict=True) if v is variant]
+        mine = [(job, log) for (v, job), log in zip(race.runs, race.logs, strict=True)
+                if v is variant]
+        if not mine:
+            continue
         skills, spreads = zip(*(score(variant, log, subject) for _, log in mine),
                               strict=True)
         prefix = f"{plan.name}."
@@ -675,24 +828,8 @@ def record(variants: list[Variant], runs: list[tuple[Variant, TrainJob]], logs: 
             **plan.info(),
             "stopped": [log.stopped for _, log in mine],
             "final_loss": [log.losses[-1] if log.losses else None for _, log in mine],
-            **({"dropped": "after its first seed: no skill and no gain over the baseline"}
-               if plan.name in dropped else {}),
+            **({"dropped": race.dropped[plan.name]} if plan.name in race.dropped else {}),
         }
-
-
-def still_in_race(variants: list[Variant], runs: list[tuple[Variant, TrainJob]],
-                  logs: list[TrainLog], subject: Subject,
-                  settings: RetrainSettings) -> list[Variant]:
-    """The baseline, and every plan whose first seed reached some skill or beat the baseline's
-    first seed: the others cannot be confirmed by more seeds in any likely case (a
-    confirmation needs a mean skill of 0.3 and wins in most seeds)."""
-
-    first = {v.plan.name: _clipped(score(v, log, subject)[0])
-             for (v, _), log in zip(runs, logs, strict=True)}
-    base = first.get(keys.BASELINE, 0.0)
-    return [v for v in variants if v.plan.name == keys.BASELINE
-            or first[v.plan.name] >= settings.race_drop_skill
-            or first[v.plan.name] - base >= settings.race_drop_margin]
 
 
 def _nanmean(values: Any) -> float:
