@@ -128,13 +128,14 @@ class PlanInfo:
     also_fixes: tuple[str, ...] = ()
     control: str | None = None
     parts: tuple[str, ...] = ()
+    learning_rate: float | None = None  # the rate the plan trained at (None: the model's own)
 
     @classmethod
     def read(cls, name: str, details: dict[str, Any]) -> PlanInfo:
         info = details.get(keys.VARIANTS, {}).get(name, {})
         return cls(info.get(keys.CHANGE, name), info.get(keys.TESTS),
                    tuple(info.get(keys.ALSO_FIXES, ())), info.get(keys.CONTROL),
-                   tuple(info.get(keys.PARTS, ())))
+                   tuple(info.get(keys.PARTS, ())), info.get(keys.LEARNING_RATE))
 
 
 @dataclass
@@ -157,7 +158,9 @@ class Outcome:
         return self.plan.change
 
     def evidence(self, original: float) -> dict[str, Any]:
-        return {"counterfactual": self.name, "change": self.change,
+        rate = {} if self.plan.learning_rate is None else {
+            "learning_rate_tried": self.plan.learning_rate}
+        return {"counterfactual": self.name, "change": self.change, **rate,
                 "skill_with_change": _round(self.skills), "skill_own_config": _round(self.baseline),
                 "skill_shipped_model": round(original, 4), "effect": round(self.effect, 4),
                 "effect_size_d": round(self.effect_size, 2), "seeds_won": self.win_share}

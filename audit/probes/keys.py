@@ -106,6 +106,7 @@ TESTS = "tests"  # the fault the plan's change addresses (None: baseline, contro
 ALSO_FIXES = "also_fixes"  # faults the change also fixes, named only with static support
 CONTROL = "control"  # the plan that isolates this plan's second change ("baseline" or a name)
 PARTS = "parts"  # a pair: the two single plans it combines
+LEARNING_RATE = "learning_rate"  # the rate the plan trains at (None: the model's own)
 BASELINE = "baseline"
 PAIR_JOIN = "+"
 

@@ -82,6 +82,11 @@ class RetrainSettings(LengthSettings):
     #: as soon as the rule is met, or can no longer be met
     confirm_share: float = 0.66
     win_margin: float = 0.05
+    #: the learning-rate search: beyond the first rungs, it walks on in decades while the
+    #: farthest rate is the best of its direction and still short of `pairs_below_skill`
+    lr_walk_decades: int = 3  # decades walked beyond the first rungs, at most, each way
+    lr_min: float = 1e-8  # the search never goes below or above these rates
+    lr_max: float = 10.0
     #: two-change counterfactuals: searched when no single change reaches this skill
     pairs_below_skill: float = 0.3
     pair_candidates: int = 4  # the changes that moved skill most (plus the static suspects)
@@ -124,7 +129,7 @@ class Plan:
         """What `diagnose` needs to know about the plan, for the probe's details."""
         return {keys.CHANGE: self.change, keys.TESTS: self.tests,
                 keys.ALSO_FIXES: list(self.also_fixes), keys.CONTROL: self.control,
-                keys.PARTS: list(self.parts)}
+                keys.PARTS: list(self.parts), keys.LEARNING_RATE: self.learning_rate}
 
 
 #: the fields a change sets; two plans combine when they set different ones
@@ -202,6 +207,37 @@ def _lr_plan(t_lr: float, lr: float, suspect: bool) -> Plan:
                 tests="lr_too_low" if up else "lr_too_high",
                 also_fixes=("undertrained",) if up else ("exploding_gradient", "dead_relu"),
                 suspect=suspect, learning_rate=lr)
+
+
+def lr_walk(plans: list[Plan], skill: dict[str, float], own_lr: float,
+            settings: RetrainSettings) -> list[Plan]:
+    """The learning-rate search's next rungs: in each direction whose farthest rate tried so
+    far is the best of that direction (the baseline included) and still has no skill, one
+    decade farther, like an LR range test walking until training stops diverging or starts
+    moving. `skill` is each tried plan's mean skill (NaN when it diverged)."""
+    rated = [p for p in plans if p.learning_rate is not None and not p.parts
+             and p.optimizer is None and p.clipnorm is None]
+    walked: list[Plan] = []
+    for up in (True, False):
+        side = sorted((p for p in rated if (p.learning_rate > own_lr) == up),
+                      key=lambda p: abs(math.log10(p.learning_rate / own_lr)))
+        if not side:
+            continue
+
+        def value(name: str) -> float:
+            v = skill.get(name, float("nan"))
+            return v if np.isfinite(v) else -np.inf  # diverged: worse than any finite skill
+
+        far = side[-1]
+        best = max([value(keys.BASELINE)] + [value(p.name) for p in side])
+        decades = abs(math.log10(far.learning_rate / own_lr))
+        nearest = abs(math.log10(side[0].learning_rate / own_lr))
+        rate = far.learning_rate * (10.0 if up else 0.1)
+        if (value(far.name) >= best and value(far.name) < settings.pairs_below_skill
+                and decades - nearest < settings.lr_walk_decades - 1e-9
+                and settings.lr_min <= rate <= settings.lr_max):
+            walked.append(replace(_lr_plan(own_lr, rate, suspect=False), epochs=far.epochs))
+    return walked
 
 
 def label_repair(subject: Subject, split: Split) -> tuple[float, str] | None:
@@ -661,7 +697,9 @@ class Race:
     """Trains plans seed by seed and keeps every run.
 
     Without racing, every plan trains every seed at once. With it, every plan trains its
-    first seed; a plan with no skill and no gain over the baseline's first seed drops out;
+    first seed, and one that shows no skill and no gain over the baseline by half its length
+    stops there (successive halving; statically suspected plans always finish); a plan with
+    no skill and no gain over the baseline's first seed drops out;
     the others get one more seed per round while the confirmation rule is still undecided
     (not yet met, and still reachable with the seeds left). The baseline trains each seed
     some plan needs."""
@@ -676,6 +714,7 @@ class Race:
         self.rounds = 0
         self.baseline: Variant | None = None
         self._skill: dict[tuple[int, int], float] = {}  # (id(variant), seed) -> clipped skill
+        self._now: dict[int, float] = {}  # id(variant) -> its latest clipped skill in training
         self._graphs: dict[tuple[Any, ...], Any] = {}  # traced once, reused by every round
 
     def run(self, variants: list[Variant]) -> None:
@@ -713,8 +752,12 @@ class Race:
         settings, subject = self.settings, self.subject
 
         def should_stop(i: int, log: TrainLog) -> str | None:
-            skill_now, _ = score(runs[i][0], log, subject)
-            return "early_success" if skill_now >= settings.early_success_skill else None
+            variant, job = runs[i]
+            skill_now, _ = score(variant, log, subject)
+            self._now[id(variant)] = _clipped(skill_now)
+            if skill_now >= settings.early_success_skill:
+                return "early_success"
+            return "race_halved" if self._halved(variant, job, log) else None
 
         logs = train_together([job for _, job in runs], subject.training.batch_size,
                               chunks=settings.chunks, deadline=self.deadline,
@@ -724,6 +767,17 @@ class Race:
         self.runs += runs
         self.logs += logs
 
+    def _halved(self, variant: Variant, job: TrainJob, log: TrainLog) -> bool:
+        """Successive halving within the first seed: past half its epochs, a plan no static
+        check suspects, with no skill and no gain over the baseline at that point, stops."""
+        if (not self.racing or job.seed != self.seeds[0] or variant is self.baseline
+                or variant.plan.suspect or log.epochs_run * 2 < job.epochs
+                or self.baseline is None or id(self.baseline) not in self._now):
+            return False
+        now = self._now[id(variant)]
+        return (now < self.settings.race_drop_skill
+                and now - self._now[id(self.baseline)] < self.settings.race_drop_margin)
+
     def _in_race(self, variant: Variant) -> bool:
         """After its first seed: some skill, or a gain over the baseline's first seed."""
         first = self._skill[(id(variant), self.seeds[0])]
@@ -732,9 +786,12 @@ class Race:
         keep = (first >= self.settings.race_drop_skill
                 or first - base >= self.settings.race_drop_margin)
         if not keep:
+            log = next(log for (v, job), log in zip(self.runs, self.logs, strict=True)
+                       if v is variant and job.seed == self.seeds[0])
+            when = (f"at epoch {log.epochs_run} of {variant.plan.epochs} of its first seed"
+                    if log.stopped == "race_halved" else "after its first seed")
             self.dropped[variant.plan.name] = (
-                f"after its first of {len(self.seeds)} seeds: skill {first:.2f}, no gain over "
-                "the baseline")
+                f"{when} (of {len(self.seeds)}): skill {first:.2f}, no gain over the baseline")
         return keep
 
     def _undecided(self, variant: Variant, done: int) -> bool:
@@ -766,20 +823,31 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
     race = Race(subject, settings, prep.seeds, started + settings.max_seconds, racing)
     variants = build_variants(subject, split, prep.plans)
     race.run(variants)
+    plans = list(prep.plans)
+    while time.monotonic() < race.deadline:  # the learning-rate search walks on
+        tried = {v.plan.name: _nanmean(race.skills(v)) for v in variants}
+        walked = [p for p in lr_walk(plans, tried, subject.training.learning_rate, settings)
+                  if p.name not in tried]
+        if not walked:
+            break
+        more = build_variants(subject, split, walked)
+        race.run(more)
+        variants, plans = variants + more, plans + walked
     single_skill = {v.plan.name: _nanmean(race.skills(v)) for v in variants}
     best_change = max((_clipped(value) for name, value in single_skill.items()
                        if name != keys.BASELINE), default=0.0)
     base_skill = single_skill.get(keys.BASELINE, float("nan"))
     pairs: list[Plan] = []
     if best_change < settings.pairs_below_skill and time.monotonic() < race.deadline:
-        pairs = pair_plans(prep.plans, {k: _clipped(v) for k, v in single_skill.items()},
-                           settings)
+        pairs = pair_plans(plans, {k: _clipped(v) for k, v in single_skill.items()}, settings)
     pair_variants = build_variants(subject, split, pairs) if pairs else []
     singles_trained = len(race.runs)
     if pair_variants:
         race.run(pair_variants)
     details: dict[str, Any] = {keys.VARIANTS: {}}
     record(variants + pair_variants, race, subject, metrics, details)
+    metrics["lr_search.rates"] = float(sum(p.learning_rate is not None and not p.parts
+                                           and p.optimizer is None for p in plans))
     n_seeds = len(prep.seeds)
     metrics[keys.Retrain.PAIRS_TRIED.metric] = float(len(pairs))
     metrics[keys.Retrain.PAIR_TRAININGS.metric] = float(len(race.runs) - singles_trained)
@@ -788,13 +856,12 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
     metrics["race.on"] = float(racing)
     metrics["race.rounds"] = float(race.rounds)
     metrics["race.dropped_plans"] = float(len(race.dropped))
-    metrics["variants"] = float(len(prep.plans) + len(pairs))
+    metrics["variants"] = float(len(plans) + len(pairs))
     metrics[keys.Retrain.TRAININGS.metric] = float(len(race.runs))
-    metrics[keys.Retrain.FULL_GRID_TRAININGS.metric] = float(
-        (len(prep.plans) + len(pairs)) * n_seeds)
+    metrics[keys.Retrain.FULL_GRID_TRAININGS.metric] = float((len(plans) + len(pairs)) * n_seeds)
     metrics["epochs_trained"] = float(sum(log.epochs_run for log in race.logs))
     metrics["epochs_full_grid"] = float(
-        sum((p.epochs or 0) * n_seeds for p in prep.plans + pairs))
+        sum((p.epochs or 0) * n_seeds for p in plans + pairs))
     metrics[keys.Retrain.TIME_BUDGET_HIT.metric] = float(
         any(log.stopped == "time_budget" for log in race.logs))
     return ProbeResult(probe="retrain", metrics=metrics, details=details)

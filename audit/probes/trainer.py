@@ -67,7 +67,7 @@ class TrainLog:
 
     epochs_run: int = 0
     losses: list[float] = field(default_factory=list)
-    stopped: str = "finished"  # finished | early_success | diverged | time_budget
+    stopped: str = "finished"  # finished | diverged | time_budget | what should_stop said
     outputs: np.ndarray | None = None
     weights_source: Callable[[], list[np.ndarray]] | None = field(default=None, repr=False)
     _weights: list[np.ndarray] | None = field(default=None, repr=False)
