@@ -152,3 +152,49 @@ def test_the_pair_search_takes_the_best_movers_and_the_suspects() -> None:
     assert all(p.parts for p in pairs)
     assert "nonsaturating" not in {part for p in pairs for part in p.parts}
     assert len(pair_plans(singles, skill, RetrainSettings(max_pairs=1))) == 1
+
+
+# ---------------------------------------------------------------- the learning-rate search
+
+
+def rate_plans(own: float, rates: list[float]) -> list[Plan]:
+    from audit.probes.retrain import _lr_plan
+
+    return [Plan(keys.BASELINE, "own")] + [_lr_plan(own, r, suspect=False) for r in rates]
+
+
+def test_the_rate_search_walks_down_while_training_still_diverges() -> None:
+    from audit.probes.retrain import lr_walk
+
+    settings = RetrainSettings()
+    plans = rate_plans(0.01, [0.1, 0.001])
+    nan = float("nan")
+    walked = lr_walk(plans, {keys.BASELINE: nan, plans[1].name: nan, plans[2].name: nan},
+                     0.01, settings)
+    # down one decade; never up, since a faster rate does not end a divergence
+    assert [p.learning_rate for p in walked] == [pytest.approx(1e-4)]
+    assert walked[0].tests == "lr_too_high"
+    # the next step of the walk, from the rung it just added, goes one decade farther
+    plans += walked
+    again = lr_walk(plans, {p.name: nan for p in plans}, 0.01, settings)
+    assert [p.learning_rate for p in again] == [pytest.approx(1e-5)]
+
+
+def test_the_rate_search_stops_at_skill_at_a_worse_rung_and_at_its_bounds() -> None:
+    from audit.probes.retrain import lr_walk
+
+    settings = RetrainSettings()
+    plans = rate_plans(1e-5, [1e-4, 1e-3])
+    up_near, up_far = plans[1].name, plans[2].name
+    # the farthest rate already has skill: nothing more to search
+    assert lr_walk(plans, {keys.BASELINE: 0.0, up_near: 0.1, up_far: 0.6}, 1e-5, settings) == []
+    # the farthest rate is worse than a nearer one: the search went past its best
+    assert lr_walk(plans, {keys.BASELINE: 0.0, up_near: 0.2, up_far: 0.1}, 1e-5, settings) == []
+    # still moving up and short of skill: one decade more
+    walked = lr_walk(plans, {keys.BASELINE: 0.0, up_near: 0.05, up_far: 0.2}, 1e-5, settings)
+    assert [p.learning_rate for p in walked] == [pytest.approx(1e-2)]
+    assert walked[0].tests == "lr_too_low"
+    # at most `lr_walk_decades` decades beyond the nearest rung
+    far = rate_plans(1e-5, [1e-4, 1e-3, 1e-2, 1e-1])
+    skills = {p.name: 0.01 * k for k, p in enumerate(far)}
+    assert lr_walk(far, skills, 1e-5, settings) == []

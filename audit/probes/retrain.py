@@ -233,7 +233,8 @@ def lr_walk(plans: list[Plan], skill: dict[str, float], own_lr: float,
         decades = abs(math.log10(far.learning_rate / own_lr))
         nearest = abs(math.log10(side[0].learning_rate / own_lr))
         rate = far.learning_rate * (10.0 if up else 0.1)
-        if (value(far.name) >= best and value(far.name) < settings.pairs_below_skill
+        moving = np.isfinite(value(far.name)) or not up  # a faster rate never ends divergence
+        if (moving and value(far.name) >= best and value(far.name) < settings.pairs_below_skill
                 and decades - nearest < settings.lr_walk_decades - 1e-9
                 and settings.lr_min <= rate <= settings.lr_max):
             walked.append(replace(_lr_plan(own_lr, rate, suspect=False), epochs=far.epochs))
