@@ -37,6 +37,11 @@ class Thresholds:
     restored_skill: float = 0.3  # a counterfactual must reach at least this skill...
     restored_share: float = 0.6  # ...and this share of the best variant's skill
     min_effect: float = 0.2  # mean skill gain over the baseline (skills clipped to [-1, 1])
+    #: where the data allows little (the attainable skill, by a reference learner trained on
+    #: the same rows), this share of it counts as restored and as a full effect...
+    attainable_share: float = 0.7
+    min_restored_skill: float = 0.15  # ...but never less than this skill...
+    min_effect_floor: float = 0.1  # ...or this gain over the baseline
     min_win_share: float = 0.66  # share of seeds where the counterfactual wins by `win_margin`
     win_margin: float = 0.05
     min_gain_over_original: float = 0.15  # the change must also beat the shipped model
@@ -152,6 +157,7 @@ class Outcome:
     mean_skill: float
     restored: bool
     confirmed: bool
+    attainable: float = float("nan")  # what the data allows, by a reference learner
 
     @property
     def change(self) -> str:
@@ -160,6 +166,9 @@ class Outcome:
     def evidence(self, original: float) -> dict[str, Any]:
         rate = {} if self.plan.learning_rate is None else {
             "learning_rate_tried": self.plan.learning_rate}
+        if math.isfinite(self.attainable) and self.attainable > 0:
+            rate.update(attainable_skill=round(self.attainable, 4),
+                        share_of_attainable=round(self.mean_skill / self.attainable, 2))
         return {"counterfactual": self.name, "change": self.change, **rate,
                 "skill_with_change": _round(self.skills), "skill_own_config": _round(self.baseline),
                 "skill_shipped_model": round(original, 4), "effect": round(self.effect, 4),
@@ -178,6 +187,17 @@ def _clip(value: float) -> float:
 # ---------------------------------------------------------------- counterfactual outcomes
 
 
+def bars(attainable: float, th: Thresholds = THRESHOLDS) -> tuple[float, float]:
+    """The skill that counts as restored and the gain that counts as an effect: the fixed
+    bars, or a share of the attainable skill (a reference learner's, independent of the
+    counterfactuals) where the data allows less than they ask."""
+    if not math.isfinite(attainable):
+        return th.restored_skill, th.min_effect
+    share = th.attainable_share * attainable
+    return (max(min(th.restored_skill, share), th.min_restored_skill),
+            max(min(th.min_effect, share), th.min_effect_floor))
+
+
 def counterfactual_outcomes(retrain: ProbeResult, original: float,
                             th: Thresholds = THRESHOLDS) -> list[Outcome]:
     """Each counterfactual's outcome against the baseline, seed by seed."""
@@ -190,6 +210,8 @@ def counterfactual_outcomes(retrain: ProbeResult, original: float,
     if not base_by_seed:
         return []
     best = max(float(np.mean(list(v.values()))) for v in per_seed.values())
+    attainable = retrain.get(Retrain.ATTAINABLE.metric)
+    restored_bar, effect_bar = bars(attainable, th)
     outcomes = []
     for name, by_seed in per_seed.items():
         if name == keys.BASELINE:
@@ -205,11 +227,11 @@ def counterfactual_outcomes(retrain: ProbeResult, original: float,
         d = effect / max(spread, th.min_diff_spread)
         wins = float(np.mean(diffs > th.win_margin))
         mean_skill = float(np.mean(skills))
-        restored = mean_skill >= max(th.restored_skill, th.restored_share * best)
-        confirmed = (restored and effect >= th.min_effect and wins >= th.min_win_share
+        restored = mean_skill >= max(restored_bar, th.restored_share * best)
+        confirmed = (restored and effect >= effect_bar and wins >= th.min_win_share
                      and mean_skill - _clip(original) >= th.min_gain_over_original)
         outcomes.append(Outcome(name, PlanInfo.read(name, retrain.details), skills, base, effect,
-                                wins, d, mean_skill, restored, confirmed))
+                                wins, d, mean_skill, restored, confirmed, attainable))
     return outcomes
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from audit.diagnose import THRESHOLDS, diagnose
 from audit.probes import keys
 from audit.results import ProbeResult
@@ -277,3 +279,28 @@ def test_uncut_counterfactuals_carry_no_caveat() -> None:
     d = diagnose({"data": data(), "sensitivity": sensitivity(0.0, 0.01), "retrain": whole},
                  "regression")
     assert not {"cut_short", "not_reproduced"} & set(d.findings[0].evidence)
+
+
+def test_a_weak_signal_is_judged_by_the_share_of_attainable_skill_it_recovers() -> None:
+    """95/5 labels with a weak signal: class weights lift the balanced-accuracy gain from 0 to
+    about 0.27, below the fixed bar (0.3) but most of what a reference learner gets (0.33)."""
+    weighted = DECLARED | {"class_weights": {"tests": "class_imbalance"}}
+    skills = {"baseline": [0.0, 0.0, 0.0], "class_weights": [0.27, 0.28, 0.26]}
+    fixed = retrain(**skills)
+    for name, declared in weighted.items():
+        if name in fixed.details[keys.VARIANTS]:
+            fixed.details[keys.VARIANTS][name].update(declared)
+    results = {"data": data(), "sensitivity": sensitivity(0.0, 0.05), "retrain": fixed}
+    assert not diagnose(results, "binary").findings[0].confirmed  # against the fixed bar
+    fixed.metrics[keys.Retrain.ATTAINABLE.metric] = 0.33
+    d = diagnose(results, "binary")
+    assert d.primary_fault == "class_imbalance" and d.findings[0].confirmed
+    assert d.findings[0].evidence["share_of_attainable"] == pytest.approx(0.82, abs=0.01)
+    # a reference learner that gets more leaves the fixed bar in place
+    fixed.metrics[keys.Retrain.ATTAINABLE.metric] = 0.9
+    assert not diagnose(results, "binary").findings[0].confirmed
+    # and noise is never a recovery, however little the data allows
+    noise = retrain(baseline=[0.0, 0.0, 0.0], lr_up_x10=[0.08, 0.09, 0.07])
+    noise.metrics[keys.Retrain.ATTAINABLE.metric] = 0.1
+    quiet = {"data": data(), "sensitivity": sensitivity(0.0, 0.05), "retrain": noise}
+    assert not diagnose(quiet, "binary").findings[0].confirmed

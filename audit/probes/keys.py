@@ -91,6 +91,8 @@ class Retrain:
     FULL_GRID_TRAININGS = Key("retrain", "trainings_full_grid")  # what racing chose from
     BASELINE_REPRODUCES = Key("retrain", "baseline.reproduces")  # own config still fails
     CUT_BY_BUDGET = Key("retrain", "length.cut_by_budget")
+    LINEAR_REFERENCE = Key("retrain", "reference.linear_skill")  # what a linear learner gets
+    ATTAINABLE = Key("retrain", "reference.attainable_skill")  # the best reference learner
     LENGTH_STEPS = Key("retrain", "length.steps")
     WANTED_STEPS = Key("retrain", "length.wanted_steps")
     PAIRS_TRIED = Key("retrain", "pairs.tried")
