@@ -12,6 +12,12 @@ gain for classes). Every run trains on the same 75% of the scenario's rows and i
   about 8 positives there, so it is noisy), and
 - `fresh`: 4,000 new rows from the scenario's generator (the skill the data really allows).
 
+Each scenario also gets a `reference` row: `audit.probes.reference.linear_reference` (a
+ridge or class-balanced logistic fit in numpy) on the same training rows, scored on `val` and
+`fresh`, i.e. the attainable skill the engine can judge a fix against. The last lines time the
+reference on 2,000 x 100 rows (regression, binary, 4 classes; median of 5) against one
+`numpy.linalg.lstsq` on the same design, measured in the same run.
+
 Lengths are in optimizer steps, planned from the original training as the engine plans them
 (epochs x rows / batch of the full data), so "as long as the original" is the same number of
 steps on the smaller training split. The claims the scenarios make are checked on `fresh`
@@ -23,7 +29,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +42,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit import zoo
+from audit.inputs import InputArray, Inputs
 from audit.probes.outcomes import Head, skill
+from audit.probes.reference import linear_reference
 
 FRESH_ROWS = 4000
 TRAIN_SHARE = 0.75
@@ -150,6 +160,43 @@ def train_and_score(case: Case, variant: Variant, seed: int, split: dict[str, np
     return steps, scores[0], scores[1]
 
 
+def _inputs(x: np.ndarray) -> Inputs:
+    return Inputs((InputArray("x", "numeric", x, tuple(f"x{j}" for j in range(x.shape[1]))),))
+
+
+def reference_scores(case: Case, split: dict[str, np.ndarray]) -> tuple[float, float]:
+    """The linear reference's (val, fresh) skill, fitted on the training rows."""
+    n_classes = 2 if case.task == "binary" else 0
+    return tuple(linear_reference(_inputs(split["x_train"]), split["y_train"],
+                                  _inputs(split[f"x_{part}"]), split[f"y_{part}"], case.task,
+                                  n_classes) for part in ("val", "fresh"))
+
+
+def reference_timing(repeats: int = 5) -> list[str]:
+    """Seconds per reference fit on 2,000 x 100 rows vs one lstsq on the same design."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (2500, 100))
+    targets = {"regression": (x @ rng.normal(0, 1, 100) + rng.normal(0, 3, 2500), 0),
+               "binary": ((x[:, 0] + rng.normal(0, 1, 2500) > 0) * 1.0, 2),
+               "multiclass": (np.argmax(x[:, :4] + rng.normal(0, 1, (2500, 4)), axis=1), 4)}
+    train, val = _inputs(x[:2000]), _inputs(x[2000:])
+    design = np.hstack([x[:2000], np.ones((2000, 1))])
+    lines = []
+    for task, (y, n_classes) in targets.items():
+        ours, base = [], []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            linear_reference(train, y[:2000], val, y[2000:], task, n_classes)
+            ours.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            np.linalg.lstsq(design, y[:2000].astype(np.float64), rcond=None)
+            base.append(time.perf_counter() - started)
+        o, b = statistics.median(ours), statistics.median(base)
+        lines.append(f"reference_time_{task}: {b / o:.2f} x (ours {o:.3g} s vs baseline "
+                     f"{b:.3g} s)  [baseline: one lstsq on the 2000 x 101 design]")
+    return lines
+
+
 def make_split(case: Case) -> dict[str, np.ndarray]:
     """The scenario's rows (as the zoo builds them) split 75/25, plus fresh rows."""
     x, y = case.data(case.rows, case.data_seed)
@@ -164,6 +211,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--names", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--reference-only", action="store_true",
+                        help="only the reference rows and timing (no Keras training)")
     args = parser.parse_args()
 
     fresh: dict[tuple[str, str], list[float]] = {}
@@ -171,12 +220,18 @@ def main() -> int:
     for name in args.names:
         case = CASES[name]
         split = make_split(case)
-        for variant in case.variants:
+        ref_val, ref_fresh = reference_scores(case, split)
+        print(f"{name:38} {'linear reference':30} {'':>7} {'':>5} {'':>4} {ref_val:8.3g} "
+              f"{ref_fresh:8.3g}", flush=True)
+        for variant in () if args.reference_only else case.variants:
             for seed in args.seeds:
                 steps, val, new = train_and_score(case, variant, seed, split)
                 fresh.setdefault((name, variant.name), []).append(new)
                 print(f"{name:38} {variant.name:30} {variant.lr:7.0e} {steps:5d} {seed:4d} "
                       f"{val:8.3g} {new:8.3g}", flush=True)
+    print()
+    for line in reference_timing():
+        print(line)
     failed = 0
     print("\nclaims (fresh rows, every seed):")
     for name, variant, holds, says in CLAIMS:

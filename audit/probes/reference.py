@@ -31,7 +31,8 @@ class ReferenceSettings:
     max_columns: int = 1024  # design width cap (an input wider than its share is pooled)
     max_categories: int = 200  # one-hot columns per categorical input (most frequent values)
     token_buckets: int = 256  # hashed bag-of-ids width per token input
-    ridge: float = 1e-3  # ridge lambda as a share of the mean feature variance (trace / d)
+    #: ridge penalties tried (x the mean column variance, trace / d); GCV picks one
+    ridge_grid: tuple[float, ...] = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
     l2: float = 1e-3  # logistic regression's L2 penalty per row
     newton_steps: int = 30  # Newton iterations (two classes, a narrow design)
     newton_max_columns: int = 256  # wider designs take gradient steps (a d x d solve each)
@@ -129,13 +130,28 @@ def design(x_train: Inputs, x_val: Inputs,
 
 
 def _ridge(a: np.ndarray, y: np.ndarray, settings: ReferenceSettings) -> np.ndarray:
-    """Closed-form ridge (the intercept, last column, unpenalized)."""
-    gram = a.T @ a
-    d = a.shape[1]
-    lam = settings.ridge * max(float(np.trace(gram[:-1, :-1])) / max(d - 1, 1), 1e-12)
-    penalty = np.full(d, lam)
-    penalty[-1] = 0.0
-    return np.linalg.lstsq(gram + np.diag(penalty) + 1e-12 * np.eye(d), a.T @ y, rcond=None)[0]
+    """Ridge regression with an unpenalized intercept (the last column), its penalty chosen
+    by generalized cross-validation over `settings.ridge_grid` (x the mean column variance)
+    from one thin SVD: with as many columns as rows a fixed small penalty overfits, and the
+    reference must not understate what the data allows."""
+    x = a[:, :-1]
+    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - x_mean, y - y_mean
+    n = len(xc)
+    u, sv, vt = np.linalg.svd(xc, full_matrices=False)
+    uty = u.T @ yc
+    scale = max(float(np.sum(sv**2)) / max(x.shape[1], 1), 1e-12)  # trace / d of x'x
+    best, best_score = settings.ridge_grid[0] * scale, np.inf
+    for factor in settings.ridge_grid:
+        lam = factor * scale
+        shrink = sv**2 / (sv**2 + lam)
+        residual = float(np.sum(yc**2) - np.sum((1 - (1 - shrink) ** 2)[:, None] * uty**2))
+        dof = float(np.sum(shrink))
+        score = residual / max(1.0 - dof / n, 1e-6) ** 2
+        if score < best_score:
+            best, best_score = lam, score
+    w = vt.T @ ((sv / (sv**2 + best))[:, None] * uty)
+    return np.vstack([w, (y_mean - x_mean @ w)[None, :]])
 
 
 def _logistic(a: np.ndarray, y: np.ndarray, n_classes: int,
