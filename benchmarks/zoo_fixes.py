@@ -124,6 +124,14 @@ CLAIMS: list[tuple[str, str, Callable[[float], bool], str]] = [
 ]
 
 
+def balanced_weights(y: np.ndarray) -> np.ndarray:
+    """Per-row weights n / (2 * count of the row's class): each class weighs half (what the
+    retrain probe's `class_weights` change does)."""
+    labels = y.astype(np.int64)
+    counts = np.bincount(labels)
+    return (len(labels) / (len(counts) * counts))[labels].astype(np.float32)
+
+
 def _model(case: Case, d: int) -> object:
     return zoo._mlp(d, case.hidden, 1, "sigmoid" if case.task == "binary" else None)
 
@@ -145,7 +153,7 @@ def train_and_score(case: Case, variant: Variant, seed: int, split: dict[str, np
     keras.utils.set_random_seed(seed)
     x, y = split["x_train"], split["y_train"]
     steps = max(1, round(variant.epochs * case.rows / case.batch))
-    weights = zoo.balanced_weights(y) if variant.weighted else None
+    weights = balanced_weights(y) if variant.weighted else None
     fx, fy, fw = _steps_feed(x, y, weights, steps, case.batch, np.random.default_rng(seed))
     model = _model(case, x.shape[1])
     model.compile(optimizer=zoo._opt(variant.optimizer, variant.lr), loss=case.loss)
