@@ -134,6 +134,10 @@ def test_non_finite_values_become_zero_after_standardizing() -> None:
     a_train, a_val = design(numeric(x), numeric(x))
     assert np.all(np.isfinite(a_train)) and np.all(np.isfinite(a_val))
     assert a_train[3, 0] == 0.0 and a_train[5, 1] == 0.0  # exact: set to zero, not computed
+    # the other rows are standardized by the finite values of their column
+    for col, bad in ((0, 3), (1, 5)):
+        rest = np.delete(a_train[:, col], bad)
+        assert abs(rest.mean()) < 1e-9 and abs(rest.std() - 1) < 1e-9
 
 
 def test_it_says_nan_when_it_cannot_say() -> None:

@@ -14,6 +14,7 @@ to a fixed width, so the cost stays near that of a small dense fit.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,9 +57,11 @@ class _Encoder:
             if flat.shape[1] > width:
                 self.pool = (np.arange(width) * flat.shape[1]) // width
                 flat = _pooled(flat, self.pool)
-            with np.errstate(all="ignore"):
-                self.mean = np.nanmean(flat, axis=0) if n else np.zeros(flat.shape[1])
-                std = np.nanstd(flat, axis=0) if n else np.ones(flat.shape[1])
+            finite = np.where(np.isfinite(flat), flat, np.nan)  # one inf spoils no column
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+                self.mean = np.nanmean(finite, axis=0) if n else np.zeros(flat.shape[1])
+                std = np.nanstd(finite, axis=0) if n else np.ones(flat.shape[1])
             self.mean = np.where(np.isfinite(self.mean), self.mean, 0.0)
             self.std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
         elif self.kind == "categorical":
