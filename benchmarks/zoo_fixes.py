@@ -14,9 +14,10 @@ gain for classes). Every run trains on the same 75% of the scenario's rows and i
 
 Each scenario also gets a `reference` row: `audit.probes.reference.linear_reference` (a
 ridge or class-balanced logistic fit in numpy) on the same training rows, scored on `val` and
-`fresh`, i.e. the attainable skill the engine can judge a fix against. The last lines time the
+`fresh`, i.e. the attainable skill the engine can judge a fix against. The first lines time the
 reference on 2,000 x 100 rows (regression, binary, 4 classes; median of 5) against one
-`numpy.linalg.lstsq` on the same design, measured in the same run.
+`numpy.linalg.lstsq` on the same design, measured in the same run, with numpy's BLAS on one
+thread (`OPENBLAS_NUM_THREADS=1` unless set, as in a Ray worker).
 
 Lengths are in optimizer steps, planned from the original training as the engine plans them
 (epochs x rows / batch of the full data), so "as long as the original" is the same number of
@@ -36,9 +37,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# numpy's BLAS on one thread, as in a Ray worker (Ray sets OMP_NUM_THREADS=1): on a loaded
+# 2-core machine a multi-threaded BLAS call was measured stalling for about a second
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit import zoo
@@ -223,6 +228,10 @@ def main() -> int:
                         help="only the reference rows and timing (no Keras training)")
     args = parser.parse_args()
 
+    # timed first: after Keras has trained in this process its idle threads slow numpy's BLAS
+    for line in reference_timing():
+        print(line)
+    print()
     fresh: dict[tuple[str, str], list[float]] = {}
     print(f"{'scenario':38} {'variant':30} {'lr':>7} {'steps':>5} seed {'val':>8} {'fresh':>8}")
     for name in args.names:
@@ -237,9 +246,6 @@ def main() -> int:
                 fresh.setdefault((name, variant.name), []).append(new)
                 print(f"{name:38} {variant.name:30} {variant.lr:7.0e} {steps:5d} {seed:4d} "
                       f"{val:8.3g} {new:8.3g}", flush=True)
-    print()
-    for line in reference_timing():
-        print(line)
     failed = 0
     print("\nclaims (fresh rows, every seed):")
     for name, variant, holds, says in CLAIMS:
