@@ -93,6 +93,47 @@ def _smooth_regression(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return x, y.astype(np.float32)
 
 
+def shared_factor_regression(n: int, seed: int, d: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """`d` features that each look standardized (|mean| <= 0.2 + sampling, std about 1.75)
+    but share one factor, so the input covariance has one eigenvalue near 1450: plain SGD
+    diverges above a rate of about 1/1450 although no single feature looks unscaled. The
+    target is linear in the features (their mean plus noise), R^2 about 0.9 attainable.
+    The features' loadings and means are fixed; `seed` draws the rows."""
+    layout = np.random.default_rng(2026)
+    loading = layout.uniform(1.65, 1.75, d)
+    mean = layout.uniform(-0.2, 0.2, d)
+    rng = np.random.default_rng(seed)
+    factor = rng.normal(0, 1, (n, 1))
+    factor -= factor.mean()  # the factor shifts every feature's mean at once: keep it at 0
+    x = mean + factor * loading + rng.normal(0, 0.35, (n, d))
+    y = x.mean(axis=1) + rng.normal(0, 0.5, n)
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def wavy_regression(n: int, seed: int, d: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """A nonlinear target of standardized inputs with a higher frequency and an offset (mean
+    about 0.6, std about 1.5): a small MLP needs a few hundred optimizer steps at a typical
+    rate to fit it. The target function is fixed; `seed` draws the rows."""
+    w = np.random.default_rng(77).normal(0, 1, d) / np.sqrt(d)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (n, d)).astype(np.float32)
+    y = np.tanh(2 * x @ w) + 0.5 * np.sin(2 * x[:, 0]) + rng.normal(0, 0.05, n)
+    return x, (1.5 * y + 0.8).astype(np.float32)
+
+
+def weak_signal_binary(n: int, seed: int, positives: float,
+                       d: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Positives shifted by 1.1 standard deviations along two of `d` standard normal
+    features: the best balanced accuracy gain is about 0.42 (2 * Phi(0.55) - 1). At 5%
+    positives the posterior never reaches 0.5, so plain cross-entropy predicts the majority."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < positives).astype(np.int64)
+    shift = np.zeros(d)
+    shift[:2] = 1.1 / np.sqrt(2)
+    x = rng.normal(0, 1, (n, d)) + y[:, None] * shift
+    return x.astype(np.float32), y.astype(np.float32)
+
+
 # ---------------------------------------------------------------- models
 
 
@@ -116,7 +157,19 @@ def _fit(model: Any, x: np.ndarray, y: np.ndarray, optimizer: Any, loss: str, ep
 def _opt(name: str, lr: float) -> Any:
     import keras
 
-    return {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[name](learning_rate=lr)
+    return {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
+            "rmsprop": keras.optimizers.RMSprop}[name](learning_rate=lr)
+
+
+def _fit_repeated(model: Any, x: np.ndarray, y: np.ndarray, optimizer: Any, loss: str,
+                  epochs: int, batch_size: int = 32) -> dict[str, Any]:
+    """`epochs` passes over the rows as one shuffled pass over the rows repeated `epochs`
+    times: the same optimizer steps (up to the last partial batch of each epoch) without
+    Keras' per-epoch overhead, so a 200-epoch model builds in seconds."""
+    model.compile(optimizer=optimizer, loss=loss)
+    model.fit(np.tile(x, (epochs, 1)), np.tile(y, epochs), epochs=1, batch_size=batch_size,
+              shuffle=True, verbose=0)
+    return {"epochs": epochs, "batch_size": batch_size}
 
 
 # ---------------------------------------------------------------- scenarios
@@ -299,6 +352,67 @@ def binary_constant_label() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]
     return model, x, y, _fit(model, x, y, _opt("adam", 1e-3), "binary_crossentropy", 10)
 
 
+#: the new scenarios' sizes and rates, shared with benchmarks/zoo_fixes.py, which trains their
+#: fixes and "not enough" variants
+SHARED_FACTOR_ROWS, SHARED_FACTOR_EPOCHS = 600, 20
+WAVY_ROWS, WAVY_EPOCHS, WAVY_BATCH, WAVY_HIDDEN = 200, 200, 64, [16]
+WEAK_ROWS, WEAK_EPOCHS, WEAK_HIDDEN = 600, 30, [8]
+
+
+def _shared_factor_linear(lr: float) -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    x, y = shared_factor_regression(SHARED_FACTOR_ROWS, seed=20)
+    model = _mlp(x.shape[1], [], 1, None)
+    return model, x, y, _fit_repeated(model, x, y, _opt("sgd", lr), "mse",
+                                      SHARED_FACTOR_EPOCHS)
+
+
+def linear_sgd_diverges() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Dense(1) under SGD(0.01) on 500 correlated, individually scaled features: diverges
+    (and still does at 0.001); 1e-4 and 1e-5 fit."""
+    return _shared_factor_linear(0.01)
+
+
+def linear_sgd_small_rate_healthy() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    return _shared_factor_linear(1e-4)
+
+
+def _wavy_rmsprop(lr: float) -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    x, y = wavy_regression(WAVY_ROWS, seed=21)
+    model = _mlp(x.shape[1], WAVY_HIDDEN, 1, None)
+    return model, x, y, _fit_repeated(model, x, y, _opt("rmsprop", lr), "mse", WAVY_EPOCHS,
+                                      WAVY_BATCH)
+
+
+def regression_rmsprop_long_low_rate() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """RMSprop at 1e-5 (100x below typical) for 200 epochs on 200 rows: fails; 1e-3 for the
+    same steps fits, 1e-3 for 30 epochs does not yet."""
+    return _wavy_rmsprop(1e-5)
+
+
+def regression_rmsprop_long_healthy() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    return _wavy_rmsprop(1e-3)
+
+
+def _weak_signal(positives: float, seed: int) -> tuple[Any, np.ndarray, np.ndarray,
+                                                       dict[str, Any]]:
+    x, y = weak_signal_binary(WEAK_ROWS, seed=seed, positives=positives)
+    model = _mlp(x.shape[1], WEAK_HIDDEN, 1, "sigmoid")
+    return model, x, y, _fit_repeated(model, x, y, _opt("adam", 1e-3), "binary_crossentropy",
+                                      WEAK_EPOCHS)
+
+
+def binary_weak_signal_imbalanced() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """5% positives with a weak signal under plain cross-entropy: predicts the majority;
+    balanced class weights recover most of the attainable skill."""
+    return _weak_signal(0.05, seed=22)
+
+
+def binary_weak_signal_balanced_healthy() -> tuple[Any, np.ndarray, np.ndarray,
+                                                   dict[str, Any]]:
+    """The same weak signal at 50/50: modest skill, but all the data allows."""
+    return _weak_signal(0.5, seed=23)
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in [
@@ -351,6 +465,22 @@ SCENARIOS: dict[str, Scenario] = {
                  multiclass_near_integer_labels),
         Scenario("binary_constant_label", "regression", "bad_data",
                  "every label is 1, sigmoid + binary cross-entropy", binary_constant_label),
+        Scenario("linear_sgd_diverges", "regression", "lr_too_high",
+                 "Dense(1), SGD(0.01), 500 scaled but strongly correlated features",
+                 linear_sgd_diverges),
+        Scenario("linear_sgd_small_rate_healthy", "regression", None,
+                 "the same data and Dense(1) under SGD(1e-4)", linear_sgd_small_rate_healthy),
+        Scenario("regression_rmsprop_long_low_rate", "regression", "lr_too_low",
+                 "one ReLU layer, RMSprop(1e-5), 200 epochs on 200 rows",
+                 regression_rmsprop_long_low_rate),
+        Scenario("regression_rmsprop_long_healthy", "regression", None,
+                 "the same model under RMSprop(1e-3), 200 epochs",
+                 regression_rmsprop_long_healthy),
+        Scenario("binary_weak_signal_imbalanced", "binary", "class_imbalance",
+                 "5% positives, a weak signal, plain cross-entropy",
+                 binary_weak_signal_imbalanced),
+        Scenario("binary_weak_signal_balanced_healthy", "binary", None,
+                 "the same weak signal with 50/50 labels", binary_weak_signal_balanced_healthy),
         Scenario("structured_healthy", "binary", None,
                  "named inputs age/income (Normalization) and city (StringLookup), Adam",
                  zoo_shapes.structured_healthy, "structured"),
