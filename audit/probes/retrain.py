@@ -38,6 +38,7 @@ from audit.probes.config import head_problem
 from audit.probes.data import DataSettings, label_checks
 from audit.probes.ensemble import dense_stack
 from audit.probes.outcomes import Head
+from audit.probes.reference import linear_reference
 from audit.probes.tfutil import (
     carry_state,
     clone_with_state,
@@ -816,6 +817,13 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
                                  "train_rows": float(len(split.x_train)),
                                  "validation_rows": float(len(split.x_val)),
                                  **prep.length.metrics()}
+    # what the data allows, by a linear learner on the same rows: the yardstick a weak
+    # signal's counterfactuals are judged by, and a healthy model's headroom
+    reference = linear_reference(split.x_train, split.y_train, split.x_val, split.y_val,
+                                 subject.task, subject.n_classes)
+    metrics[keys.Retrain.LINEAR_REFERENCE.metric] = reference
+    metrics[keys.Retrain.ATTAINABLE.metric] = reference
+    metrics["reference.headroom"] = reference - _clipped(prep.original_skill)
     if settings.skip_when_healthy and prep.healthy:
         metrics[keys.Retrain.SKIPPED.metric] = 1.0
         return ProbeResult(probe="retrain", metrics=metrics,
