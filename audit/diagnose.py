@@ -108,6 +108,7 @@ RULES: dict[str, Rule] = {
     "optimizer_stalled": Rule("config"),
     "undertrained": Rule("config"),
 }
+RATE_FAULTS = frozenset({"lr_too_high", "lr_too_low"})  # what a rate rung of the search tests
 SYMPTOM_PROBE = "sensitivity"  # flat_output and no_skill are measured there
 
 
@@ -380,7 +381,16 @@ class Counterfactuals:
         """The control's outcome when it restores skill too (so the second thing the change
         moves is the cause), else None. For a pair, the control is paired with the partner."""
         control = outcome.plan.control
-        if control is None or control == keys.BASELINE:
+        if control is None:
+            return None
+        if partner is None and outcome.plan.learning_rate is not None:
+            # a change that also moves the rate (Adam): the model's own optimizer at any rate
+            # the search tried is a control too; the best one that restores explains it
+            rungs = [o for o in self.by_name.values() if o.restored and not o.plan.parts
+                     and o.plan.tests in RATE_FAULTS]
+            if rungs:
+                return max(rungs, key=lambda o: o.mean_skill)
+        if control == keys.BASELINE:
             return None  # the baseline never restores when the change is confirmed
         names = [control] if partner is None else [keys.pair_name(control, partner),
                                                    keys.pair_name(partner, control)]
@@ -393,8 +403,10 @@ class Counterfactuals:
         fault speaks for the fault it also fixes with the most static support."""
         control = self.control_restored(outcome, partner)
         if control is not None:
-            tested = self.by_name.get(outcome.plan.control or "")
-            return tested.plan.tests if tested else control.plan.tests
+            if control.plan.tests:
+                return control.plan.tests
+            tested = self.by_name.get(outcome.plan.control or "")  # a pair: its single control
+            return tested.plan.tests if tested else None
         if outcome.plan.tests:
             return outcome.plan.tests
         backed = [f for f in outcome.plan.also_fixes
@@ -439,10 +451,21 @@ def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dic
             by_fault[fault] = Candidate(fault, score, confirmed, outcome, sup, static, **more)
 
     singles = [o for o in outcomes if not o.plan.parts]
+    # a confirmed change whose confirmed control restores too (Adam, and the own optimizer at
+    # another rate) is the control's evidence: the finding is the control's, naming the change
+    explains: dict[str, dict[str, Any]] = {}
     for outcome in singles:
-        if not outcome.confirmed:
+        control = cf.control_restored(outcome) if outcome.confirmed else None
+        if control is not None and control.confirmed and control.plan.tests:
+            explains.setdefault(control.name, {})[outcome.name] = {
+                "change": outcome.change, "skill": round(outcome.mean_skill, 4)}
+    explained = {name for found in explains.values() for name in found}
+    for outcome in singles:
+        if not outcome.confirmed or outcome.name in explained:
             continue
         extra = cf.controls(outcome, outcome.baseline)
+        if outcome.name in explains:
+            extra["also_restored_by"] = explains[outcome.name]
         fault = cf.fault_of(outcome)
         if fault:
             offer(fault, outcome.effect, True, outcome, extra=extra)

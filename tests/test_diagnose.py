@@ -155,7 +155,7 @@ def with_declared(result: ProbeResult, name: str, **declared: object) -> ProbeRe
 
 def test_adam_is_blamed_only_when_the_own_optimizer_at_its_typical_rate_fails() -> None:
     """SGD at 250x its typical rate: Adam (which also moves the rate) and SGD at the typical
-    rate both restore the model, so the rate is the cause and the evidence shows the control."""
+    rate both restore the model, so the rate is the cause, and its finding names Adam."""
     runs = retrain(baseline=[0.0, 0.0, 0.0], adam=[0.95, 0.95, 0.94],
                    **{"lr_down_x0.004": [0.8, 0.82, 0.81]})
     with_declared(runs, "adam", control="lr_down_x0.004")
@@ -165,8 +165,10 @@ def test_adam_is_blamed_only_when_the_own_optimizer_at_its_typical_rate_fails() 
     d = diagnose(results, "regression")
     assert d.primary_fault == "lr_too_high"
     assert "optimizer_stalled" not in {f.fault for f in d.findings if f.severity != "info"}
-    control = d.findings[0].evidence["controls"]["lr_down_x0.004"]
-    assert control["restored"] is True and control["skill"] > 0.8
+    # the finding is the rate's own counterfactual, naming the change its control explains
+    evidence = d.findings[0].evidence
+    assert evidence["counterfactual"] == "lr_down_x0.004"
+    assert evidence["also_restored_by"]["adam"]["skill"] > 0.9
     # the same, but the own optimizer at its typical rate still fails: the optimizer stalls
     runs = retrain(baseline=[0.0, 0.0, 0.0], adam=[0.95, 0.95, 0.94],
                    **{"lr_down_x0.004": [0.02, 0.0, 0.01]})
@@ -304,3 +306,23 @@ def test_a_weak_signal_is_judged_by_the_share_of_attainable_skill_it_recovers() 
     noise.metrics[keys.Retrain.ATTAINABLE.metric] = 0.1
     quiet = {"data": data(), "sensitivity": sensitivity(0.0, 0.05), "retrain": noise}
     assert not diagnose(quiet, "binary").findings[0].confirmed
+
+
+def test_any_rate_the_search_tried_is_adams_control() -> None:
+    """SGD diverging at its typical rate: Adam(1e-3) restores it, and so does SGD two decades
+    lower, found by the rate search. The rate is the cause, not the optimizer."""
+    runs = retrain(baseline=[float("nan")] * 3, adam=[0.84, 0.86, 0.83],
+                   **{"lr_down_x0.1": [-1.0, -1.0, -1.0], "lr_down_x0.01": [0.85, 0.86, 0.81]})
+    with_declared(runs, "adam", control="baseline", learning_rate=1e-3)
+    with_declared(runs, "lr_down_x0.1", tests="lr_too_high", learning_rate=1e-3)
+    with_declared(runs, "lr_down_x0.01", tests="lr_too_high", learning_rate=1e-4)
+    results = {"data": data(), "config": config(optimizer_is_sgd=1.0),
+               "sensitivity": sensitivity(0.0, 0.01), "retrain": runs}
+    d = diagnose(results, "regression")
+    assert d.primary_fault == "lr_too_high"
+    top = d.findings[0].evidence
+    assert (top["counterfactual"], top["learning_rate_tried"]) == ("lr_down_x0.01", 1e-4)
+    assert "optimizer_stalled" not in {f.fault for f in d.findings if f.severity != "info"}
+    # without a rate that works, Adam's win is the optimizer's
+    runs.metrics.update({keys.seed_skill("lr_down_x0.01", s): -1.0 for s in range(3)})
+    assert diagnose(results, "regression").primary_fault == "optimizer_stalled"

@@ -716,6 +716,7 @@ class Race:
         self.rounds = 0
         self.baseline: Variant | None = None
         self._skill: dict[tuple[int, int], float] = {}  # (id(variant), seed) -> clipped skill
+        self._raw: dict[tuple[int, int], float] = {}  # the same, unclipped (NaN: diverged)
         self._now: dict[int, float] = {}  # id(variant) -> its latest clipped skill in training
         self._graphs: dict[tuple[Any, ...], Any] = {}  # traced once, reused by every round
 
@@ -735,9 +736,11 @@ class Race:
                 break
             self._round(alive, seed)
 
-    def skills(self, variant: Variant) -> list[float]:
-        return [self._skill[(id(variant), s)] for s in self.seeds if (id(variant), s) in
-                self._skill]
+    def skills(self, variant: Variant, raw: bool = False) -> list[float]:
+        """The variant's skill per seed trained: clipped to [-1, 1] (a diverged seed counts
+        0), or `raw` (NaN where it diverged)."""
+        table = self._raw if raw else self._skill
+        return [table[(id(variant), s)] for s in self.seeds if (id(variant), s) in table]
 
     def _round(self, variants: list[Variant], seed: int) -> None:
         pending = [(v, seed) for v in variants if (id(v), seed) not in self._skill]
@@ -765,7 +768,9 @@ class Race:
                               chunks=settings.chunks, deadline=self.deadline,
                               should_stop=should_stop, graphs=self._graphs)
         for (variant, job), log in zip(runs, logs, strict=True):
-            self._skill[(id(variant), job.seed)] = _clipped(score(variant, log, subject)[0])
+            raw = score(variant, log, subject)[0]
+            self._raw[(id(variant), job.seed)] = raw
+            self._skill[(id(variant), job.seed)] = _clipped(raw)
         self.runs += runs
         self.logs += logs
 
@@ -834,7 +839,7 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
     race.run(variants)
     plans = list(prep.plans)
     while time.monotonic() < race.deadline:  # the learning-rate search walks on
-        tried = {v.plan.name: _nanmean(race.skills(v)) for v in variants}
+        tried = {v.plan.name: _diverged_nan(race.skills(v, raw=True)) for v in variants}
         walked = [p for p in lr_walk(plans, tried, subject.training.learning_rate, settings)
                   if p.name not in tried]
         if not walked:
@@ -906,6 +911,11 @@ def record(variants: list[Variant], race: Race, subject: Subject, metrics: dict[
             "final_loss": [log.losses[-1] if log.losses else None for _, log in mine],
             **({"dropped": race.dropped[plan.name]} if plan.name in race.dropped else {}),
         }
+
+
+def _diverged_nan(values: list[float]) -> float:
+    """The mean skill, NaN when any seed diverged (the rate search reads divergence)."""
+    return float(np.mean(values)) if values and np.isfinite(values).all() else float("nan")
 
 
 def _nanmean(values: Any) -> float:
