@@ -108,7 +108,6 @@ RULES: dict[str, Rule] = {
     "optimizer_stalled": Rule("config"),
     "undertrained": Rule("config"),
 }
-RATE_FAULTS = frozenset({"lr_too_high", "lr_too_low"})  # what a rate rung of the search tests
 SYMPTOM_PROBE = "sensitivity"  # flat_output and no_skill are measured there
 
 
@@ -384,10 +383,13 @@ class Counterfactuals:
         if control is None:
             return None
         if partner is None and outcome.plan.learning_rate is not None:
-            # a change that also moves the rate (Adam): the model's own optimizer at any rate
-            # the search tried is a control too; the best one that restores explains it
+            # a change that also moves the rate (Adam, whose steps its rate bounds): the model's
+            # own optimizer at any lower rate the search tried is a control too, and the best
+            # one that restores explains it (the steps were too big). A higher own rate that
+            # works as well leaves the typical-rate control alone in charge: a stall at the
+            # family's typical rate is the optimizer's, by convention
             rungs = [o for o in self.by_name.values() if o.restored and not o.plan.parts
-                     and o.plan.tests in RATE_FAULTS]
+                     and o.plan.tests == "lr_too_high"]
             if rungs:
                 return max(rungs, key=lambda o: o.mean_skill)
         if control == keys.BASELINE:

@@ -558,13 +558,48 @@ def _arrow(values: np.ndarray) -> Any:
     return pa.array(values)
 
 
-def build_zoo(folder: Path, names: list[str] | None = None) -> list[ZooCase]:
-    """Build the named scenarios (all by default) into `folder`."""
+def build_zoo(folder: Path, names: list[str] | None = None, workers: int = 1) -> list[ZooCase]:
+    """Build the named scenarios (all by default) into `folder`, in `workers` processes (each
+    scenario seeds itself, so where it is built does not change it)."""
     unknown = sorted(set(names or []) - set(SCENARIOS))
     if unknown:
         raise KeyError(f"unknown scenarios {unknown}; valid names are {list(SCENARIOS)}")
-    chosen = [SCENARIOS[n] for n in names] if names else list(SCENARIOS.values())
-    return [build_scenario(s, Path(folder)) for s in chosen]
+    chosen = list(names) if names else list(SCENARIOS)
+    return _map(_build_named, [(n, Path(folder)) for n in chosen], workers)
+
+
+def audit_zoo(cases: list[ZooCase], seed: int = 0, workers: int = 1) -> dict[str, Any]:
+    """Every case audited as built (all probes, the default budget) under `seed`, in `workers`
+    processes: {name: CaseReport}. The suite and the stability benchmark use it; a fleet runs
+    on Ray (`audit run`)."""
+    from audit.spec import CaseSpec
+
+    specs = [(CaseSpec(**case.spec_fields(), seed=seed),) for case in cases]
+    reports = _map(_audit, specs, workers)
+    return {case.name: report for case, report in zip(cases, reports, strict=True)}
+
+
+def _build_named(name: str, folder: Path) -> ZooCase:
+    return build_scenario(SCENARIOS[name], folder)
+
+
+def _audit(spec: Any) -> Any:
+    from audit.engine import audit_case
+
+    return audit_case(spec)
+
+
+def _map(fn: Callable[..., Any], calls: list[tuple[Any, ...]], workers: int) -> list[Any]:
+    """`fn(*args)` for every call, in order: here, or spread over `workers` fresh processes
+    (spawned, so none inherits this one's TensorFlow state)."""
+    if workers <= 1 or len(calls) <= 1:
+        return [fn(*args) for args in calls]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=context) as pool:
+        return list(pool.map(fn, *zip(*calls, strict=True)))
 
 
 def write_tiny_case(folder: Path) -> tuple[Path, Path]:

@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 LINES = {"audit_vs_one_fit_wide": ((256, 256), 20_000),
          "audit_vs_one_fit_large": ((1024, 1024, 1024), 50_000)}
 RATE = 1e-9  # Adam's rate: far too low for any of these models to learn in 10 epochs
-TABLE_WIDTHS = ((32, 32), (256, 256), (1024, 1024))
+TABLE_WIDTHS = ((32, 32), (256, 256), (1024, 1024, 1024))
 TABLE_ROWS = (2_000, 200_000, 2_000_000)
 
 

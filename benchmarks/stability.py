@@ -3,7 +3,7 @@ three seeds (the suite covers the plain-MLP ones, tests/test_zoo_stability.py; t
 conv, recurrent, two-head and export scenarios too), and the confidence calibration table of
 the first seed (the table in benchmarks/README.md).
 
-    python benchmarks/stability.py [--seeds 0 1 2] [--names a b ...] [--keep DIR]
+    python benchmarks/stability.py [--seeds 0 1 2] [--names a b ...] [--keep DIR] [--workers 2]
 
 Prints one line per scenario (expected fault, primary fault per seed, stable or not), the
 number right and stable, the calibration table, and the wall time.
@@ -21,9 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audit.engine import audit_case
-from audit.spec import CaseSpec
-from audit.zoo import build_zoo, calibration
+from audit.zoo import audit_zoo, build_zoo, calibration
 
 
 def main() -> int:
@@ -31,19 +29,18 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--names", nargs="+", default=None, help="scenarios (default: all)")
     parser.add_argument("--keep", type=Path, default=None, help="build the zoo here")
+    parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     args = parser.parse_args()
     started = time.monotonic()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="zoo-stability-"))
-    cases = build_zoo(folder, args.names)
+    cases = build_zoo(folder, args.names, workers=args.workers)
+    by_seed = {seed: audit_zoo(cases, seed=seed, workers=args.workers) for seed in args.seeds}
     right = stable = 0
     findings: dict[str, list[tuple[str, float]]] = {}
     for case in cases:
-        primaries = []
-        for seed in args.seeds:
-            report = audit_case(CaseSpec(**case.spec_fields(), seed=seed))
-            primaries.append(report.primary_fault)
-            if seed == args.seeds[0]:
-                findings[case.name] = [(f.fault, f.confidence) for f in report.findings]
+        primaries = [by_seed[seed][case.name].primary_fault for seed in args.seeds]
+        first = by_seed[args.seeds[0]][case.name]
+        findings[case.name] = [(f.fault, f.confidence) for f in first.findings]
         ok = all(p == case.expected_fault for p in primaries)
         right += primaries[0] == case.expected_fault
         stable += len(set(primaries)) == 1

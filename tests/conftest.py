@@ -16,22 +16,26 @@ import pytest
 # ---------------------------------------------------------------- engine: the zoo, built once
 
 
+#: the zoo is built and audited in this many processes (one per core of the 2-core CI machine;
+#: every scenario and audit seeds itself, so the results do not depend on where they ran)
+ZOO_WORKERS = 2
+
+
 @pytest.fixture(scope="session")
 def zoo_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Every zoo scenario, trained and saved once per test session."""
     from audit.zoo import build_zoo
 
     folder: Path = tmp_path_factory.mktemp("zoo")
-    return {case.name: case for case in build_zoo(folder)}
+    return {case.name: case for case in build_zoo(folder, workers=ZOO_WORKERS)}
 
 
 @pytest.fixture(scope="session")
 def zoo_reports(zoo_cases: dict[str, object]) -> dict[str, object]:
     """Every zoo scenario audited once with all probes and the default budget."""
-    from audit.engine import audit_case
-    from audit.spec import CaseSpec
+    from audit.zoo import audit_zoo
 
-    return {name: audit_case(CaseSpec(**case.spec_fields())) for name, case in zoo_cases.items()}
+    return audit_zoo(list(zoo_cases.values()), workers=ZOO_WORKERS)
 
 
 # ---------------------------------------------------------------- fleet, reports, cli (issue 3)

@@ -34,7 +34,7 @@ def measured(zoo_cases: dict) -> dict[str, dict[str, dict[str, float]]]:
     out: dict[str, dict[str, dict[str, float]]] = {}
     for task, name in (("regression", "regression_optimizer_stalled"),
                        ("classification", "multiclass_undertrained")):
-        spec = CaseSpec(**zoo_cases[name].spec_fields(), budget=Budget(epochs=2, seeds=1),
+        spec = CaseSpec(**zoo_cases[name].spec_fields(), budget=Budget(flops=1.0, seeds=1),
                         seed=1)
         subject = load_subject(spec)
         out[task] = {}
@@ -42,7 +42,7 @@ def measured(zoo_cases: dict) -> dict[str, dict[str, dict[str, float]]]:
             settings = probe_settings(probe_name, spec)
             if probe_name == "retrain":
                 settings = settings.model_copy(update={"counterfactuals": ("adam",),
-                                                       "min_steps": 10})
+                                                       "min_budget_steps": 10})
             result = probes.run_probe(probe, subject, settings)
             assert result.status == "ok", (probe_name, result.error)
             out[task][probe_name] = result.metrics

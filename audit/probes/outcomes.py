@@ -93,7 +93,8 @@ def output_spread(raw: np.ndarray, task: str, head: Head) -> float:
     scores = scores.reshape(len(scores), -1)
     if not np.all(np.isfinite(scores)):
         return float("nan")
-    return float(np.mean(np.std(scores, axis=0)))
+    with np.errstate(over="ignore"):  # a diverged model's outputs near 1e300: its spread is inf
+        return float(np.mean(np.std(scores.astype(np.float64), axis=0)))
 
 
 def spread_ratio(y: np.ndarray, raw: np.ndarray, task: str, n_classes: int, head: Head) -> float:
