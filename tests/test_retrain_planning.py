@@ -186,8 +186,10 @@ def test_the_rate_search_stops_at_skill_at_a_worse_rung_and_at_its_bounds() -> N
     settings = RetrainSettings()
     plans = rate_plans(1e-5, [1e-4, 1e-3])
     up_near, up_far = plans[1].name, plans[2].name
-    # the farthest rate already has skill: nothing more to search
-    assert lr_walk(plans, {keys.BASELINE: 0.0, up_near: 0.1, up_far: 0.6}, 1e-5, settings) == []
+    # the farthest rate already has skill: no farther, only half a decade back to refine
+    refine = lr_walk(plans, {keys.BASELINE: 0.0, up_near: 0.1, up_far: 0.6}, 1e-5, settings)
+    assert [p.learning_rate for p in refine] == [pytest.approx(10 ** -3.5)]
+    assert lr_walk(plans, {keys.BASELINE: 0.0, up_near: 0.4, up_far: 0.6}, 1e-5, settings) == []
     # the farthest rate is worse than a nearer one: the search went past its best
     assert lr_walk(plans, {keys.BASELINE: 0.0, up_near: 0.2, up_far: 0.1}, 1e-5, settings) == []
     # still moving up and short of skill: one decade more
@@ -198,3 +200,18 @@ def test_the_rate_search_stops_at_skill_at_a_worse_rung_and_at_its_bounds() -> N
     far = rate_plans(1e-5, [1e-4, 1e-3, 1e-2, 1e-1])
     skills = {p.name: 0.01 * k for k, p in enumerate(far)}
     assert lr_walk(far, skills, 1e-5, settings) == []
+
+
+def test_the_rate_search_refines_half_a_decade_back_from_the_first_rate_that_works() -> None:
+    from audit.probes.retrain import lr_walk
+
+    settings = RetrainSettings()
+    plans = rate_plans(0.01, [0.1, 0.001, 1e-4])  # the walk went from 1e-3 to 1e-4
+    skills = {keys.BASELINE: float("nan"), plans[1].name: float("nan"),
+              plans[2].name: float("nan"), plans[3].name: 0.8}
+    refined = lr_walk(plans, skills, 0.01, settings)
+    assert [p.learning_rate for p in refined] == [pytest.approx(10 ** -3.5)]
+    # once refined, the edge is known to half a decade: nothing more
+    plans += refined
+    skills[refined[0].name] = 0.1
+    assert lr_walk(plans, skills, 0.01, settings) == []

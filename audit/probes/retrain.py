@@ -215,7 +215,8 @@ def lr_walk(plans: list[Plan], skill: dict[str, float], own_lr: float,
     """The learning-rate search's next rungs: in each direction whose farthest rate tried so
     far is the best of that direction (the baseline included) and still has no skill, one
     decade farther, like an LR range test walking until training stops diverging or starts
-    moving. `skill` is each tried plan's mean skill (NaN when it diverged)."""
+    moving; once the walk reaches a rate that works, one rung half a decade back refines it.
+    `skill` is each tried plan's mean skill (NaN when it diverged)."""
     rated = [p for p in plans if p.learning_rate is not None and not p.parts
              and p.optimizer is None and p.clipnorm is None]
     walked: list[Plan] = []
@@ -239,6 +240,16 @@ def lr_walk(plans: list[Plan], skill: dict[str, float], own_lr: float,
                 and decades - nearest < settings.lr_walk_decades - 1e-9
                 and settings.lr_min <= rate <= settings.lr_max):
             walked.append(replace(_lr_plan(own_lr, rate, suspect=False), epochs=far.epochs))
+        elif len(side) >= 2 and decades > nearest + 1e-9:
+            # the walk reached a rate that works past one that does not: refine half a decade
+            # back toward the own rate, for the rate to recommend (an LR range test's edge)
+            before = side[-2]
+            gap = abs(math.log10(far.learning_rate / before.learning_rate))
+            if (value(far.name) >= settings.pairs_below_skill
+                    and value(before.name) < settings.pairs_below_skill and gap > 0.75):
+                middle = math.sqrt(far.learning_rate * before.learning_rate)
+                walked.append(replace(_lr_plan(own_lr, middle, suspect=False),
+                                      epochs=far.epochs))
     return walked
 
 
