@@ -12,6 +12,7 @@ find it from evidence.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -598,8 +599,17 @@ def _map(fn: Callable[..., Any], calls: list[tuple[Any, ...]], workers: int) -> 
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=context,
+                             initializer=_one_thread_each) as pool:
         return list(pool.map(fn, *zip(*calls, strict=True)))
+
+
+def _one_thread_each() -> None:
+    """A pool worker computes on one thread (set before TensorFlow or numpy's BLAS start):
+    the workers share the cores, and tiny models gain nothing from more threads."""
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS",
+                 "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = "1"
 
 
 def write_tiny_case(folder: Path) -> tuple[Path, Path]:

@@ -198,7 +198,7 @@ def test_the_rate_search_stops_at_skill_at_a_worse_rung_and_at_its_bounds() -> N
     assert walked[0].tests == "lr_too_low"
     # at most `lr_walk_decades` decades beyond the nearest rung
     far = rate_plans(1e-5, [1e-4, 1e-3, 1e-2, 1e-1])
-    skills = {p.name: 0.01 * k for k, p in enumerate(far)}
+    skills = {p.name: 0.06 * k for k, p in enumerate(far)}  # still improving at the end
     assert lr_walk(far, skills, 1e-5, settings) == []
 
 

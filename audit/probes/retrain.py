@@ -212,41 +212,47 @@ def _lr_plan(t_lr: float, lr: float, suspect: bool) -> Plan:
 
 def lr_walk(plans: list[Plan], skill: dict[str, float], own_lr: float,
             settings: RetrainSettings) -> list[Plan]:
-    """The learning-rate search's next rungs: in each direction whose farthest rate tried so
-    far is the best of that direction (the baseline included) and still has no skill, one
-    decade farther, like an LR range test walking until training stops diverging or starts
-    moving; once the walk reaches a rate that works, one rung half a decade back refines it.
-    `skill` is each tried plan's mean skill (NaN when it diverged)."""
+    """The learning-rate search's next rungs, like an LR range test: in a direction whose
+    farthest rate beats everything nearer (and the baseline) by `win_margin` but still has
+    no skill, one decade farther, until training starts moving; down, also while training
+    still diverges. Once the walk reaches a rate that works past one that does not, and it is
+    the best change so far, one rung half a decade back refines it. The walk stops once
+    another change restores the model, unless the model's own training diverges.
+    `skill` holds each tried plan's mean skill (NaN when it diverged)."""
+
+    def value(name: str) -> float:
+        v = skill.get(name, float("nan"))
+        return v if np.isfinite(v) else -np.inf  # diverged: worse than any finite skill
+
     rated = [p for p in plans if p.learning_rate is not None and not p.parts
              and p.optimizer is None and p.clipnorm is None]
+    works, margin = settings.pairs_below_skill, settings.win_margin
+    best_change = max((value(p.name) for p in plans if p.name != keys.BASELINE and not p.parts),
+                      default=-np.inf)
+    diverged = value(keys.BASELINE) == -np.inf
     walked: list[Plan] = []
     for up in (True, False):
         side = sorted((p for p in rated if (p.learning_rate > own_lr) == up),
                       key=lambda p: abs(math.log10(p.learning_rate / own_lr)))
         if not side:
             continue
-
-        def value(name: str) -> float:
-            v = skill.get(name, float("nan"))
-            return v if np.isfinite(v) else -np.inf  # diverged: worse than any finite skill
-
         far = side[-1]
-        best = max([value(keys.BASELINE)] + [value(p.name) for p in side])
+        rest = max([value(keys.BASELINE)] + [value(p.name) for p in side[:-1]])
         decades = abs(math.log10(far.learning_rate / own_lr))
         nearest = abs(math.log10(side[0].learning_rate / own_lr))
         rate = far.learning_rate * (10.0 if up else 0.1)
-        moving = np.isfinite(value(far.name)) or not up  # a faster rate never ends divergence
-        if (moving and value(far.name) >= best and value(far.name) < settings.pairs_below_skill
+        improving = value(far.name) > rest + margin or (rest == -np.inf < value(far.name))
+        still_diverging = not up and diverged and value(far.name) == -np.inf
+        if ((improving and (best_change < works or diverged)) or still_diverging) and (
+                value(far.name) < works
                 and decades - nearest < settings.lr_walk_decades - 1e-9
                 and settings.lr_min <= rate <= settings.lr_max):
             walked.append(replace(_lr_plan(own_lr, rate, suspect=False), epochs=far.epochs))
-        elif len(side) >= 2 and decades > nearest + 1e-9:
-            # the walk reached a rate that works past one that does not: refine half a decade
-            # back toward the own rate, for the rate to recommend (an LR range test's edge)
+        elif len(side) >= 2:
             before = side[-2]
             gap = abs(math.log10(far.learning_rate / before.learning_rate))
-            if (value(far.name) >= settings.pairs_below_skill
-                    and value(before.name) < settings.pairs_below_skill and gap > 0.75):
+            if (value(far.name) >= max(works, best_change - margin)
+                    and value(before.name) < works and gap > 0.75):
                 middle = math.sqrt(far.learning_rate * before.learning_rate)
                 walked.append(replace(_lr_plan(own_lr, middle, suspect=False),
                                       epochs=far.epochs))
