@@ -566,18 +566,29 @@ def build_zoo(folder: Path, names: list[str] | None = None, workers: int = 1) ->
     if unknown:
         raise KeyError(f"unknown scenarios {unknown}; valid names are {list(SCENARIOS)}")
     chosen = list(names) if names else list(SCENARIOS)
-    return _map(_build_named, [(n, Path(folder)) for n in chosen], workers)
+    return _map(_build_named, [(n, Path(folder)) for n in chosen], workers,
+                slow_first=[SCENARIOS[n].shape != "mlp" for n in chosen])
 
 
 def audit_zoo(cases: list[ZooCase], seed: int = 0, workers: int = 1) -> dict[str, Any]:
     """Every case audited as built (all probes, the default budget) under `seed`, in `workers`
     processes: {name: CaseReport}. The suite and the stability benchmark use it; a fleet runs
     on Ray (`audit run`)."""
+    return audit_zoo_seeds(cases, (seed,), workers)[seed]
+
+
+def audit_zoo_seeds(cases: list[ZooCase], seeds: tuple[int, ...],
+                    workers: int = 1) -> dict[int, dict[str, Any]]:
+    """`audit_zoo` under several seeds at once (one pool for all): {seed: {name: report}}."""
     from audit.spec import CaseSpec
 
-    specs = [(CaseSpec(**case.spec_fields(), seed=seed),) for case in cases]
-    reports = _map(_audit, specs, workers)
-    return {case.name: report for case, report in zip(cases, reports, strict=True)}
+    pairs = [(seed, case) for seed in seeds for case in cases]
+    specs = [(CaseSpec(**case.spec_fields(), seed=seed),) for seed, case in pairs]
+    reports = _map(_audit, specs, workers, slow_first=[c.shape != "mlp" for _, c in pairs])
+    out: dict[int, dict[str, Any]] = {seed: {} for seed in seeds}
+    for (seed, case), report in zip(pairs, reports, strict=True):
+        out[seed][case.name] = report
+    return out
 
 
 def _build_named(name: str, folder: Path) -> ZooCase:
@@ -590,18 +601,26 @@ def _audit(spec: Any) -> Any:
     return audit_case(spec)
 
 
-def _map(fn: Callable[..., Any], calls: list[tuple[Any, ...]], workers: int) -> list[Any]:
-    """`fn(*args)` for every call, in order: here, or spread over `workers` fresh processes
-    (spawned, so none inherits this one's TensorFlow state)."""
+def _map(fn: Callable[..., Any], calls: list[tuple[Any, ...]], workers: int,
+         slow_first: list[bool] | None = None) -> list[Any]:
+    """`fn(*args)` for every call, results in the calls' order: here, or spread over
+    `workers` fresh processes (spawned, so none inherits this one's TensorFlow state), the
+    calls marked slow handed out first so that no worker ends alone on a long one."""
     if workers <= 1 or len(calls) <= 1:
         return [fn(*args) for args in calls]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    slow = slow_first or [False] * len(calls)
+    order = sorted(range(len(calls)), key=lambda i: not slow[i])
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=context,
                              initializer=_one_thread_each) as pool:
-        return list(pool.map(fn, *zip(*calls, strict=True)))
+        done = list(pool.map(fn, *zip(*(calls[i] for i in order), strict=True)))
+    results: list[Any] = [None] * len(calls)
+    for i, result in zip(order, done, strict=True):
+        results[i] = result
+    return results
 
 
 def _one_thread_each() -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audit.zoo import audit_zoo, build_zoo, calibration
+from audit.zoo import audit_zoo_seeds, build_zoo, calibration
 
 
 def main() -> int:
@@ -34,7 +34,7 @@ def main() -> int:
     started = time.monotonic()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="zoo-stability-"))
     cases = build_zoo(folder, args.names, workers=args.workers)
-    by_seed = {seed: audit_zoo(cases, seed=seed, workers=args.workers) for seed in args.seeds}
+    by_seed = audit_zoo_seeds(cases, tuple(args.seeds), workers=args.workers)
     right = stable = 0
     findings: dict[str, list[tuple[str, float]]] = {}
     for case in cases:

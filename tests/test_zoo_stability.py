@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from conftest import ZOO_WORKERS
 
-from audit.zoo import SCENARIOS, audit_zoo
+from audit.zoo import SCENARIOS, audit_zoo_seeds
 
 MLP = [name for name, s in SCENARIOS.items() if s.shape == "mlp"]
 OTHER_SEEDS = (1, 2)
@@ -19,8 +19,7 @@ OTHER_SEEDS = (1, 2)
 @pytest.fixture(scope="module")
 def other_seeds(zoo_cases: dict) -> dict[int, dict]:
     """The plain-MLP scenarios audited under the other seeds, spread over the zoo's workers."""
-    cases = [zoo_cases[name] for name in MLP]
-    return {seed: audit_zoo(cases, seed=seed, workers=ZOO_WORKERS) for seed in OTHER_SEEDS}
+    return audit_zoo_seeds([zoo_cases[name] for name in MLP], OTHER_SEEDS, workers=ZOO_WORKERS)
 
 
 @pytest.mark.parametrize("name", MLP)
