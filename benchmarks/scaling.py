@@ -108,7 +108,10 @@ def audit_only(model_path: Path, data_path: Path) -> dict[str, Any]:
     return {"audit_s": time.perf_counter() - started, "primary_fault": report.primary_fault,
             "retrain_s": metrics.get(("retrain", "duration_s"), float("nan")),
             "trainings": metrics.get(("retrain", "trainings"), float("nan")),
-            "steps": metrics.get(("retrain", "length.steps"), float("nan"))}
+            "steps": metrics.get(("retrain", "length.steps"), float("nan")),
+            "cut_by_budget": metrics.get(("retrain", "length.cut_by_budget"), float("nan")),
+            "baseline_reproduces": metrics.get(("retrain", "baseline.reproduces"),
+                                               float("nan"))}
 
 
 def estimated_fit(model_path: Path, data_path: Path, rows: int) -> float:
