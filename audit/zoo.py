@@ -566,7 +566,7 @@ def build_zoo(folder: Path, names: list[str] | None = None, workers: int = 1) ->
     if unknown:
         raise KeyError(f"unknown scenarios {unknown}; valid names are {list(SCENARIOS)}")
     chosen = list(names) if names else list(SCENARIOS)
-    return _map(_build_named, [(n, Path(folder)) for n in chosen], workers,
+    return map_in_processes(_build_named, [(n, Path(folder)) for n in chosen], workers,
                 slow_first=[SCENARIOS[n].shape != "mlp" for n in chosen])
 
 
@@ -584,7 +584,8 @@ def audit_zoo_seeds(cases: list[ZooCase], seeds: tuple[int, ...],
 
     pairs = [(seed, case) for seed in seeds for case in cases]
     specs = [(CaseSpec(**case.spec_fields(), seed=seed),) for seed, case in pairs]
-    reports = _map(_audit, specs, workers, slow_first=[c.shape != "mlp" for _, c in pairs])
+    reports = map_in_processes(_audit, specs, workers,
+                               slow_first=[c.shape != "mlp" for _, c in pairs])
     out: dict[int, dict[str, Any]] = {seed: {} for seed in seeds}
     for (seed, case), report in zip(pairs, reports, strict=True):
         out[seed][case.name] = report
@@ -601,7 +602,7 @@ def _audit(spec: Any) -> Any:
     return audit_case(spec)
 
 
-def _map(fn: Callable[..., Any], calls: list[tuple[Any, ...]], workers: int,
+def map_in_processes(fn: Callable[..., Any], calls: list[tuple[Any, ...]], workers: int,
          slow_first: list[bool] | None = None) -> list[Any]:
     """`fn(*args)` for every call, results in the calls' order: here, or spread over
     `workers` fresh processes (spawned, so none inherits this one's TensorFlow state), the

@@ -14,9 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import ZOO_WORKERS
 
 from audit.engine import audit_case
 from audit.spec import CaseSpec, Training
+from audit.zoo import map_in_processes
 
 
 def _data(seed: int, n: int, d: int, classes: int = 0, weights: list[float] | None = None,
@@ -121,25 +123,31 @@ CASES: dict[str, tuple[Callable[[Any], tuple], str | None]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def build_and_audit(name: str, folder: Path) -> Any:
+    """Train one case the ordinary way, save it with its data, and audit it."""
     import keras
 
+    keras.utils.set_random_seed(7)
+    model, x, y, optimizer, loss, epochs = CASES[name][0](keras)
+    model.compile(optimizer=optimizer, loss=loss)
+    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    model.save(folder / f"{name}.keras")
+    columns = {f"f{i}": x[:, i] for i in range(x.shape[1])} | {"label": y}
+    pq.write_table(pa.table(columns), folder / f"{name}.parquet")
+    spec = CaseSpec(name=name, model=str(folder / f"{name}.keras"),
+                    data=str(folder / f"{name}.parquet"), label="label",
+                    training=Training(epochs=epochs, batch_size=32))
+    return audit_case(spec)
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every case built and audited, spread over the zoo's worker processes (each case seeds
+    itself, so where it runs does not change it)."""
     folder: Path = tmp_path_factory.mktemp("unseen")
-    out = {}
-    for name, (build, _) in CASES.items():
-        keras.utils.set_random_seed(7)
-        model, x, y, optimizer, loss, epochs = build(keras)
-        model.compile(optimizer=optimizer, loss=loss)
-        model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
-        model.save(folder / f"{name}.keras")
-        columns = {f"f{i}": x[:, i] for i in range(x.shape[1])} | {"label": y}
-        pq.write_table(pa.table(columns), folder / f"{name}.parquet")
-        spec = CaseSpec(name=name, model=str(folder / f"{name}.keras"),
-                        data=str(folder / f"{name}.parquet"), label="label",
-                        training=Training(epochs=epochs, batch_size=32))
-        out[name] = audit_case(spec)
-    return out
+    names = list(CASES)
+    done = map_in_processes(build_and_audit, [(name, folder) for name in names], ZOO_WORKERS)
+    return dict(zip(names, done, strict=True))
 
 
 @pytest.mark.parametrize("name", list(CASES))
