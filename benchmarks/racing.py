@@ -5,8 +5,9 @@
 For every faulty, retrainable zoo scenario the retrain probe runs three times on the same
 subject: the full grid (`race=False`: every plan x every seed), racing as shipped (plain Dense
 stacks under `race_stacked_min_params` train the full grid, stacked), and racing forced on
-every model. Both racing runs are checked to reach the full grid's diagnosis (the same primary
-fault from the retrain evidence alone); a mismatch is printed and the command exits 1.
+every model. Racing as shipped is checked to reach the full grid's diagnosis (the same primary
+fault from the retrain evidence alone); a mismatch is printed and the command exits 1. Where
+forced racing changes it (fewer seeds reorder close confirmed changes), a note says so.
 
 Prints, in benchmarks/run.py's line form (RATIO = full grid / racing, medians over the cases):
 
@@ -68,15 +69,19 @@ def main() -> int:
     args = parser.parse_args()
     names = args.names or [n for n, s in SCENARIOS.items() if s.expected_fault is not None]
     folder = args.keep or Path(tempfile.mkdtemp(prefix="zoo-racing-"))
-    rows, mismatches = [], []
+    rows: list[dict[str, Any]] = []
+    mismatches: list[str] = []  # racing as shipped changed the diagnosis: a failure
+    forced: list[str] = []  # racing forced on every model did: reported, the experiment's cost
     for case in build_zoo(folder, names):
         if not case.retrainable:
             continue
         row = measure(load_subject(CaseSpec(**case.spec_fields())))
         rows.append(row)
         faults = {mode: row[mode]["fault"] for mode in MODES}
-        if len(set(faults.values())) > 1:
+        if faults["shipped"] != faults["full"]:
             mismatches.append(f"{case.name}: {faults}")
+        elif faults["all"] != faults["full"]:
+            forced.append(f"{case.name}: {faults}")
         print(f"  {case.name:36s} trainings full/shipped/all = {row['full']['trainings']:.0f}/"
               f"{row['shipped']['trainings']:.0f}/{row['all']['trainings']:.0f}  seconds "
               f"{row['full']['s']:.1f}/{row['shipped']['s']:.1f}/{row['all']['s']:.1f}  "
@@ -95,6 +100,8 @@ def main() -> int:
                "epochs"))
     print(line("racing_time_shipped", of("shipped", "s"), of("full", "s"), "s"))
     print(line("racing_time_all_racing", of("all", "s"), of("full", "s"), "s"))
+    for note in forced:
+        print(f"note: forced racing changed the retrain-only diagnosis: {note}")
     for mismatch in mismatches:
         print(f"MISMATCH: racing changed the diagnosis: {mismatch}")
     return 1 if mismatches else 0
