@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from audit.diagnose import THRESHOLDS, diagnose
@@ -249,37 +251,35 @@ def test_every_threshold_and_rule_is_named() -> None:
     assert THRESHOLDS.deep_net == 3 and THRESHOLDS.few_epochs == 5
 
 
+def diagnosed_at_length(result: ProbeResult, cut: bool, reproduces: bool) -> Any:
+    """`result`'s diagnosis when its counterfactuals trained 120 of the original's 15,625
+    steps (`cut`) or all of them, and its baseline did (not) reproduce the symptom."""
+    result.metrics.update({keys.Retrain.CUT_BY_BUDGET.metric: float(cut),
+                           keys.Retrain.LENGTH_STEPS.metric: 120.0 if cut else 15_625.0,
+                           keys.Retrain.WANTED_STEPS.metric: 15_625.0,
+                           keys.Retrain.BASELINE_REPRODUCES.metric: float(reproduces)})
+    return diagnose({"data": data(), "sensitivity": sensitivity(0.0, 0.01), "retrain": result},
+                    "regression")
+
+
 def test_counterfactuals_cut_by_the_flop_budget_say_so_in_the_evidence() -> None:
-    cut = retrain(baseline=[0.0, 0.0, 0.0], lr_up_x10=[0.9, 0.85, 0.88])
-    cut.metrics.update({keys.Retrain.CUT_BY_BUDGET.metric: 1.0,
-                        keys.Retrain.LENGTH_STEPS.metric: 120.0,
-                        keys.Retrain.WANTED_STEPS.metric: 15_625.0,
-                        keys.Retrain.BASELINE_REPRODUCES.metric: 1.0})
-    d = diagnose({"data": data(), "sensitivity": sensitivity(0.0, 0.01), "retrain": cut},
-                 "regression")
+    d = diagnosed_at_length(retrain(baseline=[0.0, 0.0, 0.0], lr_up_x10=[0.9, 0.85, 0.88]),
+                            cut=True, reproduces=True)
     assert d.primary_fault == "lr_too_low"
     assert "120 of the original training's 15625 optimizer steps" in d.findings[0].evidence[
         "cut_short"]
     assert "not_reproduced" not in d.findings[0].evidence
     # nothing restored, and the shortened baseline trained fine: both caveats on the symptom
-    lost = retrain(baseline=[0.7, 0.72, 0.69], lr_up_x10=[0.7, 0.71, 0.7])
-    lost.metrics.update({keys.Retrain.CUT_BY_BUDGET.metric: 1.0,
-                         keys.Retrain.LENGTH_STEPS.metric: 120.0,
-                         keys.Retrain.WANTED_STEPS.metric: 15_625.0,
-                         keys.Retrain.BASELINE_REPRODUCES.metric: 0.0})
-    flat = diagnose({"data": data(), "sensitivity": sensitivity(0.0, 0.01), "retrain": lost},
-                    "regression")
+    flat = diagnosed_at_length(retrain(baseline=[0.7, 0.72, 0.69], lr_up_x10=[0.7, 0.71, 0.7]),
+                               cut=True, reproduces=False)
     assert flat.primary_fault == "flat_output"
     evidence = flat.findings[0].evidence
     assert "cut_short" in evidence and "at that length" in evidence["not_reproduced"]
 
 
 def test_uncut_counterfactuals_carry_no_caveat() -> None:
-    whole = retrain(baseline=[0.0, 0.0, 0.0], lr_up_x10=[0.9, 0.85, 0.88])
-    whole.metrics.update({keys.Retrain.CUT_BY_BUDGET.metric: 0.0,
-                          keys.Retrain.BASELINE_REPRODUCES.metric: 1.0})
-    d = diagnose({"data": data(), "sensitivity": sensitivity(0.0, 0.01), "retrain": whole},
-                 "regression")
+    d = diagnosed_at_length(retrain(baseline=[0.0, 0.0, 0.0], lr_up_x10=[0.9, 0.85, 0.88]),
+                            cut=False, reproduces=True)
     assert not {"cut_short", "not_reproduced"} & set(d.findings[0].evidence)
 
 

@@ -4,10 +4,13 @@ It retrains fresh clones under the model's own training config (the baseline: do
 the symptom?) and under one-change counterfactuals (standardized inputs or targets, another
 learning rate, Adam with its rate control, the loss that fits the labels, balanced class
 weights, NaN rows dropped, repaired labels, non-saturating activations, default initialization,
-gradient clipping, longer training), each over several seeds, all trained side by side in one
-compiled graph. When no single change reaches skill, it tries the most promising pairs. It
-reports, per variant, the validation skill and output spread of every seed and what the plan
-declares (the fault it tests, its control, its parts); `diagnose` judges what they mean.
+gradient clipping, longer training), each as long as the original training in optimizer steps
+within a FLOP budget (`budget.plan_length`). The learning rate is searched in decades
+(`lr_walk`); plans race seed by seed (`Race`) until the confirmation rule is met or out of
+reach. When no single change reaches skill, it tries the most promising pairs. It reports,
+per variant, the validation skill and output spread of every seed and what the plan declares
+(the fault it tests, its control, its parts), with a linear reference learner's skill on the
+same rows (`reference`); `diagnose` judges what they mean.
 """
 
 from __future__ import annotations
