@@ -129,6 +129,12 @@ class Plan:
     epochs: int | None = None
     relabel: float | None = None  # labels x this, rounded: class ids again (1.0: rounding)
 
+    @property
+    def is_rate_rung(self) -> bool:
+        """A rung of the learning-rate search: the own optimizer at another rate, nothing else."""
+        return (self.learning_rate is not None and not self.parts and self.optimizer is None
+                and self.clipnorm is None)
+
     def info(self) -> dict[str, Any]:
         """What `diagnose` needs to know about the plan, for the probe's details."""
         return {keys.CHANGE: self.change, keys.TESTS: self.tests,
@@ -227,8 +233,7 @@ def lr_walk(plans: list[Plan], skill: dict[str, float], own_lr: float,
         v = skill.get(name, float("nan"))
         return v if np.isfinite(v) else -np.inf  # diverged: worse than any finite skill
 
-    rated = [p for p in plans if p.learning_rate is not None and not p.parts
-             and p.optimizer is None and p.clipnorm is None]
+    rated = [p for p in plans if p.is_rate_rung]
     works, margin = settings.pairs_below_skill, settings.win_margin
     best_change = max((value(p.name) for p in plans if p.name != keys.BASELINE and not p.parts),
                       default=-np.inf)
@@ -735,8 +740,7 @@ class Race:
         self.dropped: dict[str, str] = {}
         self.rounds = 0
         self.baseline: Variant | None = None
-        self._skill: dict[tuple[int, int], float] = {}  # (id(variant), seed) -> clipped skill
-        self._raw: dict[tuple[int, int], float] = {}  # the same, unclipped (NaN: diverged)
+        self._raw: dict[tuple[int, int], float] = {}  # (id(variant), seed) -> skill (NaN: diverged)
         self._now: dict[int, float] = {}  # id(variant) -> its latest clipped skill in training
         self._graphs: dict[tuple[Any, ...], Any] = {}  # traced once, reused by every round
 
@@ -759,13 +763,16 @@ class Race:
     def skills(self, variant: Variant, raw: bool = False) -> list[float]:
         """The variant's skill per seed trained: clipped to [-1, 1] (a diverged seed counts
         0), or `raw` (NaN where it diverged)."""
-        table = self._raw if raw else self._skill
-        return [table[(id(variant), s)] for s in self.seeds if (id(variant), s) in table]
+        return [self._raw[(id(variant), s)] if raw else self._skill(variant, s)
+                for s in self.seeds if (id(variant), s) in self._raw]
+
+    def _skill(self, variant: Variant, seed: int) -> float:
+        return _clipped(self._raw[(id(variant), seed)])
 
     def _round(self, variants: list[Variant], seed: int) -> None:
-        pending = [(v, seed) for v in variants if (id(v), seed) not in self._skill]
+        pending = [(v, seed) for v in variants if (id(v), seed) not in self._raw]
         base = self.baseline
-        if base is not None and (id(base), seed) not in self._skill and base not in variants:
+        if base is not None and (id(base), seed) not in self._raw and base not in variants:
             pending.insert(0, (base, seed))
         self._train(pending)
 
@@ -788,9 +795,7 @@ class Race:
                               chunks=settings.chunks, deadline=self.deadline,
                               should_stop=should_stop, graphs=self._graphs)
         for (variant, job), log in zip(runs, logs, strict=True):
-            raw = score(variant, log, subject)[0]
-            self._raw[(id(variant), job.seed)] = raw
-            self._skill[(id(variant), job.seed)] = _clipped(raw)
+            self._raw[(id(variant), job.seed)] = score(variant, log, subject)[0]
         self.runs += runs
         self.logs += logs
 
@@ -807,9 +812,10 @@ class Race:
 
     def _in_race(self, variant: Variant) -> bool:
         """After its first seed: some skill, or a gain over the baseline's first seed."""
-        first = self._skill[(id(variant), self.seeds[0])]
-        base = (self._skill.get((id(self.baseline), self.seeds[0]), 0.0)
-                if self.baseline is not None else 0.0)
+        first = self._skill(variant, self.seeds[0])
+        base = (self._skill(self.baseline, self.seeds[0])
+                if self.baseline is not None and (id(self.baseline), self.seeds[0]) in self._raw
+                else 0.0)
         keep = (first >= self.settings.race_drop_skill
                 or first - base >= self.settings.race_drop_margin)
         if not keep:
@@ -825,7 +831,7 @@ class Race:
         """The confirmation rule is neither met nor out of reach after `done` seeds."""
         if self.baseline is None:
             return False
-        wins = sum(self._skill[(id(variant), s)] - self._skill[(id(self.baseline), s)]
+        wins = sum(self._skill(variant, s) - self._skill(self.baseline, s)
                    > self.settings.win_margin for s in self.seeds[:done])
         need = math.ceil(self.settings.confirm_share * len(self.seeds) - 1e-9)
         return wins < need and done - wins <= len(self.seeds) - need
@@ -857,16 +863,17 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
     race = Race(subject, settings, prep.seeds, started + settings.max_seconds, racing)
     variants = build_variants(subject, split, prep.plans)
     race.run(variants)
-    plans = list(prep.plans)
     while time.monotonic() < race.deadline:  # the learning-rate search walks on
         tried = {v.plan.name: _diverged_nan(race.skills(v, raw=True)) for v in variants}
-        walked = [p for p in lr_walk(plans, tried, subject.training.learning_rate, settings)
+        walked = [p for p in lr_walk([v.plan for v in variants], tried,
+                                     subject.training.learning_rate, settings)
                   if p.name not in tried]
         if not walked:
             break
         more = build_variants(subject, split, walked)
         race.run(more)
-        variants, plans = variants + more, plans + walked
+        variants += more
+    plans = [v.plan for v in variants]
     single_skill = {v.plan.name: _nanmean(race.skills(v)) for v in variants}
     best_change = max((_clipped(value) for name, value in single_skill.items()
                        if name != keys.BASELINE), default=0.0)
@@ -880,8 +887,7 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
         race.run(pair_variants)
     details: dict[str, Any] = {keys.VARIANTS: {}}
     record(variants + pair_variants, race, subject, metrics, details)
-    metrics["lr_search.rates"] = float(sum(p.learning_rate is not None and not p.parts
-                                           and p.optimizer is None for p in plans))
+    metrics["lr_search.rates"] = float(sum(p.is_rate_rung for p in plans))
     n_seeds = len(prep.seeds)
     metrics[keys.Retrain.PAIRS_TRIED.metric] = float(len(pairs))
     metrics[keys.Retrain.PAIR_TRAININGS.metric] = float(len(race.runs) - singles_trained)
