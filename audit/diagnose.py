@@ -9,7 +9,9 @@ alone as the primary fault and its partner as a contributing one. Static signals
 gradient ratios, data scale, labels, the loss/head check) come second: they pick among faults
 whose counterfactuals succeed together, and stand alone only when nothing was confirmed.
 A model that already does well is never blamed: its static oddities are `info` at most; a model
-without skill is never healthy. All thresholds live in `Thresholds`, named and documented.
+without skill is never healthy. Every fault's rule, thresholds and counterfactuals live in its
+unit in `audit.faults`; this module is generic over them and names no fault. The judgement's
+own numbers live in `Thresholds`, named and documented.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from audit import faults
+from audit.faults import CONFIRMATION, PARTIAL, Evidence, Plan
 from audit.probes import keys
-from audit.probes.keys import Activations, Config, Data, Gradients, Retrain, Sensitivity
+from audit.probes.keys import Retrain, Sensitivity
 from audit.results import Finding, ProbeResult
 
 
@@ -42,27 +45,11 @@ class Thresholds:
     attainable_share: float = 0.7
     min_restored_skill: float = 0.15  # ...but never less than this skill...
     min_effect_floor: float = 0.1  # ...or this gain over the baseline
-    min_win_share: float = 0.66  # share of seeds where the counterfactual wins by `win_margin`
-    win_margin: float = 0.05
+    min_win_share: float = CONFIRMATION.win_share  # share of seeds won by `win_margin`
+    win_margin: float = CONFIRMATION.win_margin
     min_gain_over_original: float = 0.15  # the change must also beat the shipped model
-    dead_relu: float = 0.7  # share of a layer's ReLUs that never fire (DeepDiagnosis: 70%)
-    saturated: float = 0.5  # share of a layer's sigmoid/tanh units in their flat tails
-    vanishing_ratio: float = 1e-3  # first/last layer gradient norm ratio (AUTOTRAINER)
-    exploding_ratio: float = 70.0  # first/last layer gradient norm ratio (AUTOTRAINER)
-    exploding_norm: float = 1e3  # a gradient norm this large is explosive on its own
-    deep_net: float = 3  # gradient ratios are judged on networks with this many weighted layers
-    imbalance: float = 0.1  # minority/majority class count (Deepchecks)
-    input_scale_log10: float = 1.0  # inputs' RMS magnitude of 10 or more is unscaled
-    input_std_ratio: float = 100.0  # feature stds this far apart are unscaled
-    target_scale: float = 10.0  # |mean| or std of regression targets of 10 or more
-    lr_decade: float = 10.0  # a learning rate this far from its family's typical one...
-    lr_far_decades: float = 1.5  # ...is suspect; this many such factors away, strongly
-    few_epochs: float = 5  # a model trained this many epochs or fewer is suspect
     static_alone: float = 0.75  # static support that may blame a fault with no counterfactual
-    partial_support: float = 0.5  # a weaker static signal; also the bar to name an also-fixed
-    weak_support: float = 0.3  # constant columns: a hint, never a blame on their own
-    near_factor: float = 3.0  # imbalance within this factor of its bar is a partial signal
-    vanishing_near: float = 10.0  # a gradient ratio within this factor of its bar is partial
+    partial_support: float = PARTIAL  # static support that names an also-fixed fault
     min_diff_spread: float = 0.05  # floor of the seed-to-seed spread in the effect size
     static_weight: float = 0.2  # how much static support adds to a counterfactual's effect
     priority_weight: float = 0.1  # root-cause order breaks near-ties
@@ -82,41 +69,6 @@ class Thresholds:
 THRESHOLDS = Thresholds()
 
 
-@dataclass(frozen=True)
-class Rule:
-    """How a fault is judged: which probe's static evidence speaks for it, and whether that
-    evidence is decisive on its own when the model underperforms."""
-
-    probe: str
-    definitive: bool = False
-
-
-#: every cause, root causes first: when two changes work equally well, the earlier fault
-#: explains the later. The fault a counterfactual tests is declared by its retrain `Plan`.
-RULES: dict[str, Rule] = {
-    "bad_data": Rule("data", definitive=True),
-    "loss_mismatch": Rule("config", definitive=True),
-    "unscaled_targets": Rule("data"),
-    "unscaled_inputs": Rule("data"),
-    "class_imbalance": Rule("data"),
-    "lr_too_high": Rule("config"),
-    "lr_too_low": Rule("config"),
-    "exploding_gradient": Rule("gradients"),
-    "dead_relu": Rule("activations"),
-    "saturated_activations": Rule("activations"),
-    "vanishing_gradient": Rule("gradients"),
-    "optimizer_stalled": Rule("config"),
-    "undertrained": Rule("config"),
-}
-SYMPTOM_PROBE = "sensitivity"  # flat_output and no_skill are measured there
-
-
-def root_cause_rank(fault: str) -> float:
-    """1 for the first root cause in `RULES`, falling to 0 for the last."""
-    order = list(RULES)
-    return 1 - order.index(fault) / max(len(order) - 1, 1)
-
-
 @dataclass
 class Diagnosis:
     verdict: str
@@ -124,31 +76,12 @@ class Diagnosis:
     findings: list[Finding] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class PlanInfo:
-    """What a retrain plan declared about itself (see `audit.probes.retrain.Plan`)."""
-
-    change: str
-    tests: str | None = None
-    also_fixes: tuple[str, ...] = ()
-    control: str | None = None
-    parts: tuple[str, ...] = ()
-    learning_rate: float | None = None  # the rate the plan trained at (None: the model's own)
-
-    @classmethod
-    def read(cls, name: str, details: dict[str, Any]) -> PlanInfo:
-        info = details.get(keys.VARIANTS, {}).get(name, {})
-        return cls(info.get(keys.CHANGE, name), info.get(keys.TESTS),
-                   tuple(info.get(keys.ALSO_FIXES, ())), info.get(keys.CONTROL),
-                   tuple(info.get(keys.PARTS, ())), info.get(keys.LEARNING_RATE))
-
-
 @dataclass
 class Outcome:
     """What one counterfactual did, compared seed by seed with the baseline."""
 
     name: str
-    plan: PlanInfo
+    plan: Plan
     skills: list[float]
     baseline: list[float]
     effect: float
@@ -230,7 +163,7 @@ def counterfactual_outcomes(retrain: ProbeResult, original: float,
         restored = mean_skill >= max(restored_bar, th.restored_share * best)
         confirmed = (restored and effect >= effect_bar and wins >= th.min_win_share
                      and mean_skill - _clip(original) >= th.min_gain_over_original)
-        outcomes.append(Outcome(name, PlanInfo.read(name, retrain.details), skills, base, effect,
+        outcomes.append(Outcome(name, Plan.read(name, retrain.details), skills, base, effect,
                                 wins, d, mean_skill, restored, confirmed, attainable))
     return outcomes
 
@@ -238,109 +171,17 @@ def counterfactual_outcomes(retrain: ProbeResult, original: float,
 # ---------------------------------------------------------------- static support
 
 
-def static_support(results: dict[str, ProbeResult],
-                   th: Thresholds = THRESHOLDS) -> dict[str, tuple[float, dict[str, Any]]]:
-    """For each fault: how strongly the cheap probes point at it (0..1), and the numbers."""
+def static_support(results: dict[str, ProbeResult]) -> dict[str, tuple[float, dict[str, Any]]]:
+    """For each cause: how strongly the cheap probes point at it (0..1), and the numbers, by
+    its unit's rule."""
+    evidence = Evidence(results)
     out: dict[str, tuple[float, dict[str, Any]]] = {}
-
-    def m(key: keys.Key) -> float:
-        return key.read(results)
-
-    def put(fault: str, support: float, **evidence: Any) -> None:
-        if support > 0 and support >= out.get(fault, (0.0, {}))[0]:
-            out[fault] = (min(support, 1.0), {k: _jsonable(v) for k, v in evidence.items()})
-
-    bad, malformed = m(Data.BAD_ROWS), m(Data.MALFORMED_CELLS)
-    if bad > 0 or malformed > 0:
-        put("bad_data", 1.0, bad_rows=bad, bad_row_fraction=m(Data.BAD_ROW_FRACTION),
-            nan_cells=m(Data.NAN_CELLS), inf_cells=m(Data.INF_CELLS), malformed_cells=malformed)
-    elif m(Data.CONSTANT_COLUMNS) > 0:
-        put("bad_data", th.weak_support, constant_columns=m(Data.CONSTANT_COLUMNS))
-    labels_wrong = label_problem(results)
-    if labels_wrong:
-        put("bad_data", 1.0, label_problem=labels_wrong,
-            label_distinct_values=m(Data.LABEL_DISTINCT),
-            label_fraction_scale=m(Data.LABEL_FRACTION_SCALE),
-            label_near_integer_fraction=m(Data.LABEL_NEAR_INTEGER),
-            label_one_hot_bad_rows=m(Data.LABEL_ONE_HOT_BAD_ROWS))
-    elif m(Config.LOSS_FITS_LABELS) == 0:  # wrong labels explain a loss that seems not to fit
-        detail = results["config"].details
-        put("loss_mismatch", 1.0, problem=detail.get("loss_problem"), loss=detail.get("loss"),
-            output_activation=detail.get("output_activation"),
-            output_units=m(Config.OUTPUT_UNITS))
-    # Data.LABEL_CLASS_IDS (regression targets 0..k-1) is measured but blames nothing: ordinal
-    # targets (ratings, counts) look the same, and no counterfactual yet tells them apart
-    scale, ratio = m(Data.FEATURE_SCALE_LOG10), m(Data.FEATURE_STD_RATIO)
-    if scale >= th.input_scale_log10 or ratio >= th.input_std_ratio:
-        put("unscaled_inputs", 1.0, feature_scale_log10=scale, feature_std_ratio=ratio,
-            feature_abs_max=m(Data.FEATURE_ABS_MAX), features=m(Data.FEATURES))
-    elif scale >= th.input_scale_log10 / 2 or ratio >= math.sqrt(th.input_std_ratio):
-        put("unscaled_inputs", th.partial_support, feature_scale_log10=scale,
-            feature_std_ratio=ratio, features=m(Data.FEATURES))
-    label = max(abs(m(Data.LABEL_MEAN)), m(Data.LABEL_STD))
-    if label >= th.target_scale:
-        put("unscaled_targets", 1.0, label_mean=m(Data.LABEL_MEAN), label_std=m(Data.LABEL_STD))
-    imbalance = m(Data.IMBALANCE_RATIO)
-    if imbalance <= th.imbalance:
-        put("class_imbalance", 1.0, imbalance_ratio=imbalance,
-            minority_fraction=m(Data.MINORITY_FRACTION))
-    elif imbalance <= th.near_factor * th.imbalance:
-        put("class_imbalance", th.partial_support, imbalance_ratio=imbalance)
-    lr_log = m(Config.LR_LOG10_VS_TYPICAL)
-    decade = math.log10(th.lr_decade)
-    if lr_log <= -decade + 1e-9:
-        put("lr_too_low", 1.0 if lr_log <= -th.lr_far_decades * decade else th.partial_support,
-            learning_rate=m(Config.LEARNING_RATE), log10_vs_typical=lr_log)
-    nonfinite = m(Gradients.NONFINITE_WEIGHTS)
-    if lr_log >= decade - 1e-9:
-        far = lr_log >= th.lr_far_decades * decade or nonfinite > 0
-        put("lr_too_high", 1.0 if far else th.partial_support,
-            learning_rate=m(Config.LEARNING_RATE), log10_vs_typical=lr_log)
-    dead = m(Activations.DEAD_MAX)
-    if dead >= th.dead_relu:
-        put("dead_relu", 1.0, dead_fraction_max=dead, dead_fraction_mean=m(Activations.DEAD_MEAN))
-    saturated = m(Activations.SATURATED_MAX)
-    if saturated >= th.saturated:
-        put("saturated_activations", 1.0, saturated_fraction_max=saturated,
-            saturated_fraction_mean=m(Activations.SATURATED_MEAN))
-    grad_ratio, depth = m(Gradients.RATIO_FIRST_LAST), m(Gradients.DEPTH)
-    deep = depth >= th.deep_net
-    if grad_ratio < th.vanishing_ratio and deep:
-        put("vanishing_gradient", 1.0, grad_ratio_first_last=grad_ratio, depth=depth,
-            grad_norm_first=m(Gradients.NORM_FIRST))
-    elif grad_ratio < th.vanishing_ratio * th.vanishing_near and deep:
-        put("vanishing_gradient", th.partial_support, grad_ratio_first_last=grad_ratio, depth=depth)
-    grad_max = m(Gradients.NORM_MAX)
-    if deep and (grad_ratio > th.exploding_ratio or grad_max > th.exploding_norm
-                 or nonfinite > 0):
-        put("exploding_gradient", 1.0, grad_ratio_first_last=grad_ratio, grad_norm_max=grad_max,
-            nonfinite_weights=nonfinite, depth=depth)
-    if m(Config.OPTIMIZER_IS_SGD) == 1:
-        put("optimizer_stalled", th.partial_support, optimizer="sgd",
-            learning_rate=m(Config.LEARNING_RATE))
-    epochs = m(Config.TRAIN_EPOCHS)
-    if math.isfinite(epochs) and epochs <= th.few_epochs:
-        put("undertrained", 1.0, train_epochs=epochs)
+    for fault in faults.CAUSES:
+        found = fault.support(evidence)
+        if found is not None:
+            out[fault.code] = (min(found.strength, 1.0),
+                               {k: _jsonable(v) for k, v in found.evidence.items()})
     return out
-
-
-def label_problem(results: dict[str, ProbeResult]) -> str | None:
-    """Why the labels are not what the loss expects (data, not loss, at fault), or None."""
-    classification_loss = Config.LOSS_IS_CLASSIFICATION.read(results) == 1
-    if Data.LABEL_DISTINCT.read(results) == 1:
-        return "the label is constant: there is nothing to learn"
-    if not classification_loss:
-        return None
-    scale = Data.LABEL_FRACTION_SCALE.read(results)
-    if math.isfinite(scale):
-        return (f"the labels are fractions with denominator {scale:.0f}: class ids divided by "
-                "a scale, under a classification loss (multiply them back)")
-    if Data.LABEL_NEAR_INTEGER.read(results) > 0:
-        return ("the labels are floats near integers, not integers, under a classification "
-                "loss (round them)")
-    if Data.LABEL_ONE_HOT_BAD_ROWS.read(results) > 0:
-        return "some one-hot label rows do not sum to 1"
-    return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -389,7 +230,7 @@ class Counterfactuals:
             # works as well leaves the typical-rate control alone in charge: a stall at the
             # family's typical rate is the optimizer's, by convention
             rungs = [o for o in self.by_name.values() if o.restored and not o.plan.parts
-                     and o.plan.tests == "lr_too_high"]
+                     and o.plan.rate_rung == "down"]
             if rungs:
                 return max(rungs, key=lambda o: o.mean_skill)
         if control == keys.BASELINE:
@@ -447,7 +288,7 @@ def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dic
     def offer(fault: str, score: float, confirmed: bool, outcome: Outcome | None,
               **more: Any) -> None:
         sup, static = support.get(fault, (0.0, {}))
-        score += th.static_weight * sup + th.priority_weight * root_cause_rank(fault)
+        score += th.static_weight * sup + th.priority_weight * faults.root_cause_rank(fault)
         best = by_fault.get(fault)
         if best is None or (confirmed, score) > (best.confirmed, best.score):
             by_fault[fault] = Candidate(fault, score, confirmed, outcome, sup, static, **more)
@@ -478,18 +319,20 @@ def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dic
         for pair in (o for o in outcomes if o.plan.parts and o.confirmed):
             offer_pair(pair, cf, offer, th)
     if underperforming:
-        for fault, rule in RULES.items():  # decisive static evidence stands without a retrain
-            if rule.definitive and support.get(fault, (0.0, {}))[0] >= 1.0:
+        for unit in faults.CAUSES:  # decisive static evidence stands without a retrain
+            fault = unit.code
+            if unit.definitive and support.get(fault, (0.0, {}))[0] >= 1.0:
                 have = by_fault.get(fault)
                 offer(fault, 1.0, have is not None and have.confirmed,
                       have.outcome if have else None)
     ranked = sorted(by_fault.values(), key=lambda c: (
-        RULES[c.fault].definitive and c.support >= 1, not c.contributing, c.confirmed, c.score),
-        reverse=True)
+        faults.get(c.fault).definitive and c.support >= 1, not c.contributing, c.confirmed,
+        c.score), reverse=True)
     retrained = bool(outcomes)
     ruled_out = {o.plan.tests for o in singles if not o.confirmed}
     if not any(c.confirmed for c in ranked) and underperforming and (flat or not retrained):
-        statics = [Candidate(f, s + th.priority_weight * root_cause_rank(f), False, None, s, ev)
+        statics = [Candidate(f, s + th.priority_weight * faults.root_cause_rank(f), False, None,
+                             s, ev)
                    for f, (s, ev) in support.items()
                    if s >= th.static_alone and f not in by_fault and f not in ruled_out]
         ranked += sorted(statics, key=lambda c: c.score, reverse=True)
@@ -511,7 +354,7 @@ def offer_pair(pair: Outcome, cf: Counterfactuals, offer: Any, th: Thresholds) -
     def alone(item: tuple[Outcome | None, str]) -> tuple[float, float]:
         part, fault = item
         assert part is not None
-        return (round(part.mean_skill / th.win_margin), root_cause_rank(fault))
+        return (round(part.mean_skill / th.win_margin), faults.root_cause_rank(fault))
 
     scored.sort(key=alone, reverse=True)
     names = [f for _, f in scored]
@@ -568,7 +411,7 @@ def diagnose(results: dict[str, ProbeResult], task: str,
     flat = measured and ((math.isfinite(spread) and spread < th.flat_spread) or distinct == 1
                          or nan_out > 0 or not math.isfinite(skill))
     poor = (not measured) or flat or skill < th.poor_skill
-    support = static_support(results, th)
+    support = static_support(results)
     retrain = results.get("retrain")
     outcomes = (counterfactual_outcomes(retrain, skill, th)
                 if retrain is not None and retrain.status == "ok" else [])
@@ -593,35 +436,37 @@ def diagnose(results: dict[str, ProbeResult], task: str,
             sure = min(sure, th.confidence_secondary)
         findings.append(Finding(cand.fault, severity, round(sure, 3),
                                 cand.confirmed,
-                                "retrain" if cand.outcome else RULES[cand.fault].probe,
+                                "retrain" if cand.outcome else faults.get(cand.fault).probe,
                                 evidence, recommendation(cand, task, skill)))
     blamed = {f.fault for f in findings}
     for fault, (sup, static) in support.items():  # what was seen but not blamed, for the record
         if fault not in blamed and sup >= 1.0:
             findings.append(Finding(fault, "info", round(th.confidence_info * sup, 3), False,
-                                    RULES[fault].probe, static, faults.get(fault).fix))
+                                    faults.get(fault).probe, static, faults.get(fault).fix))
     if flat:
         verdict = "flat"
-        primary_fault = primary.fault if primary else "flat_output"
+        symptom = faults.symptom("flat")
+        primary_fault = primary.fault if primary else symptom.code
         if primary is None:
-            findings.insert(0, Finding("flat_output", "critical", th.confidence_flat, False,
-                                       SYMPTOM_PROBE,
+            findings.insert(0, Finding(symptom.code, "critical", th.confidence_flat, False,
+                                       symptom.probe,
                                        {"model_skill": _jsonable(skill),
                                         "model_spread_ratio": _jsonable(spread),
                                         "ruled_out": [o.name for o in outcomes], **caveats},
-                                       faults.get("flat_output").fix))
+                                       symptom.fix))
     elif primary is not None and poor:
         verdict, primary_fault = "impaired", primary.fault
     elif math.isfinite(skill) and skill < th.clear_skill:
         # no skill is never healthy, even when no probe can name a cause
-        verdict, primary_fault = "impaired", "no_skill"
-        findings.insert(0, Finding("no_skill", "critical", th.confidence_no_skill, False,
-                                   SYMPTOM_PROBE,
+        symptom = faults.symptom("unskilled")
+        verdict, primary_fault = "impaired", symptom.code
+        findings.insert(0, Finding(symptom.code, "critical", th.confidence_no_skill, False,
+                                   symptom.probe,
                                    {"model_skill": _jsonable(skill),
                                     "model_spread_ratio": _jsonable(spread),
                                     "not_tried": _not_tried(results),
                                     "ruled_out": [o.name for o in outcomes], **caveats},
-                                   faults.get("no_skill").fix))
+                                   symptom.fix))
     else:
         verdict, primary_fault = "healthy", None
         findings = [dataclasses.replace(f, severity="info") for f in findings]

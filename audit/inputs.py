@@ -285,3 +285,18 @@ def feed_signature(feed: Feed) -> tuple[Any, ...]:
     if isinstance(feed, (list, tuple)):
         return tuple((v.shape[1:], str(v.dtype)) for v in feed)
     return ((feed.shape[1:], str(feed.dtype)),)
+
+
+def scalable_inputs(x: Inputs) -> list[InputArray]:
+    """Inputs a standardization may change: numeric columns and tensors the model does not
+    already scale itself (categories and token ids are never scaled)."""
+    return [a for a in x.arrays if a.is_float and a.normalized is False]
+
+
+def column_moments(array: InputArray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std per numeric column, or of a whole tensor input (an image is one thing)."""
+    values = array.values
+    flat = values.reshape(len(values), -1) if array.kind == "numeric" else values.reshape(-1, 1)
+    with np.errstate(all="ignore"):
+        mean, std = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
+    return mean, std

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from audit.diagnose import THRESHOLDS, diagnose
+from audit import faults
+from audit.diagnose import diagnose
 from audit.probes import keys
 from audit.results import ProbeResult
 
@@ -19,8 +20,9 @@ def sensitivity(skill: float, spread: float) -> ProbeResult:
 #: what each hand-made plan declares, as `audit.probes.retrain.plan_variants` would
 DECLARED = {
     "standardize_inputs": {"tests": "unscaled_inputs"},
-    "lr_up_x10": {"tests": "lr_too_low", "also_fixes": ["undertrained"]},
-    "lr_down_x0.0033": {"tests": "lr_too_high", "also_fixes": ["exploding_gradient", "dead_relu"]},
+    "lr_up_x10": {"tests": "lr_too_low", "also_fixes": ["undertrained"], "rate_rung": "up"},
+    "lr_down_x0.0033": {"tests": "lr_too_high", "also_fixes": ["exploding_gradient", "dead_relu"],
+                        "rate_rung": "down"},
     "drop_bad_rows": {"tests": "bad_data"},
     "clip_gradients": {"tests": "exploding_gradient", "also_fixes": ["lr_too_high"]},
     "train_longer": {"tests": "undertrained"},
@@ -105,7 +107,7 @@ def test_near_ties_go_to_the_fault_with_static_support() -> None:
                "retrain": retrain(baseline=[0.0, 0.0, 0.0], default_init=[0.9, 0.9, 0.9],
                                   nonsaturating=[0.92, 0.9, 0.9])}
     assert diagnose(results, "regression").primary_fault == "dead_relu"
-    assert THRESHOLDS.dead_relu == 0.7
+    assert faults.get("dead_relu").limits.dead_relu == 0.7
 
 
 def test_static_signals_ruled_out_by_retraining_blame_nothing() -> None:
@@ -161,7 +163,7 @@ def test_adam_is_blamed_only_when_the_own_optimizer_at_its_typical_rate_fails() 
     runs = retrain(baseline=[0.0, 0.0, 0.0], adam=[0.95, 0.95, 0.94],
                    **{"lr_down_x0.004": [0.8, 0.82, 0.81]})
     with_declared(runs, "adam", control="lr_down_x0.004")
-    with_declared(runs, "lr_down_x0.004", tests="lr_too_high")
+    with_declared(runs, "lr_down_x0.004", tests="lr_too_high", rate_rung="down")
     results = {"data": data(), "config": config(lr_log10_vs_typical=2.4),
                "sensitivity": sensitivity(0.0, 0.01), "retrain": runs}
     d = diagnose(results, "regression")
@@ -175,7 +177,7 @@ def test_adam_is_blamed_only_when_the_own_optimizer_at_its_typical_rate_fails() 
     runs = retrain(baseline=[0.0, 0.0, 0.0], adam=[0.95, 0.95, 0.94],
                    **{"lr_down_x0.004": [0.02, 0.0, 0.01]})
     with_declared(runs, "adam", control="lr_down_x0.004")
-    with_declared(runs, "lr_down_x0.004", tests="lr_too_high")
+    with_declared(runs, "lr_down_x0.004", tests="lr_too_high", rate_rung="down")
     d = diagnose({**results, "retrain": runs}, "regression")
     assert d.primary_fault == "optimizer_stalled"
     assert d.findings[0].evidence["controls"]["lr_down_x0.004"]["restored"] is False
@@ -207,7 +209,7 @@ def test_a_pair_whose_parts_do_equally_little_alone_goes_to_the_root_cause() -> 
                "retrain": retrain(baseline=[0.0, 0.0, 0.0], standardize_inputs=[0.0, 0.0, 0.0],
                                   **{"lr_down_x0.01": [0.0, 0.01, 0.0],
                                      "lr_down_x0.01+standardize_inputs": [0.85, 0.8, 0.83]})}
-    with_declared(results["retrain"], "lr_down_x0.01", tests="lr_too_high")
+    with_declared(results["retrain"], "lr_down_x0.01", tests="lr_too_high", rate_rung="down")
     d = diagnose(results, "regression")
     assert d.primary_fault == "unscaled_inputs"  # before lr_too_high in root-cause order
     assert d.findings[0].evidence["with"] == "lr_too_high"
@@ -242,13 +244,11 @@ def test_a_constant_label_is_bad_data_whatever_the_loss() -> None:
 
 
 def test_every_threshold_and_rule_is_named() -> None:
-    """The rules read as one table in root-cause order; every cause has a rule."""
-    from audit import faults
-    from audit.diagnose import RULES, root_cause_rank
-
-    assert set(RULES) == set(faults.CAUSE_CODES)
-    assert root_cause_rank("bad_data") == 1.0 and root_cause_rank("undertrained") == 0.0
-    assert THRESHOLDS.deep_net == 3 and THRESHOLDS.few_epochs == 5
+    """The causes read as one table in root-cause order, each with its thresholds."""
+    assert faults.root_cause_rank("bad_data") == 1.0
+    assert faults.root_cause_rank("undertrained") == 0.0
+    assert faults.get("vanishing_gradient").limits.deep_net == 3
+    assert faults.get("undertrained").limits.few_epochs == 5
 
 
 def diagnosed_at_length(result: ProbeResult, cut: bool, reproduces: bool) -> Any:
@@ -314,8 +314,10 @@ def test_any_rate_the_search_tried_is_adams_control() -> None:
     runs = retrain(baseline=[float("nan")] * 3, adam=[0.84, 0.86, 0.83],
                    **{"lr_down_x0.1": [-1.0, -1.0, -1.0], "lr_down_x0.01": [0.85, 0.86, 0.81]})
     with_declared(runs, "adam", control="baseline", learning_rate=1e-3)
-    with_declared(runs, "lr_down_x0.1", tests="lr_too_high", learning_rate=1e-3)
-    with_declared(runs, "lr_down_x0.01", tests="lr_too_high", learning_rate=1e-4)
+    with_declared(runs, "lr_down_x0.1", tests="lr_too_high", learning_rate=1e-3,
+                  rate_rung="down")
+    with_declared(runs, "lr_down_x0.01", tests="lr_too_high", learning_rate=1e-4,
+                  rate_rung="down")
     results = {"data": data(), "config": config(optimizer_is_sgd=1.0),
                "sensitivity": sensitivity(0.0, 0.01), "retrain": runs}
     d = diagnose(results, "regression")

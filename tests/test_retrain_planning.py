@@ -158,9 +158,9 @@ def test_the_pair_search_takes_the_best_movers_and_the_suspects() -> None:
 
 
 def rate_plans(own: float, rates: list[float]) -> list[Plan]:
-    from audit.probes.retrain import _lr_plan
+    from audit.faults import rate_rung
 
-    return [Plan(keys.BASELINE, "own")] + [_lr_plan(own, r, suspect=False) for r in rates]
+    return [Plan(keys.BASELINE, "own")] + [rate_rung(own, r) for r in rates]
 
 
 def test_the_rate_search_walks_down_while_training_still_diverges() -> None:

@@ -69,6 +69,8 @@ def test_each_plan_gets_seeds_only_while_its_confirmation_is_undecided(
 
 
 def test_the_race_mirrors_the_diagnosis_confirmation_rule() -> None:
-    settings = RetrainSettings()
-    assert settings.win_margin == THRESHOLDS.win_margin
-    assert settings.confirm_share == THRESHOLDS.min_win_share
+    from audit.faults import CONFIRMATION
+
+    assert "win_margin" not in RetrainSettings.model_fields  # one set of numbers, not a copy
+    assert CONFIRMATION.win_margin == THRESHOLDS.win_margin
+    assert CONFIRMATION.win_share == THRESHOLDS.min_win_share

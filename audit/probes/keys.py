@@ -101,7 +101,7 @@ class Retrain:
 
 # ---------------------------------------------------------------- retrain per-plan keys
 
-#: details["variants"][plan] holds one `PlanInfo` dict per plan, under these names
+#: details["variants"][plan] holds what each `audit.faults.Plan` declares, under these names
 VARIANTS = "variants"
 CHANGE = "change"
 TESTS = "tests"  # the fault the plan's change addresses (None: baseline, control)
@@ -109,6 +109,7 @@ ALSO_FIXES = "also_fixes"  # faults the change also fixes, named only with stati
 CONTROL = "control"  # the plan that isolates this plan's second change ("baseline" or a name)
 PARTS = "parts"  # a pair: the two single plans it combines
 LEARNING_RATE = "learning_rate"  # the rate the plan trains at (None: the model's own)
+RATE_RUNG = "rate_rung"  # "up"/"down": a rung of the learning-rate search (None: not one)
 BASELINE = "baseline"
 PAIR_JOIN = "+"
 

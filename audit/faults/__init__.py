@@ -1,0 +1,123 @@
+"""The fault vocabulary: every code one declared unit (`Fault`), in one registry.
+
+A unit owns its meaning and fix, its root-cause rank (its place in `FAULTS`: when two changes
+work equally well, the earlier fault explains the later), its static rule and thresholds, and
+the counterfactuals that test it. `diagnose` and the retrain probe iterate this registry and
+name no code themselves. Adding a fault means its unit here, its zoo scenario and its README
+line.
+"""
+
+from __future__ import annotations
+
+from audit.faults import data, network, symptoms, training
+from audit.faults.codes import Code
+from audit.faults.plan import CHANGE_FIELDS, Plan
+from audit.faults.training import lr_ladder, rate_rung
+from audit.faults.unit import (
+    CONFIRMATION,
+    FULL,
+    PARTIAL,
+    SEVERITIES,
+    WEAK,
+    Counterfactual,
+    Evidence,
+    Fault,
+    PlanContext,
+    Severity,
+    Support,
+)
+
+#: every fault, causes in root-cause order, then the symptoms
+FAULTS: dict[Code, Fault] = {fault.code: fault for fault in (
+    data.BAD_DATA,
+    training.LOSS_MISMATCH,
+    data.UNSCALED_TARGETS,
+    data.UNSCALED_INPUTS,
+    data.CLASS_IMBALANCE,
+    training.LR_TOO_HIGH,
+    training.LR_TOO_LOW,
+    network.EXPLODING_GRADIENT,
+    network.DEAD_RELU,
+    network.SATURATED_ACTIVATIONS,
+    network.VANISHING_GRADIENT,
+    training.OPTIMIZER_STALLED,
+    training.UNDERTRAINED,
+    symptoms.FLAT_OUTPUT,
+    symptoms.NO_SKILL,
+)}
+
+#: the order the retrain probe plans counterfactuals in (suspected ones train first anyway)
+PLANNING: tuple[Counterfactual, ...] = (
+    data.STANDARDIZE_INPUTS,
+    data.STANDARDIZE_TARGETS,
+    data.REPAIR_LABELS,
+    data.DROP_BAD_ROWS,
+    training.RATE_UP,
+    training.RATE_DOWN,
+    training.ADAM,
+    training.FIT_LOSS,
+    data.CLASS_WEIGHTS,
+    network.NONSATURATING,
+    network.DEFAULT_INIT,
+    network.CLIP_GRADIENTS,
+    training.TRAIN_LONGER,
+)
+
+FAULT_CODES: tuple[str, ...] = tuple(FAULTS)
+#: symptoms name what is wrong when no cause could be named; every other code is a cause
+SYMPTOM_CODES: tuple[str, ...] = tuple(c for c, f in FAULTS.items() if f.symptom)
+CAUSE_CODES: tuple[str, ...] = tuple(c for c, f in FAULTS.items() if not f.symptom)
+CAUSES: tuple[Fault, ...] = tuple(f for f in FAULTS.values() if not f.symptom)
+
+
+def get(code: str) -> Fault:
+    """The fault for `code`; the error lists the valid codes."""
+    try:
+        return FAULTS[Code(code)]
+    except ValueError:
+        raise KeyError(f"unknown fault code {code!r}; valid codes are {list(FAULTS)}") from None
+
+
+def symptom(kind: str) -> Fault:
+    """The symptom fault for `kind` ("flat": the output does not move; else it moves
+    but predicts no better than the trivial predictor: "unskilled")."""
+    found = [f for f in FAULTS.values() if f.symptom == kind]
+    if not found:
+        raise KeyError(f"unknown symptom {kind!r}; valid symptoms are "
+                       f"{[f.symptom for f in FAULTS.values() if f.symptom]}")
+    return found[0]
+
+
+def root_cause_rank(code: str) -> float:
+    """1 for the first root cause in `FAULTS`, falling to 0 for the last."""
+    order = list(CAUSE_CODES)
+    return 1 - order.index(code) / max(len(order) - 1, 1)
+
+
+__all__ = [
+    "CAUSES",
+    "CAUSE_CODES",
+    "CHANGE_FIELDS",
+    "CONFIRMATION",
+    "FAULTS",
+    "FAULT_CODES",
+    "FULL",
+    "PARTIAL",
+    "PLANNING",
+    "SEVERITIES",
+    "SYMPTOM_CODES",
+    "WEAK",
+    "Code",
+    "Counterfactual",
+    "Evidence",
+    "Fault",
+    "Plan",
+    "PlanContext",
+    "Severity",
+    "Support",
+    "get",
+    "lr_ladder",
+    "rate_rung",
+    "root_cause_rank",
+    "symptom",
+]
