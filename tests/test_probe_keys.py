@@ -19,12 +19,19 @@ REGRESSION_ONLY = {keys.Data.LABEL_MEAN, keys.Data.LABEL_STD}
 CLASSIFICATION_ONLY = {keys.Data.IMBALANCE_RATIO, keys.Data.MINORITY_FRACTION,
                        keys.Sensitivity.DISTINCT_CLASSES}
 WHEN_SKIPPED = {keys.Retrain.SKIPPED}
-NAMESPACES = (keys.Data, keys.Config, keys.Sensitivity, keys.Activations, keys.Gradients,
-              keys.Retrain)
 
 
 def declared() -> list[Key]:
-    return [k for ns in NAMESPACES for k in vars(ns).values() if isinstance(k, Key)]
+    return [k for ns in keys.NAMESPACES.values() for k in vars(ns).values()
+            if isinstance(k, Key)]
+
+
+def test_every_registered_probe_has_its_key_namespace() -> None:
+    from audit.spec import ALL_PROBES
+
+    assert list(keys.NAMESPACES) == list(probes.PROBES) == list(ALL_PROBES)
+    for name, namespace in keys.NAMESPACES.items():
+        assert {k.probe for k in vars(namespace).values() if isinstance(k, Key)} == {name}
 
 
 @pytest.fixture(scope="module")

@@ -99,6 +99,13 @@ class Retrain:
     PAIR_TRAININGS = Key("retrain", "pairs.trainings")
 
 
+#: each probe's key namespace, by probe name: one per registered probe (a test holds them to
+#: `audit.probes.PROBES`, so a new probe cannot be half registered)
+NAMESPACES: dict[str, type] = {"data": Data, "config": Config, "sensitivity": Sensitivity,
+                               "activations": Activations, "gradients": Gradients,
+                               "retrain": Retrain}
+
+
 # ---------------------------------------------------------------- retrain per-plan keys
 
 #: details["variants"][plan] holds what each `audit.faults.Plan` declares, under these names
