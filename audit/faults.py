@@ -109,13 +109,22 @@ _FAULT_LIST = [
         ".keras/.h5 file to let the audit test causes; the evidence says what could not be "
         "tried.",
     ),
+    Fault(
+        "label_order",
+        "The labels are encoded in another class order than the model's outputs.",
+        "Set `classes:` in the manifest to the model's class order, or re-encode the labels.",
+    ),
 ]
 
 FAULTS: dict[str, Fault] = {fault.code: fault for fault in _FAULT_LIST}
 FAULT_CODES: tuple[str, ...] = tuple(FAULTS)
-#: symptoms name what is wrong when no cause could be named; every other code is a cause
+#: symptoms name what is wrong when no cause could be named; every other code but the label
+#: codes is a cause
 SYMPTOM_CODES: tuple[str, ...] = ("flat_output", "no_skill")
-CAUSE_CODES: tuple[str, ...] = tuple(code for code in FAULTS if code not in SYMPTOM_CODES)
+#: judged on the labels before the probes run (audit/class_order.py), not by diagnose's rules
+LABEL_CODES: tuple[str, ...] = ("label_order",)
+CAUSE_CODES: tuple[str, ...] = tuple(code for code in FAULTS
+                                     if code not in SYMPTOM_CODES + LABEL_CODES)
 
 
 def get(code: str) -> Fault:

@@ -12,10 +12,11 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -37,6 +38,20 @@ Task = Literal["regression", "binary", "multiclass"]
 ALL_PROBES: tuple[str, ...] = (
     "data", "config", "sensitivity", "activations", "gradients", "retrain"
 )
+
+
+def _distinct_classes(value: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """`classes:` names each class once (2 and '2' are the same class: labels match as text)."""
+    seen: dict[str, str | int] = {}
+    for c in value:
+        if str(c) in seen:
+            raise ValueError(f"{c!r} is listed twice; received {list(value)}")
+        seen[str(c)] = c
+    return value
+
+
+#: the model's class order: the label of output unit 0, 1, ... (strings or integers)
+Classes = Annotated[tuple[str | int, ...], Field(min_length=2), AfterValidator(_distinct_classes)]
 
 
 class _Strict(BaseModel):
@@ -92,6 +107,7 @@ class CaseSpec(_Strict):
     inputs: dict[str, str | tuple[str, ...]] | None = None
     output: str | None = None
     task: Task | None = None
+    classes: Classes | None = None
     training: Training = Training()
     probes: tuple[str, ...] = ALL_PROBES
     budget: Budget = Budget()
@@ -132,6 +148,9 @@ class _CaseSettings(_Strict):
     )
     output: str | None = Field(None, description="the head a multi-output model is audited on")
     task: Task | None = None
+    classes: Classes | None = Field(
+        None, description="the model's class order (the label of unit 0, 1, ...); default: sorted"
+    )
     training: Training = Training()
     probes: tuple[str, ...] | None = None
     budget: Budget | None = None
@@ -261,6 +280,7 @@ class Manifest(_Strict):
             inputs=entry.inputs,
             output=entry.output,
             task=entry.task,
+            classes=entry.classes,
             training=entry.training,
             probes=tuple(p for p in ALL_PROBES if p in probes),
             budget=entry.budget or self.budget,
@@ -403,7 +423,7 @@ def case_id(spec: CaseSpec) -> str:
     setting that changes the result, so an unchanged case keeps its id across runs."""
     settings = spec.model_dump(mode="json", exclude={"case_id", "name", "model", "data",
                                                      "time_limit_s"})
-    for key in ("inputs", "output"):  # added later: unset, they keep older ids unchanged
+    for key in ("inputs", "output", "classes"):  # added later: unset, they keep older ids unchanged
         if settings.get(key) is None:
             settings.pop(key, None)
     for key in ("max_rows", "flops"):  # added later: at their defaults, ids stay unchanged
