@@ -1,12 +1,12 @@
-"""The model's class order, inferred when the labels' own encoding gives it no skill.
+"""The model's class order, inferred when the labels' own encoding leaves it poor.
 
 Labels are encoded in sorted order (strings) or as they are (integers) unless `classes:` says
 otherwise (`audit/classes.py`). A model trained on another encoding looks skill-less under
 that one, though it is fine: a false alarm. So, before the probes run, one forward pass over
-the rows: when the labels' own order gives no skill, the confusion matrix of true class
-against predicted output unit is solved as an assignment (each class to the unit that
-recalls it best, maximizing the mean per-class recall: the balanced accuracy) and, when that
-order gives clear skill, the case is audited under it. The `label_order` finding says so and
+the rows: when the labels' own order leaves the model poor, the confusion matrix of true class
+against predicted output unit is solved as an assignment (each class to one unit, maximizing
+the mean per-class recall: the balanced accuracy) and, when that order gives clear skill, well
+above the own order's, the case is audited under it. The `label_order` finding says so and
 names the order: the audit never calls such a model healthy, because something that reads the
 model's outputs (this audit, or a serving pipeline) disagrees with how it was trained.
 A binary model with flipped labels is the two-class case of the same thing.

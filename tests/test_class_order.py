@@ -13,7 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from audit import class_order, faults
+from audit.diagnose import Diagnosis
 from audit.engine import audit_case
+from audit.results import Finding
 from audit.spec import CaseSpec, ManifestError, case_id, parse_manifest
 from audit.subject import SubjectError, load_subject
 
@@ -161,6 +163,23 @@ def test_a_model_without_skill_stays_no_skill(files: dict[str, Path]) -> None:
     assert report.verdict in ("impaired", "flat")
     assert report.primary_fault in ("no_skill", "flat_output")
     assert "label_order" not in {f.fault for f in report.findings}
+    case = spec(files, "noise", "strings")
+    anyway = class_order.OrderSettings(poor_skill=9.0, clear_skill=-9.0, min_gain=-9.0)
+    _, best = class_order.infer(load_subject(case), case, anyway)
+    # the best order only matches the clusters the model lumped at random (0.26 measured)
+    assert best is not None and best.skill_inferred < class_order.SETTINGS.clear_skill
+
+
+def test_label_order_leads_a_diagnosis_that_found_another_fault() -> None:
+    """Under the inferred order the probes may still find a fault: the labels come first."""
+    other = Finding("lr_too_low", "critical", 0.8, True, "retrain", {}, "raise it")
+    found = class_order.judge(Diagnosis("impaired", "lr_too_low", [other]),
+                              class_order.ClassOrder(("b", "a"), -1.0, 0.6, 100))
+    assert (found.verdict, found.primary_fault) == ("impaired", "label_order")
+    assert [f.fault for f in found.findings] == ["label_order", "lr_too_low"]
+    healthy = class_order.judge(Diagnosis("healthy", None, []),
+                                class_order.ClassOrder(("b", "a"), -1.0, 1.0, 100))
+    assert healthy.verdict == "impaired"
 
 
 def test_the_assignment_maximizes_mean_recall() -> None:
