@@ -21,11 +21,12 @@ class ClassesError(ValueError):
 
 
 def class_key(value: Any) -> str:
-    """How a label value is matched to `classes:`: integral numbers as integers, text as is."""
+    """How a label value is matched to `classes:`: integral numbers as integers, booleans as
+`true`/`false`, text as is."""
     if isinstance(value, bytes):
         return value.decode()
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
+    if isinstance(value, (bool, np.bool_)):  # a CSV's true/false column
+        return "true" if value else "false"
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)) and float(value).is_integer():

@@ -18,6 +18,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -40,6 +41,14 @@ ALL_PROBES: tuple[str, ...] = (
 )
 
 
+def _no_booleans(value: Any) -> Any:
+    """YAML reads yes/no/on/off/true/false as booleans: class names like those need quotes."""
+    if isinstance(value, (list, tuple)) and any(isinstance(c, bool) for c in value):
+        raise ValueError(f"YAML read {list(value)} as booleans; quote class names such as "
+                         "'yes', 'no', 'true', 'false', 'on', 'off'")
+    return value
+
+
 def _distinct_classes(value: tuple[str | int, ...]) -> tuple[str | int, ...]:
     """`classes:` names each class once (2 and '2' are the same class: labels match as text)."""
     seen: dict[str, str | int] = {}
@@ -51,7 +60,8 @@ def _distinct_classes(value: tuple[str | int, ...]) -> tuple[str | int, ...]:
 
 
 #: the model's class order: the label of output unit 0, 1, ... (strings or integers)
-Classes = Annotated[tuple[str | int, ...], Field(min_length=2), AfterValidator(_distinct_classes)]
+Classes = Annotated[tuple[str | int, ...], Field(min_length=2), BeforeValidator(_no_booleans),
+                    AfterValidator(_distinct_classes)]
 
 
 class _Strict(BaseModel):

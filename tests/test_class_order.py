@@ -11,8 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
-from audit import class_order, faults
+from audit import class_order, classes, faults
 from audit.diagnose import Diagnosis
 from audit.engine import audit_case
 from audit.results import Finding
@@ -230,6 +231,9 @@ def test_classes_in_the_manifest_reach_cases_and_fleet_entries(tmp_path: Path) -
                                                 "classes": ["dog", "dog"]}]})
     with pytest.raises(ManifestError, match=r"cases\[0\]\.classes"):
         parse_manifest({"name": "n", "cases": [{"model": "a", "data": "b", "classes": ["x"]}]})
+    with pytest.raises(ManifestError, match=r"\[True, False\] as booleans; quote class names"):
+        parse_manifest(yaml.safe_load("name: n\ncases:\n- {model: a, data: b, "
+                                      "classes: [yes, no]}"))
 
 
 def test_label_order_is_in_the_vocabulary_and_the_readme() -> None:
@@ -237,3 +241,13 @@ def test_label_order_is_in_the_vocabulary_and_the_readme() -> None:
     assert "label_order" not in faults.CAUSE_CODES  # diagnose's rules do not judge it
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert "| `label_order` |" in readme and "classes:" in readme
+
+
+def test_labels_match_classes_as_text() -> None:
+    """2, 2.0 and '2' are one class; a CSV's booleans are true/false; unknowns are counted."""
+    y, names = classes.encode(np.array([2.0, 0.0, 1.0, 2.0]), ("2", 0, 1), "case 'c'", "y")
+    assert y.tolist() == [0, 1, 2, 0] and names == ["2", "0", "1"]
+    y, _ = classes.encode(np.array([True, False]), ("true", "false"), "case 'c'", "y")
+    assert y.tolist() == [0, 1]
+    with pytest.raises(classes.ClassesError, match=r"\['c', 'd', 'e', 'f', 'g'\] \(and 2 more\)"):
+        classes.encode(np.array(list("abcdefgh"), dtype=object), ("a", "b"), "case 'c'", "y")
