@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from audit import probes
+from audit import class_order, probes
 from audit.diagnose import diagnose
 from audit.reports.schema import json_text
 from audit.results import CaseReport, MetricRow, ProbeResult
@@ -49,8 +49,11 @@ def audit_case(spec: CaseSpec) -> CaseReport:
     else:
         report.task = subject.task
         report.output = subject.output_name
+        subject, order = class_order.infer(subject, spec)  # None: the labels' own order fits
         results = run_probes(spec, subject)
         diagnosis = diagnose(results, subject.task)
+        if order is not None:
+            diagnosis = class_order.judge(diagnosis, order)
         report.verdict = diagnosis.verdict
         report.primary_fault = diagnosis.primary_fault
         report.findings = diagnosis.findings

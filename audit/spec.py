@@ -12,11 +12,13 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -38,6 +40,29 @@ Task = Literal["regression", "binary", "multiclass"]
 #: read off the probes' key namespaces (a leaf module the probes' own imports allow here), which
 #: tests/test_probe_keys.py holds equal to the probe registry, name for name
 ALL_PROBES: tuple[str, ...] = tuple(NAMESPACES)
+
+
+def _no_booleans(value: Any) -> Any:
+    """YAML reads yes/no/on/off/true/false as booleans: class names like those need quotes."""
+    if isinstance(value, (list, tuple)) and any(isinstance(c, bool) for c in value):
+        raise ValueError(f"YAML read {list(value)} as booleans; quote class names such as "
+                         "'yes', 'no', 'true', 'false', 'on', 'off'")
+    return value
+
+
+def _distinct_classes(value: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """`classes:` names each class once (2 and '2' are the same class: labels match as text)."""
+    seen: dict[str, str | int] = {}
+    for c in value:
+        if str(c) in seen:
+            raise ValueError(f"{c!r} is listed twice; received {list(value)}")
+        seen[str(c)] = c
+    return value
+
+
+#: the model's class order: the label of output unit 0, 1, ... (strings or integers)
+Classes = Annotated[tuple[str | int, ...], Field(min_length=2), BeforeValidator(_no_booleans),
+                    AfterValidator(_distinct_classes)]
 
 
 class _Strict(BaseModel):
@@ -93,6 +118,7 @@ class CaseSpec(_Strict):
     inputs: dict[str, str | tuple[str, ...]] | None = None
     output: str | None = None
     task: Task | None = None
+    classes: Classes | None = None
     training: Training = Training()
     probes: tuple[str, ...] = ALL_PROBES
     budget: Budget = Budget()
@@ -133,6 +159,9 @@ class _CaseSettings(_Strict):
     )
     output: str | None = Field(None, description="the head a multi-output model is audited on")
     task: Task | None = None
+    classes: Classes | None = Field(
+        None, description="the model's class order (the label of unit 0, 1, ...); default: sorted"
+    )
     training: Training = Training()
     probes: tuple[str, ...] | None = None
     budget: Budget | None = None
@@ -262,6 +291,7 @@ class Manifest(_Strict):
             inputs=entry.inputs,
             output=entry.output,
             task=entry.task,
+            classes=entry.classes,
             training=entry.training,
             probes=tuple(p for p in ALL_PROBES if p in probes),
             budget=entry.budget or self.budget,
@@ -404,7 +434,7 @@ def case_id(spec: CaseSpec) -> str:
     setting that changes the result, so an unchanged case keeps its id across runs."""
     settings = spec.model_dump(mode="json", exclude={"case_id", "name", "model", "data",
                                                      "time_limit_s"})
-    for key in ("inputs", "output"):  # added later: unset, they keep older ids unchanged
+    for key in ("inputs", "output", "classes"):  # added later: unset, they keep older ids unchanged
         if settings.get(key) is None:
             settings.pop(key, None)
     for key in ("max_rows", "flops"):  # added later: at their defaults, ids stay unchanged

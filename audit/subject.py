@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from audit import classes
 from audit.inputs import (
     InputArray,
     Inputs,
@@ -106,8 +107,11 @@ def load_subject(spec: CaseSpec) -> Subject:
     inputs, malformed = build_inputs(model, declared, plan, table.columns, spec.data)
     y_raw = table.columns[label]
     label_nan = int(np.sum(~np.isfinite(y_raw))) if y_raw.dtype.kind in "fc" else 0
-    task = spec.task or infer_task(y_raw, model)
-    y, class_names = _encode_labels(y_raw, task, spec.data, label)
+    if spec.classes is None:
+        task = spec.task or infer_task(y_raw, model)
+        y, class_names = _encode_labels(y_raw, task, spec.data, label)
+    else:
+        task, y, class_names = _encode_declared(y_raw, model, spec, label)
     n_classes = 0 if task == "regression" else max(len(class_names), 2)
     check_enough_rows(inputs, y, task, spec.data)
     training = resolve_training(full_model, spec, task, head_index, head_name)
@@ -444,6 +448,25 @@ def _encode_labels(
     if any(v is None for v in flat):
         raise SubjectError(f"{where}: label column {label!r} has missing values")
     return np.array([index[v] for v in flat], dtype=np.int64), [str(v) for v in values]
+
+
+def _encode_declared(y: np.ndarray, model: Any, spec: CaseSpec,
+                     label: str) -> tuple[Task, np.ndarray, list[str]]:
+    """The task and the labels encoded in the model's class order, as `classes:` declares it."""
+    assert spec.classes is not None
+    where = f"case {spec.name!r} ({spec.data})"
+    if spec.task == "regression":
+        raise SubjectError(f"{where}: `classes:` is for classification, but the case sets "
+                           "task: regression")
+    shape = model.outputs[0].shape
+    units = int(shape[-1]) if len(shape) > 1 and shape[-1] is not None else 1
+    try:
+        classes.check_units(spec.classes, units, where)
+        y_codes, names = classes.encode(y, spec.classes, where, label)
+    except classes.ClassesError as exc:
+        raise SubjectError(str(exc)) from None
+    task = spec.task or ("binary" if len(names) == 2 else "multiclass")
+    return task, y_codes, names
 
 
 # ---------------------------------------------------------------- training config

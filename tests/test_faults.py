@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_every_cause_has_a_rule_and_a_counterfactual_that_speaks_for_it() -> None:
     spoken_for = {code for cf in faults.PLANNING for code in (cf.tests, *cf.also_fixes) if code}
+    assert faults.CAUSES and all(not f.judged_by and not f.symptom for f in faults.CAUSES)
     for fault in faults.CAUSES:
         assert fault.rule is not None, f"{fault.code}: no static rule"
         assert fault.code in spoken_for, f"{fault.code}: no counterfactual tests or fixes it"
@@ -35,6 +36,7 @@ def test_symptoms_have_no_rule_and_every_code_is_in_the_enum() -> None:
                                          faults.symptom("unskilled").code}
     assert all(faults.get(code).rule is None for code in faults.SYMPTOM_CODES)
     assert list(faults.FAULTS) == list(Code)
+    assert faults.judged_by("class_order").code not in faults.CAUSE_CODES
     with pytest.raises(KeyError, match="valid codes are"):
         faults.get("lr_to_low")
 

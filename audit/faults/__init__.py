@@ -42,6 +42,7 @@ FAULTS: dict[Code, Fault] = {fault.code: fault for fault in (
     network.VANISHING_GRADIENT,
     training.OPTIMIZER_STALLED,
     training.UNDERTRAINED,
+    data.LABEL_ORDER,
     symptoms.FLAT_OUTPUT,
     symptoms.NO_SKILL,
 )}
@@ -64,10 +65,12 @@ PLANNING: tuple[Counterfactual, ...] = (
 )
 
 FAULT_CODES: tuple[str, ...] = tuple(FAULTS)
-#: symptoms name what is wrong when no cause could be named; every other code is a cause
+#: symptoms name what is wrong when no cause could be named; the causes are judged by their
+#: rules and counterfactuals; the rest by a check of their own before the probes run
 SYMPTOM_CODES: tuple[str, ...] = tuple(c for c, f in FAULTS.items() if f.symptom)
-CAUSE_CODES: tuple[str, ...] = tuple(c for c, f in FAULTS.items() if not f.symptom)
-CAUSES: tuple[Fault, ...] = tuple(f for f in FAULTS.values() if not f.symptom)
+CAUSES: tuple[Fault, ...] = tuple(f for f in FAULTS.values()
+                                  if not f.symptom and not f.judged_by)
+CAUSE_CODES: tuple[str, ...] = tuple(f.code for f in CAUSES)
 
 
 def get(code: str) -> Fault:
@@ -85,6 +88,15 @@ def symptom(kind: str) -> Fault:
     if not found:
         raise KeyError(f"unknown symptom {kind!r}; valid symptoms are "
                        f"{[f.symptom for f in FAULTS.values() if f.symptom]}")
+    return found[0]
+
+
+def judged_by(check: str) -> Fault:
+    """The fault a check of its own judges before the probes run (e.g. "class_order")."""
+    found = [f for f in FAULTS.values() if f.judged_by == check]
+    if not found:
+        raise KeyError(f"no fault is judged by {check!r}; checks are "
+                       f"{[f.judged_by for f in FAULTS.values() if f.judged_by]}")
     return found[0]
 
 
@@ -116,6 +128,7 @@ __all__ = [
     "Severity",
     "Support",
     "get",
+    "judged_by",
     "lr_ladder",
     "rate_rung",
     "root_cause_rank",

@@ -25,5 +25,6 @@ class Code(StrEnum):
     VANISHING_GRADIENT = "vanishing_gradient"
     OPTIMIZER_STALLED = "optimizer_stalled"
     UNDERTRAINED = "undertrained"
+    LABEL_ORDER = "label_order"
     FLAT_OUTPUT = "flat_output"
     NO_SKILL = "no_skill"

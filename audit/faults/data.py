@@ -110,6 +110,15 @@ BAD_DATA = Fault(
     definitive=True)
 
 
+#: the labels' encoding disagrees with the model's outputs: settled before the probes run
+#: (audit/class_order.py), which audit the case under the order that fits
+LABEL_ORDER = Fault(
+    Code.LABEL_ORDER,
+    "The labels are encoded in another class order than the model's outputs.",
+    "Set `classes:` in the manifest to the model's class order, or re-encode the labels.",
+    probe="class_order", judged_by="class_order")
+
+
 # ---------------------------------------------------------------- unscaled inputs
 
 

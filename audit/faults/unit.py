@@ -116,6 +116,8 @@ class Fault:
     counterfactuals: tuple[Counterfactual, ...] = ()
     definitive: bool = False
     symptom: Literal["flat", "unskilled"] | None = None  # a symptom: seen, not why
+    #: judged by a check of its own before the probes run (e.g. "class_order"), not by a rule
+    judged_by: str | None = None
 
     def support(self, evidence: Evidence) -> Support | None:
         """The rule's support over `evidence`, or None when it sees nothing."""
