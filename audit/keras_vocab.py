@@ -94,3 +94,40 @@ def weighted_layers(model: Any) -> list[Any]:
 def is_recurrent(layer: Any) -> bool:
     """An RNN layer (LSTM, GRU, SimpleRNN): its tanh/sigmoid gates are its design."""
     return hasattr(layer, "cell")
+
+
+#: the layer config keys of weight and output penalties, and of dropout rates
+REGULARIZER_KEYS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                    "recurrent_regularizer", "depthwise_regularizer", "pointwise_regularizer")
+DROPOUT_KEYS = ("dropout", "recurrent_dropout")
+
+
+def penalty_factor(regularizer: Any) -> float:
+    """The strength of a Keras regularizer: its l1 + l2 factors (0 for none or an unknown
+    kind, whose config names no factor)."""
+    if regularizer is None:
+        return 0.0
+    config = regularizer.get_config() if hasattr(regularizer, "get_config") else {}
+    return float(sum(v for k, v in config.items()
+                     if k in ("l1", "l2") and isinstance(v, (int, float))))
+
+
+def dropout_of(layer: Any) -> float:
+    """The largest dropout rate a layer applies: a Dropout-family layer's `rate`, or an RNN's
+    `dropout` / `recurrent_dropout`."""
+    config = layer.get_config()
+    rates = [config.get(k) or 0.0 for k in DROPOUT_KEYS]
+    if "dropout" in type(layer).__name__.lower():
+        rates.append(config.get("rate") or 0.0)
+    return float(max(rates))
+
+
+def regularization(model: Any) -> tuple[float, float]:
+    """The strongest weight/activity penalty factor and the highest dropout rate anywhere in
+    the model."""
+    penalty, dropout = 0.0, 0.0
+    for layer in model.layers:
+        for key in REGULARIZER_KEYS:
+            penalty = max(penalty, penalty_factor(getattr(layer, key, None)))
+        dropout = max(dropout, dropout_of(layer))
+    return penalty, dropout

@@ -9,7 +9,7 @@ line.
 
 from __future__ import annotations
 
-from audit.faults import data, network, symptoms, training
+from audit.faults import data, network, regularization, symptoms, training
 from audit.faults.codes import Code
 from audit.faults.plan import CHANGE_FIELDS, Plan
 from audit.faults.training import lr_ladder, rate_rung
@@ -36,6 +36,7 @@ FAULTS: dict[Code, Fault] = {fault.code: fault for fault in (
     data.CLASS_IMBALANCE,
     training.LR_TOO_HIGH,
     training.LR_TOO_LOW,
+    regularization.OVER_REGULARIZED,
     network.EXPLODING_GRADIENT,
     network.DEAD_RELU,
     network.SATURATED_ACTIVATIONS,
@@ -60,6 +61,7 @@ PLANNING: tuple[Counterfactual, ...] = (
     data.CLASS_WEIGHTS,
     network.NONSATURATING,
     network.DEFAULT_INIT,
+    regularization.UNREGULARIZED,
     network.CLIP_GRADIENTS,
     training.TRAIN_LONGER,
 )

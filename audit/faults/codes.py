@@ -19,6 +19,7 @@ class Code(StrEnum):
     CLASS_IMBALANCE = "class_imbalance"
     LR_TOO_HIGH = "lr_too_high"
     LR_TOO_LOW = "lr_too_low"
+    OVER_REGULARIZED = "over_regularized"
     EXPLODING_GRADIENT = "exploding_gradient"
     DEAD_RELU = "dead_relu"
     SATURATED_ACTIVATIONS = "saturated_activations"

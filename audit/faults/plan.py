@@ -37,7 +37,7 @@ class Plan:
     clipnorm: float | None = None
     fit_loss: bool = False
     class_weights: bool = False
-    architecture: str = "same"  # same | nonsaturating | default_init
+    architecture: str = "same"  # same | nonsaturating | default_init | unregularized
     epochs: int | None = None
     relabel: float | None = None  # labels x this, rounded: class ids again (1.0: rounding)
 

@@ -11,6 +11,7 @@ from audit.keras_vocab import (
     RELU_LIKE,
     SATURATING,
     activation_name,
+    regularization,
     typical_lr,
     weighted_layers,
 )
@@ -76,6 +77,7 @@ def run(subject: Subject, settings: ConfigSettings) -> ProbeResult:
     # a SavedModel keeps no loss and hides its head's activation: nothing to check
     problem = head_problem(subject) if subject.retrainable else None
     typical = typical_lr(t.optimizer)
+    penalty, dropout = regularization(subject.model)
     metrics = {
         Config.OUTPUT_UNITS.metric: float(subject.n_outputs),
         Config.LOSS_FITS_LABELS.metric: ((0.0 if problem else 1.0) if subject.retrainable
@@ -90,6 +92,8 @@ def run(subject: Subject, settings: ConfigSettings) -> ProbeResult:
         Config.TRAIN_EPOCHS.metric: float(t.epochs) if t.epochs else float("nan"),
         "batch_size": float(t.batch_size),
         "params": float(subject.model.count_params()),
+        Config.WEIGHT_PENALTY.metric: penalty,
+        Config.DROPOUT.metric: dropout,
     }
     details = {
         "task": subject.task,

@@ -58,6 +58,8 @@ class Config:
     LR_LOG10_VS_TYPICAL = Key("config", "lr_log10_vs_typical")
     OPTIMIZER_IS_SGD = Key("config", "optimizer_is_sgd")
     TRAIN_EPOCHS = Key("config", "train_epochs")
+    WEIGHT_PENALTY = Key("config", "weight_penalty_max")  # strongest l1 + l2 regularizer factor
+    DROPOUT = Key("config", "dropout_max")  # highest dropout rate
 
 
 class Sensitivity:

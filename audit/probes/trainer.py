@@ -164,6 +164,8 @@ class _Graph:
                         rows = tf.nest.map_structure(lambda t, i=idx: tf.gather(t, i), x)
                         out = model(rows, training=True)
                         loss = loss_fn(tf.gather(y, idx), out, sample_weight=tf.gather(w, idx))
+                        if model.losses:  # the model's own penalties, as fit adds them
+                            loss += tf.add_n([tf.cast(p, loss.dtype) for p in model.losses])
                     grads = tape.gradient(loss, variables)
                     optimizer.apply_gradients(zip(grads, variables, strict=True))
                     total += tf.cast(loss, tf.float32) * tf.cast(tf.size(idx), tf.float32)

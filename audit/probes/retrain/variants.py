@@ -10,7 +10,7 @@ import numpy as np
 
 from audit.faults.plan import Plan
 from audit.inputs import Inputs, column_moments, input_struct, scalable_inputs
-from audit.keras_vocab import SATURATING, is_recurrent
+from audit.keras_vocab import DROPOUT_KEYS, REGULARIZER_KEYS, SATURATING, is_recurrent
 from audit.probes import outcomes
 from audit.probes.base import NotApplicable, finite_rows, sample_rows
 from audit.probes.outcomes import Head
@@ -95,6 +95,15 @@ def _clone(model: Any, architecture: str) -> Any:
                 config["kernel_initializer"] = "glorot_uniform"
             if "bias_initializer" in config:
                 config["bias_initializer"] = "zeros"
+        elif architecture == "unregularized":
+            for key in REGULARIZER_KEYS:
+                if config.get(key) is not None:
+                    config[key] = None
+            for key in DROPOUT_KEYS:
+                if config.get(key):
+                    config[key] = 0.0
+            if "dropout" in type(layer).__name__.lower() and config.get("rate"):
+                config["rate"] = 0.0
         elif architecture == "nonsaturating" and layer.name != last and not is_recurrent(layer):
             act = config.get("activation")
             if act in SATURATING:
