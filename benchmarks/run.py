@@ -243,7 +243,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python benchmarks/run.py",
         description=textwrap.dedent("""\
-            Measure Flatline against the obvious code on the scenario zoo (audit/zoo.py).
+            Measure Flatline against the obvious code on the scenario zoo (audit/zoo/).
 
             Prints one line per comparison,
               NAME: RATIO x (ours OURS_S s vs baseline BASE_S s)
@@ -262,8 +262,8 @@ def parser() -> argparse.ArgumentParser:
             More in benchmarks/README.md."""),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", metavar="A,B", help="zoo cases for the per-case comparisons "
-                   "(default: all 17; see audit/zoo.py); the fleet uses them too unless "
-                   "--fleet-cases is given")
+                   "(default: every scenario in audit/zoo/scenarios.py); the fleet uses them too "
+                   "unless --fleet-cases is given")
     p.add_argument("--quick", action="store_true", help=f"a smaller run: {len(QUICK_CASES)} "
                    f"cases ({', '.join(QUICK_CASES)}), a fleet of {len(QUICK_FLEET_CASES)}, "
                    "1 retrain seed")

@@ -138,7 +138,7 @@ def balanced_weights(y: np.ndarray) -> np.ndarray:
 
 
 def _model(case: Case, d: int) -> object:
-    return zoo._mlp(d, case.hidden, 1, "sigmoid" if case.task == "binary" else None)
+    return zoo.mlp(d, case.hidden, 1, "sigmoid" if case.task == "binary" else None)
 
 
 def _steps_feed(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, steps: int, batch: int,
@@ -161,7 +161,7 @@ def train_and_score(case: Case, variant: Variant, seed: int, split: dict[str, np
     weights = balanced_weights(y) if variant.weighted else None
     fx, fy, fw = _steps_feed(x, y, weights, steps, case.batch, np.random.default_rng(seed))
     model = _model(case, x.shape[1])
-    model.compile(optimizer=zoo._opt(variant.optimizer, variant.lr), loss=case.loss)
+    model.compile(optimizer=zoo.opt(variant.optimizer, variant.lr), loss=case.loss)
     model.fit(fx, fy, sample_weight=fw, batch_size=case.batch, epochs=1, shuffle=False,
               verbose=0)
     head = Head(1, "sigmoid" if case.task == "binary" else "linear")
