@@ -295,3 +295,33 @@ def binary_weak_signal_balanced_healthy() -> tuple[Any, np.ndarray, np.ndarray,
                                                    dict[str, Any]]:
     """The same weak signal at 50/50: modest skill, but all the data allows."""
     return _weak_signal(0.5, seed=23)
+
+
+def _regularized(penalty: float, dropout: float) -> tuple[Any, np.ndarray, np.ndarray,
+                                                          dict[str, Any]]:
+    """Two ReLU layers with an L2 kernel penalty (and dropout after each) under Adam on a
+    smooth target of standardized inputs."""
+    import keras
+
+    x, y = smooth_regression(800, 6, seed=24)
+    layers: list[Any] = [keras.Input((6,))]
+    for units in (32, 32):
+        layers.append(keras.layers.Dense(units, activation="relu",
+                                         kernel_regularizer=keras.regularizers.L2(penalty)))
+        if dropout:
+            layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(1))
+    model = keras.Sequential(layers)
+    return model, x, y, _fit(model, x, y, opt("adam", 1e-3), "mse", 40)
+
+
+def regression_over_regularized() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """An L2 factor of 3 on every hidden kernel: the penalty outweighs the fit and drives the
+    weights, and the output, to a constant."""
+    return _regularized(3.0, 0.0)
+
+
+def regression_lightly_regularized_healthy() -> tuple[Any, np.ndarray, np.ndarray,
+                                                      dict[str, Any]]:
+    """The same network with a usual L2 factor (1e-4) and dropout 0.1: it fits."""
+    return _regularized(1e-4, 0.1)
