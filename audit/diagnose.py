@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from audit import faults
-from audit.faults import CONFIRMATION, PARTIAL, Evidence, Plan
+from audit.faults import CONFIRMATION, HEALTH, PARTIAL, Evidence, Plan
 from audit.probes import keys
 from audit.probes.keys import Retrain, Sensitivity
 from audit.results import Finding, ProbeResult
@@ -35,7 +35,8 @@ class Thresholds:
     """Every number the diagnosis uses, in one place."""
 
     flat_spread: float = 0.1  # output spread / label spread below this: the output is flat
-    poor_skill: float = 0.5  # skill over the trivial predictor below this: underperforming
+    poor_skill: float = HEALTH.skill  # skill over the trivial predictor below this: underperforming
+    headroom: float = HEALTH.headroom  # a reference learner this much better: underperforming
     clear_skill: float = 0.1  # a healthy model's skill is at least this (Deepchecks' gain bar)
     restored_skill: float = 0.3  # a counterfactual must reach at least this skill...
     restored_share: float = 0.6  # ...and this share of the best variant's skill
@@ -64,6 +65,7 @@ class Thresholds:
     confidence_secondary: float = 0.3  # another fault whose change also worked: at most this
     confidence_flat: float = 0.9  # the output is flat: measured directly
     confidence_no_skill: float = 0.8  # no skill: measured directly
+    confidence_short: float = 0.6  # below the reference: measured, against a simple learner
 
 
 THRESHOLDS = Thresholds()
@@ -410,7 +412,9 @@ def diagnose(results: dict[str, ProbeResult], task: str,
     measured = math.isfinite(skill) or math.isfinite(spread) or nan_out > 0
     flat = measured and ((math.isfinite(spread) and spread < th.flat_spread) or distinct == 1
                          or nan_out > 0 or not math.isfinite(skill))
-    poor = (not measured) or flat or skill < th.poor_skill
+    headroom = Retrain.HEADROOM.read(results)
+    short = math.isfinite(headroom) and headroom >= th.headroom  # clearly below the reference
+    poor = (not measured) or flat or skill < th.poor_skill or short
     support = static_support(results)
     retrain = results.get("retrain")
     outcomes = (counterfactual_outcomes(retrain, skill, th)
@@ -431,6 +435,8 @@ def diagnose(results: dict[str, ProbeResult], task: str,
             evidence["with"] = cand.partner
         if i == 0:
             evidence.update(caveats)
+            if short:
+                evidence.update(reference_evidence(results))
         sure = confidence(cand, th)
         if i > 0 and not cand.contributing:  # on the zoo, these were rarely the fault
             sure = min(sure, th.confidence_secondary)
@@ -456,6 +462,17 @@ def diagnose(results: dict[str, ProbeResult], task: str,
                                        symptom.fix))
     elif primary is not None and poor:
         verdict, primary_fault = "impaired", primary.fault
+    elif short:
+        # skilled, yet clearly below what a linear learner gets on the same rows, and no
+        # change tried restored it: never healthy
+        symptom = faults.symptom("short")
+        verdict, primary_fault = "impaired", symptom.code
+        findings.insert(0, Finding(symptom.code, "critical", th.confidence_short, False,
+                                   symptom.probe,
+                                   {"model_skill": _jsonable(skill),
+                                    **reference_evidence(results),
+                                    "ruled_out": [o.name for o in outcomes], **caveats},
+                                   symptom.fix))
     elif math.isfinite(skill) and skill < th.clear_skill:
         # no skill is never healthy, even when no probe can name a cause
         symptom = faults.symptom("unskilled")
@@ -471,6 +488,12 @@ def diagnose(results: dict[str, ProbeResult], task: str,
         verdict, primary_fault = "healthy", None
         findings = [dataclasses.replace(f, severity="info") for f in findings]
     return Diagnosis(verdict, primary_fault, findings)
+
+
+def reference_evidence(results: dict[str, ProbeResult]) -> dict[str, Any]:
+    """How far the model is from what a linear reference learner gets on the same rows."""
+    return {"headroom": _jsonable(Retrain.HEADROOM.read(results)),
+            "attainable_skill": _jsonable(Retrain.ATTAINABLE.read(results))}
 
 
 def retrain_caveats(results: dict[str, ProbeResult]) -> dict[str, str]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from audit import faults
-from audit.diagnose import diagnose
+from audit.diagnose import THRESHOLDS, diagnose
 from audit.probes import keys
 from audit.results import ProbeResult
 
@@ -328,3 +328,33 @@ def test_any_rate_the_search_tried_is_adams_control() -> None:
     # without a rate that works, Adam's win is the optimizer's
     runs.metrics.update({keys.seed_skill("lr_down_x0.01", s): -1.0 for s in range(3)})
     assert diagnose(results, "regression").primary_fault == "optimizer_stalled"
+
+
+def short_of_reference(headroom: float, **variants: list[float]) -> dict[str, ProbeResult]:
+    """A 10-class model at skill 0.57 whose retrain probe measured `headroom` against the
+    reference learner (and trained `variants`)."""
+    runs = retrain(**variants)
+    runs.metrics.update({keys.Retrain.HEADROOM.metric: headroom,
+                         keys.Retrain.ATTAINABLE.metric: 0.57 + headroom})
+    return {"data": data(imbalance_ratio=0.02, minority_fraction=0.015),
+            "sensitivity": sensitivity(0.57, 0.9), "retrain": runs}
+
+
+def test_a_skilled_model_far_below_the_reference_is_impaired_and_its_fix_confirmed() -> None:
+    results = short_of_reference(0.34, baseline=[0.55, 0.58, 0.56],
+                                 class_weights=[0.9, 0.91, 0.89])
+    results["retrain"].details[keys.VARIANTS]["class_weights"]["tests"] = "class_imbalance"
+    d = diagnose(results, "multiclass")
+    assert (d.verdict, d.primary_fault) == ("impaired", "class_imbalance")
+    assert d.findings[0].confirmed
+    assert d.findings[0].evidence["headroom"] == pytest.approx(0.34)
+
+
+def test_below_the_reference_with_no_fix_is_named_so_and_near_it_is_healthy() -> None:
+    d = diagnose(short_of_reference(0.34, baseline=[0.55, 0.58, 0.56],
+                                    lr_up_x10=[0.56, 0.57, 0.55]), "multiclass")
+    assert (d.verdict, d.primary_fault) == ("impaired", "below_reference")
+    assert d.findings[0].evidence["attainable_skill"] == pytest.approx(0.91)
+    assert d.findings[0].evidence["ruled_out"] == ["lr_up_x10"]
+    near = diagnose(short_of_reference(THRESHOLDS.headroom / 2, baseline=[0.55]), "multiclass")
+    assert near.verdict == "healthy"

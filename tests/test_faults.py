@@ -32,8 +32,8 @@ def test_the_planning_order_holds_exactly_the_declared_counterfactuals() -> None
 
 
 def test_symptoms_have_no_rule_and_every_code_is_in_the_enum() -> None:
-    assert set(faults.SYMPTOM_CODES) == {faults.symptom("flat").code,
-                                         faults.symptom("unskilled").code}
+    assert set(faults.SYMPTOM_CODES) == {faults.symptom(kind).code
+                                         for kind in ("flat", "short", "unskilled")}
     assert all(faults.get(code).rule is None for code in faults.SYMPTOM_CODES)
     assert list(faults.FAULTS) == list(Code)
     assert faults.judged_by("class_order").code not in faults.CAUSE_CODES

@@ -16,6 +16,7 @@ from audit.faults.training import lr_ladder, rate_rung
 from audit.faults.unit import (
     CONFIRMATION,
     FULL,
+    HEALTH,
     PARTIAL,
     SEVERITIES,
     WEAK,
@@ -45,6 +46,7 @@ FAULTS: dict[Code, Fault] = {fault.code: fault for fault in (
     training.UNDERTRAINED,
     data.LABEL_ORDER,
     symptoms.FLAT_OUTPUT,
+    symptoms.BELOW_REFERENCE,
     symptoms.NO_SKILL,
 )}
 
@@ -116,6 +118,7 @@ __all__ = [
     "FAULTS",
     "FAULT_CODES",
     "FULL",
+    "HEALTH",
     "PARTIAL",
     "PLANNING",
     "SEVERITIES",

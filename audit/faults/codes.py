@@ -28,4 +28,5 @@ class Code(StrEnum):
     UNDERTRAINED = "undertrained"
     LABEL_ORDER = "label_order"
     FLAT_OUTPUT = "flat_output"
+    BELOW_REFERENCE = "below_reference"
     NO_SKILL = "no_skill"

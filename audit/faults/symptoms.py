@@ -14,6 +14,15 @@ FLAT_OUTPUT = Fault(
     "ruled out.",
     probe="sensitivity", symptom="flat")
 
+BELOW_REFERENCE = Fault(
+    Code.BELOW_REFERENCE,
+    "The model has skill, but clearly less than a linear reference learner reaches on the "
+    "same rows, and no change tried (alone or in pairs) restored it.",
+    "Compare the model with the reference (evidence `headroom`, `attainable_skill`): check "
+    "the features it receives, its capacity and its training; the evidence lists what was "
+    "ruled out.",
+    probe="retrain", symptom="short")
+
 NO_SKILL = Fault(
     Code.NO_SKILL,
     "The output moves with the input but predicts the label no better than the trivial "

@@ -40,6 +40,21 @@ CONFIRMATION = Confirmation()
 
 
 @dataclass(frozen=True)
+class Health:
+    """What "healthy" means, one set of numbers for both sides: a skill over the trivial
+    predictor of at least `skill`, and within `headroom` of what a linear reference learner
+    reaches on the same rows (`reference.headroom`: its skill minus the model's). The retrain
+    probe skips its counterfactuals only for such a model; `diagnose` calls any other
+    `impaired`. `headroom` is calibrated on the zoo's healthy models (benchmarks/README.md)."""
+
+    skill: float = 0.5
+    headroom: float = 0.2
+
+
+HEALTH = Health()
+
+
+@dataclass(frozen=True)
 class Support:
     """A rule's verdict: how strongly (0..1) the cheap probes point at the fault, and the
     numbers that show it."""
@@ -115,7 +130,7 @@ class Fault:
     limits: Any = None
     counterfactuals: tuple[Counterfactual, ...] = ()
     definitive: bool = False
-    symptom: Literal["flat", "unskilled"] | None = None  # a symptom: seen, not why
+    symptom: Literal["flat", "short", "unskilled"] | None = None  # a symptom: seen, not why
     #: judged by a check of its own before the probes run (e.g. "class_order"), not by a rule
     judged_by: str | None = None
 

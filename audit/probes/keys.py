@@ -95,6 +95,7 @@ class Retrain:
     CUT_BY_BUDGET = Key("retrain", "length.cut_by_budget")
     LINEAR_REFERENCE = Key("retrain", "reference.linear_skill")  # what a linear learner gets
     ATTAINABLE = Key("retrain", "reference.attainable_skill")  # the best reference learner
+    HEADROOM = Key("retrain", "reference.headroom")  # the attainable skill minus the model's
     LENGTH_STEPS = Key("retrain", "length.steps")
     WANTED_STEPS = Key("retrain", "length.wanted_steps")
     PAIRS_TRIED = Key("retrain", "pairs.tried")

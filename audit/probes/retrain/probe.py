@@ -84,8 +84,11 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
                                  subject.task, subject.n_classes)
     metrics[keys.Retrain.LINEAR_REFERENCE.metric] = reference
     metrics[keys.Retrain.ATTAINABLE.metric] = reference
-    metrics["reference.headroom"] = reference - clipped(prep.original_skill)
-    if settings.skip_when_healthy and prep.healthy:
+    headroom = reference - clipped(prep.original_skill)
+    metrics[keys.Retrain.HEADROOM.metric] = headroom
+    # healthy: skilled, and not clearly short of what the data allows
+    near_reference = not (np.isfinite(headroom) and headroom >= settings.healthy_headroom)
+    if settings.skip_when_healthy and prep.healthy and near_reference:
         metrics[keys.Retrain.SKIPPED.metric] = 1.0
         return ProbeResult(probe="retrain", metrics=metrics,
                            details={"skipped": "the model already does well on validation"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from audit.faults.unit import HEALTH
 from audit.probes.budget import LengthSettings
 
 
@@ -17,7 +18,10 @@ class RetrainSettings(LengthSettings):
     chunks: int = 4  # how often training pauses to check for early success
     early_success_skill: float = 0.95  # a seed this good on validation stops early
     skip_when_healthy: bool = True  # no counterfactuals when the model already does well
-    healthy_skill: float = 0.5  # validation skill of the original that counts as doing well
+    #: the original does well on validation with this skill, within `healthy_headroom` of the
+    #: reference learner's (`audit.faults.HEALTH`)
+    healthy_skill: float = HEALTH.skill
+    healthy_headroom: float = HEALTH.headroom
     counterfactuals: tuple[str, ...] | None = None  # restrict to these names (None: all)
     #: racing: every plan trains one seed first; the plans still in contention get further
     #: seeds one at a time, until the confirmation rule is met or can no longer be met
