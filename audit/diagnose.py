@@ -207,6 +207,7 @@ class Candidate:
     static: dict[str, Any]
     partner: str | None = None  # a pair's other fault
     contributing: bool = False  # the pair's part that did less alone
+    worked_around: bool = False  # its change only worked around an upstream confirmed fault
     extra: dict[str, Any] = field(default_factory=dict)  # controls, the parts' skills alone
 
 
@@ -327,9 +328,11 @@ def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dic
                 have = by_fault.get(fault)
                 offer(fault, 1.0, have is not None and have.confirmed,
                       have.outcome if have else None)
+    mark_worked_around(by_fault)
     ranked = sorted(by_fault.values(), key=lambda c: (
         faults.get(c.fault).definitive and c.support >= 1, not c.contributing, c.confirmed,
-        c.score), reverse=True)
+        not c.worked_around, c.score), reverse=True)
+    restored_by(ranked, singles)
     retrained = bool(outcomes)
     ruled_out = {o.plan.tests for o in singles if not o.confirmed}
     if not any(c.confirmed for c in ranked) and underperforming and (flat or not retrained):
@@ -339,6 +342,32 @@ def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dic
                    if s >= th.static_alone and f not in by_fault and f not in ruled_out]
         ranked += sorted(statics, key=lambda c: c.score, reverse=True)
     return ranked
+
+
+def mark_worked_around(by_fault: dict[str, Candidate]) -> None:
+    """Root cause over symptom: a confirmed change that declares it only works around an
+    upstream fault ranks below that fault when the upstream fault's own change is confirmed
+    too (the change that removes the mechanism beats the one that compensates for it)."""
+    for cand in by_fault.values():
+        if not cand.confirmed or cand.outcome is None:
+            continue
+        for upstream in cand.outcome.plan.works_around:
+            other = by_fault.get(upstream)
+            if other is not None and other.confirmed and other.outcome is not cand.outcome:
+                cand.worked_around = True
+
+
+def restored_by(ranked: list[Candidate], singles: list[Outcome]) -> None:
+    """Every other single change that restored the model stays in the primary finding's
+    evidence (`also_restored_by`): what else worked, with its skill."""
+    if not ranked or not ranked[0].confirmed or ranked[0].outcome is None:
+        return
+    lead = ranked[0]
+    others = {o.name: {"change": o.change, "skill": round(o.mean_skill, 4)}
+              for o in singles if o.confirmed and o.name != lead.outcome.name}
+    if others:
+        lead.extra = {**lead.extra,
+                      "also_restored_by": {**others, **lead.extra.get("also_restored_by", {})}}
 
 
 def offer_pair(pair: Outcome, cf: Counterfactuals, offer: Any, th: Thresholds) -> None:

@@ -358,3 +358,23 @@ def test_below_the_reference_with_no_fix_is_named_so_and_near_it_is_healthy() ->
     assert d.findings[0].evidence["ruled_out"] == ["lr_up_x10"]
     near = diagnose(short_of_reference(THRESHOLDS.headroom / 2, baseline=[0.55]), "multiclass")
     assert near.verdict == "healthy"
+
+
+def test_the_change_that_removes_the_cause_beats_the_one_that_works_around_it() -> None:
+    """Raw targets, training stopped after 2 epochs: standardized targets and a training as
+    long as it should be both restore it. The short training is the cause; the standardized
+    targets only made the short training suffice. Both stay in the evidence."""
+    runs = retrain(baseline=[0.0, 0.01, 0.0], standardize_targets=[0.93, 0.92, 0.94],
+                   train_longer=[0.9, 0.91, 0.9])
+    with_declared(runs, "standardize_targets", tests="unscaled_targets",
+                  works_around=["undertrained"])
+    results = {"data": data(label_mean=2000.0, label_std=300.0),
+               "config": config(train_epochs=2.0), "sensitivity": sensitivity(0.0, 0.01),
+               "retrain": runs}
+    d = diagnose(results, "regression")
+    assert d.primary_fault == "undertrained" and d.findings[0].confirmed
+    assert set(d.findings[0].evidence["also_restored_by"]) == {"standardize_targets"}
+    assert [f.fault for f in d.findings[:2]] == ["undertrained", "unscaled_targets"]
+    # without the declaration the targets win (root-cause order): the rule is what decides
+    with_declared(runs, "standardize_targets", works_around=[])
+    assert diagnose(results, "regression").primary_fault == "unscaled_targets"

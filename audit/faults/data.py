@@ -194,7 +194,8 @@ def _standardize_targets(ctx: PlanContext, cf: Counterfactual) -> list[Plan]:
 
 
 STANDARDIZE_TARGETS = Counterfactual("standardize_targets", "targets standardized",
-                                     Code.UNSCALED_TARGETS, _standardize_targets)
+                                     Code.UNSCALED_TARGETS, _standardize_targets,
+                                     works_around=(Code.UNDERTRAINED,))
 
 UNSCALED_TARGETS = Fault(
     Code.UNSCALED_TARGETS,

@@ -29,6 +29,9 @@ class Plan:
     suspect: bool = False
     parts: tuple[str, ...] = ()
     rate_rung: str | None = None  # "up"/"down": a rung of the learning-rate search
+    #: faults upstream of the one this change addresses: when one of them is confirmed by
+    #: its own change too, this change only worked around it (ranked below it)
+    works_around: tuple[Code, ...] = ()
     standardize_inputs: bool = False
     standardize_targets: bool = False
     drop_bad_rows: bool = False
@@ -46,6 +49,7 @@ class Plan:
         if self.tests is not None:
             object.__setattr__(self, "tests", Code(self.tests))
         object.__setattr__(self, "also_fixes", tuple(Code(c) for c in self.also_fixes))
+        object.__setattr__(self, "works_around", tuple(Code(c) for c in self.works_around))
 
     @property
     def is_rate_rung(self) -> bool:
@@ -58,7 +62,7 @@ class Plan:
         return {keys.CHANGE: self.change, keys.TESTS: self.tests,
                 keys.ALSO_FIXES: list(self.also_fixes), keys.CONTROL: self.control,
                 keys.PARTS: list(self.parts), keys.LEARNING_RATE: self.learning_rate,
-                keys.RATE_RUNG: self.rate_rung}
+                keys.RATE_RUNG: self.rate_rung, keys.WORKS_AROUND: list(self.works_around)}
 
     @classmethod
     def read(cls, name: str, details: dict[str, Any]) -> Plan:
@@ -69,6 +73,7 @@ class Plan:
                    tuple(info.get(keys.ALSO_FIXES, ())),
                    info.get(keys.CONTROL), parts=tuple(info.get(keys.PARTS, ())),
                    rate_rung=info.get(keys.RATE_RUNG),
+                   works_around=tuple(info.get(keys.WORKS_AROUND, ())),
                    learning_rate=info.get(keys.LEARNING_RATE))
 
 

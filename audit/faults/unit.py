@@ -105,11 +105,15 @@ class Counterfactual:
     build: Callable[[PlanContext, Counterfactual], list[Plan]]
     also_fixes: tuple[Code, ...] = ()
     after_length: bool = False  # planned once the length is known (needs `ctx.length`)
+    #: upstream faults this change merely works around: when one of them is confirmed by its
+    #: own change too, that one is the root cause (e.g. standardized targets make a training
+    #: that stopped far too early suffice; training as long as it should removes the cause)
+    works_around: tuple[Code, ...] = ()
 
     def plan(self, name: str | None = None, change: str | None = None, **fields: Any) -> Plan:
         """A plan of this family, declaring what the family tests."""
         return Plan(name or self.name, change or self.change, tests=self.tests,
-                    also_fixes=self.also_fixes, **fields)
+                    also_fixes=self.also_fixes, works_around=self.works_around, **fields)
 
 
 Rule = Callable[[Evidence, Any], Support | None]

@@ -119,6 +119,7 @@ ALSO_FIXES = "also_fixes"  # faults the change also fixes, named only with stati
 CONTROL = "control"  # the plan that isolates this plan's second change ("baseline" or a name)
 PARTS = "parts"  # a pair: the two single plans it combines
 LEARNING_RATE = "learning_rate"  # the rate the plan trains at (None: the model's own)
+WORKS_AROUND = "works_around"  # faults upstream that this change only works around
 RATE_RUNG = "rate_rung"  # "up"/"down": a rung of the learning-rate search (None: not one)
 BASELINE = "baseline"
 PAIR_JOIN = "+"
