@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from audit import class_order, probes
+from audit import class_order, faults, probes
 from audit.diagnose import diagnose
 from audit.reports.schema import json_text
 from audit.results import CaseReport, MetricRow, ProbeResult
@@ -26,15 +26,24 @@ def probe_settings(name: str, spec: CaseSpec) -> probes.ProbeSettings:
 
 
 def run_probes(spec: CaseSpec, subject: object) -> dict[str, ProbeResult]:
-    """Every probe the case asks for, in the registry's order (cheap ones first)."""
+    """Every probe the case asks for, in the registry's order (cheap ones first). A costly
+    probe is not run once the cheaper ones already settle the case (a constant label: no
+    retraining can restore skill); its result says why."""
     wanted = set(spec.probes)
     for name in wanted:
         probes.get(name)  # unknown names fail here, listing the valid ones
-    return {
-        name: probes.run_probe(probe, subject, probe_settings(name, spec))
-        for name, probe in probes.PROBES.items()
-        if name in wanted
-    }
+    results: dict[str, ProbeResult] = {}
+    for name, probe in probes.PROBES.items():
+        if name not in wanted:
+            continue
+        reason = faults.settled(faults.Evidence(results)) if probe.skipped_when_settled else None
+        if reason:
+            results[name] = ProbeResult(probe=name, status="not_applicable",
+                                        error=f"not needed: the evidence settles the case: "
+                                              f"{reason}")
+        else:
+            results[name] = probes.run_probe(probe, subject, probe_settings(name, spec))
+    return results
 
 
 def audit_case(spec: CaseSpec) -> CaseReport:

@@ -118,6 +118,9 @@ def test_labels_the_loss_cannot_read_are_bad_data_with_the_evidence(name: str,
     if name in UNREPAIRABLE:
         assert not top.confirmed and top.evidence["label_problem"].startswith(
             "the label is constant")
+        # nothing to learn: the counterfactuals were not trained at all, and the report says why
+        why = [m.detail for m in report.metrics if (m.probe, m.metric) == ("retrain", "error")]
+        assert why and "settles the case: the label is constant" in why[0]
     else:  # the mechanical repair (multiply back, round) was tried and restored the model
         assert top.confirmed and top.evidence["counterfactual"] == "repair_labels"
 

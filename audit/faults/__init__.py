@@ -104,6 +104,16 @@ def judged_by(check: str) -> Fault:
     return found[0]
 
 
+def settled(evidence: Evidence) -> str | None:
+    """Why the evidence so far already settles the case (a definitive cause no counterfactual
+    can change), or None: the expensive probes that declare so are then not run."""
+    for fault in CAUSES:
+        reason = fault.settles(evidence) if fault.settles else None
+        if reason:
+            return f"{reason} ({fault.code})"
+    return None
+
+
 def root_cause_rank(code: str) -> float:
     """1 for the first root cause in `FAULTS`, falling to 0 for the last."""
     order = list(CAUSE_CODES)
@@ -137,5 +147,6 @@ __all__ = [
     "lr_ladder",
     "rate_rung",
     "root_cause_rank",
+    "settled",
     "symptom",
 ]

@@ -63,6 +63,11 @@ def _bad_data(ev: Evidence, _: None) -> Support | None:
     return None
 
 
+def _constant_label(ev: Evidence) -> str | None:
+    """A constant label: nothing to learn, so no change of training can restore skill."""
+    return "the label is constant" if ev(Data.LABEL_DISTINCT) == 1 else None
+
+
 def label_repair(ctx: PlanContext) -> tuple[float, str] | None:
     """The mechanical repair of labels a classification loss cannot read: class ids divided
     by a scale are multiplied back, floats near integers rounded (factor, description)."""
@@ -107,7 +112,7 @@ BAD_DATA = Fault(
     "Drop or impute the NaN/inf rows, remove constant columns, fix malformed values "
     "upstream; give a classification loss integer class ids (multiply back, round).",
     probe="data", rule=_bad_data, counterfactuals=(REPAIR_LABELS, DROP_BAD_ROWS),
-    definitive=True)
+    definitive=True, settles=_constant_label)
 
 
 #: the labels' encoding disagrees with the model's outputs: settled before the probes run

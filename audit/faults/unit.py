@@ -137,6 +137,9 @@ class Fault:
     symptom: Literal["flat", "short", "unskilled"] | None = None  # a symptom: seen, not why
     #: judged by a check of its own before the probes run (e.g. "class_order"), not by a rule
     judged_by: str | None = None
+    #: why the cheap probes' evidence already settles the case, so that no counterfactual
+    #: could change the finding (None: retraining may still speak)
+    settles: Callable[[Evidence], str | None] | None = None
 
     def support(self, evidence: Evidence) -> Support | None:
         """The rule's support over `evidence`, or None when it sees nothing."""

@@ -35,7 +35,7 @@ def _registry() -> dict[str, Probe]:
                                "per-layer gradient norms of the loss; NaN/inf weights"),
             "retrain": Probe("retrain", retrain.run, retrain.RetrainSettings,
                              "retrains fresh clones under the own config and one-change "
-                             "counterfactuals"),
+                             "counterfactuals", skipped_when_settled=True),
         })
     return _REGISTRY
 

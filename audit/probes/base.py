@@ -37,6 +37,8 @@ class Probe:
     run: Callable[[Any, Any], ProbeResult]
     settings: type[ProbeSettings]
     description: str
+    #: not run once the cheaper probes' evidence settles the case (`audit.faults.settled`)
+    skipped_when_settled: bool = False
 
 
 def run_probe(probe: Probe, subject: Any, settings: ProbeSettings | None = None) -> ProbeResult:
