@@ -93,6 +93,10 @@ class Retrain:
     CUT_BY_BUDGET = Key("retrain", "length.cut_by_budget")
     LINEAR_REFERENCE = Key("retrain", "reference.linear_skill")  # what a linear learner gets
     ATTAINABLE = Key("retrain", "reference.attainable_skill")  # the best reference learner
+    # confident learning over the reference learner (classification only, `label_noise`)
+    LABEL_ISSUE_SHARE = Key("retrain", "reference.label_issue_share")  # rows whose label the
+    LABEL_ISSUES = Key("retrain", "reference.label_issues")  # data disputes: share and count
+    LABEL_ROWS_CHECKED = Key("retrain", "reference.label_rows_checked")
     LENGTH_STEPS = Key("retrain", "length.steps")
     WANTED_STEPS = Key("retrain", "length.wanted_steps")
     PAIRS_TRIED = Key("retrain", "pairs.tried")
@@ -111,6 +115,9 @@ PARTS = "parts"  # a pair: the two single plans it combines
 LEARNING_RATE = "learning_rate"  # the rate the plan trains at (None: the model's own)
 BASELINE = "baseline"
 PAIR_JOIN = "+"
+#: details[LABEL_ISSUE_ROWS]: example rows whose label the data disputes, most disputed first
+LABEL_ISSUE_ROWS = "label_issue_rows"
+LABEL_ISSUE_SECONDS = "label_issue_seconds"  # its time (a detail: metrics are deterministic)
 
 _SEED_SKILL = re.compile(r"^(?P<plan>.+)\.skill\.seed(?P<seed>-?\d+)$")
 

@@ -142,11 +142,15 @@ def ridge(a: np.ndarray, settings: ReferenceSettings) -> RidgeCV:
     return RidgeCV(alphas=tuple(f * scale for f in settings.ridge_grid))
 
 
-def classifier(n_rows: int, settings: ReferenceSettings) -> LogisticRegression:
-    """Class-balanced L2 logistic (softmax for several classes) regression. scikit-learn
-    minimizes C x the weighted sum of row losses + |w|^2 / 2, so C = 1 / (l2 x rows) keeps
-    the penalty per row fixed whatever the row count."""
-    return LogisticRegression(C=1.0 / (settings.l2 * max(n_rows, 1)), class_weight="balanced",
+def classifier(n_rows: int, settings: ReferenceSettings,
+               balanced: bool = True) -> LogisticRegression:
+    """L2 logistic (softmax for several classes) regression, class-balanced for the skill
+    (a rare class counts as much as a common one); unweighted where its probabilities must
+    estimate how likely each given label is (`label_noise`). scikit-learn minimizes C x the
+    weighted sum of row losses + |w|^2 / 2, so C = 1 / (l2 x rows) keeps the penalty per row
+    fixed whatever the row count."""
+    return LogisticRegression(C=1.0 / (settings.l2 * max(n_rows, 1)),
+                              class_weight="balanced" if balanced else None,
                               max_iter=settings.max_iter)
 
 

@@ -34,7 +34,7 @@ from audit.keras_vocab import (
     typical_lr,
     weighted_layers,
 )
-from audit.probes import keys, outcomes
+from audit.probes import keys, label_noise, outcomes
 from audit.probes.base import NotApplicable, finite_rows, sample_rows
 from audit.probes.budget import Length, LengthSettings, plan_length
 from audit.probes.config import head_problem
@@ -855,10 +855,13 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
     metrics[keys.Retrain.LINEAR_REFERENCE.metric] = reference
     metrics[keys.Retrain.ATTAINABLE.metric] = reference
     metrics["reference.headroom"] = reference - _clipped(prep.original_skill)
+    noise_metrics, noise_details = label_noise.for_subject(subject, settings.seed)
+    metrics.update(noise_metrics)
     if settings.skip_when_healthy and prep.healthy:
         metrics[keys.Retrain.SKIPPED.metric] = 1.0
         return ProbeResult(probe="retrain", metrics=metrics,
-                           details={"skipped": "the model already does well on validation"})
+                           details={"skipped": "the model already does well on validation",
+                                    **noise_details})
     racing = races(subject, settings)
     race = Race(subject, settings, prep.seeds, started + settings.max_seconds, racing)
     variants = build_variants(subject, split, prep.plans)
@@ -885,7 +888,7 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
     singles_trained = len(race.runs)
     if pair_variants:
         race.run(pair_variants)
-    details: dict[str, Any] = {keys.VARIANTS: {}}
+    details: dict[str, Any] = {keys.VARIANTS: {}, **noise_details}
     record(variants + pair_variants, race, subject, metrics, details)
     metrics["lr_search.rates"] = float(sum(p.is_rate_rung for p in plans))
     n_seeds = len(prep.seeds)
