@@ -33,9 +33,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from cleanlab.filter import find_label_issues
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from audit.inputs import Inputs
 from audit.probes import keys
@@ -91,6 +88,11 @@ def label_issues(x: Inputs, y: np.ndarray, n_classes: int,
     disagree with what the other rows say. Rows with a non-finite label or input are left
     out; so is a class with fewer rows than folds (it cannot be cross-validated). NaN when
     fewer than two classes are left."""
+    # imported here: cleanlab and scikit-learn take seconds to import, and only this needs them
+    from cleanlab.filter import find_label_issues
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
     settings = settings or LabelNoiseSettings()
     started = time.monotonic()
     labels = np.asarray(y, dtype=np.float64).reshape(len(y), -1)

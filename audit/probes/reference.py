@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, RidgeCV
 
 from audit.inputs import InputArray, Inputs
 from audit.probes.outcomes import Head, skill
+
+if TYPE_CHECKING:  # scikit-learn is imported when a reference is fitted (about 1 s)
+    from sklearn.linear_model import LogisticRegression, RidgeCV
 
 __all__ = ["ReferenceSettings", "classifier", "design", "linear_reference", "ridge"]
 
@@ -137,6 +139,8 @@ def ridge(a: np.ndarray, settings: ReferenceSettings) -> RidgeCV:
     unpenalized intercept), its penalty chosen by efficient leave-one-out cross-validation
     over `settings.ridge_grid` x the mean column variance: with as many columns as rows a fixed
     small penalty overfits, and the reference must not understate what the data allows."""
+    from sklearn.linear_model import RidgeCV
+
     x = a[:, :-1]
     scale = max(float(np.sum((x - x.mean(axis=0)) ** 2)) / max(x.shape[1], 1), 1e-12)
     return RidgeCV(alphas=tuple(f * scale for f in settings.ridge_grid))
@@ -149,6 +153,8 @@ def classifier(n_rows: int, settings: ReferenceSettings,
     estimate how likely each given label is (`label_noise`). scikit-learn minimizes C x the
     weighted sum of row losses + |w|^2 / 2, so C = 1 / (l2 x rows) keeps the penalty per row
     fixed whatever the row count."""
+    from sklearn.linear_model import LogisticRegression
+
     return LogisticRegression(C=1.0 / (settings.l2 * max(n_rows, 1)),
                               class_weight="balanced" if balanced else None,
                               max_iter=settings.max_iter)
@@ -190,6 +196,8 @@ def linear_reference(x_train: Inputs, y_train: np.ndarray, x_val: Inputs, y_val:
     labels_int = labels[keep].astype(np.int64)
     if len(np.unique(labels_int)) < 2 or labels_int.min() < 0 or labels_int.max() >= classes:
         return float("nan")
+    from sklearn.exceptions import ConvergenceWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # near-separable classes
         model = classifier(int(keep.sum()), settings).fit(a_train[keep][:, :-1], labels_int)
