@@ -17,7 +17,8 @@ from audit.subject import load_subject
 #: keys written only for one kind of task (or only when the probe skips its work)
 REGRESSION_ONLY = {keys.Data.LABEL_MEAN, keys.Data.LABEL_STD}
 CLASSIFICATION_ONLY = {keys.Data.IMBALANCE_RATIO, keys.Data.MINORITY_FRACTION,
-                       keys.Sensitivity.DISTINCT_CLASSES}
+                       keys.Sensitivity.DISTINCT_CLASSES, keys.Retrain.LABEL_ISSUE_SHARE,
+                       keys.Retrain.LABEL_ISSUES, keys.Retrain.LABEL_ROWS_CHECKED}
 WHEN_SKIPPED = {keys.Retrain.SKIPPED}
 
 

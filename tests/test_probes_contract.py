@@ -14,8 +14,8 @@ from audit.engine import probe_settings
 from audit.spec import Budget, CaseSpec
 from audit.subject import load_subject
 
-HELPER_MODULES = {"base", "budget", "ensemble", "keys", "outcomes", "reference", "tfutil",
-                  "trainer"}
+HELPER_MODULES = {"base", "budget", "ensemble", "keys", "label_noise", "outcomes", "reference",
+                  "tfutil", "trainer"}
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 

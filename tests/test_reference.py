@@ -150,3 +150,34 @@ def test_it_says_nan_when_it_cannot_say() -> None:
     nan_targets = np.full(100, np.nan)
     assert np.isnan(linear_reference(numeric(x), nan_targets, numeric(x), x[:, 0],
                                      "regression", 0))
+
+
+def test_a_class_absent_from_training_is_never_predicted() -> None:
+    """Three declared classes, the third only in validation: the score still reads every
+    class (finite), the absent one is never chosen, and the two seen classes are told apart."""
+    rng = np.random.default_rng(8)
+    n = 900
+    y = rng.integers(0, 3, n)
+    x = rng.normal(0, 1, (n, 4)) + 3.0 * np.eye(3, 4)[y]
+    train = np.flatnonzero(y < 2)[:400]
+    val = np.arange(n)[~np.isin(np.arange(n), train)]
+    ref = linear_reference(numeric(x[train]), y[train], numeric(x[val]), y[val],
+                           "multiclass", 3)
+    # recalls 1, 1, 0 over three present classes: gain (2/3 - 1/3) / (2/3) = 0.5 at best
+    assert 0.45 < ref <= 0.5, ref
+
+
+def test_the_logistic_penalty_is_per_row() -> None:
+    """The same rows repeated twice fit the same model: the penalty scales with the rows."""
+    from audit.probes.reference import classifier
+
+    rng = np.random.default_rng(9)
+    x = rng.normal(0, 1, (300, 3))
+    y = (x[:, 0] + rng.normal(0, 1, 300) > 0).astype(np.int64)
+    settings = ReferenceSettings(l2=0.1)
+    once = classifier(300, settings).fit(x, y)
+    twice = classifier(600, settings).fit(np.vstack([x, x]), np.concatenate([y, y]))
+    np.testing.assert_allclose(once.coef_, twice.coef_, atol=1e-3)
+    # a stronger penalty per row shrinks the weights
+    strong = classifier(300, ReferenceSettings(l2=10.0)).fit(x, y)
+    assert np.abs(strong.coef_).sum() < 0.5 * np.abs(once.coef_).sum()

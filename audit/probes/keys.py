@@ -96,6 +96,10 @@ class Retrain:
     LINEAR_REFERENCE = Key("retrain", "reference.linear_skill")  # what a linear learner gets
     ATTAINABLE = Key("retrain", "reference.attainable_skill")  # the best reference learner
     HEADROOM = Key("retrain", "reference.headroom")  # the attainable skill minus the model's
+    # confident learning over the reference learner (classification only, `label_noise`)
+    LABEL_ISSUE_SHARE = Key("retrain", "reference.label_issue_share")  # rows whose label the
+    LABEL_ISSUES = Key("retrain", "reference.label_issues")  # data disputes: share and count
+    LABEL_ROWS_CHECKED = Key("retrain", "reference.label_rows_checked")
     LENGTH_STEPS = Key("retrain", "length.steps")
     WANTED_STEPS = Key("retrain", "length.wanted_steps")
     PAIRS_TRIED = Key("retrain", "pairs.tried")
@@ -123,6 +127,9 @@ WORKS_AROUND = "works_around"  # faults upstream that this change only works aro
 RATE_RUNG = "rate_rung"  # "up"/"down": a rung of the learning-rate search (None: not one)
 BASELINE = "baseline"
 PAIR_JOIN = "+"
+#: details[LABEL_ISSUE_ROWS]: example rows whose label the data disputes, most disputed first
+LABEL_ISSUE_ROWS = "label_issue_rows"
+LABEL_ISSUE_SECONDS = "label_issue_seconds"  # its time (a detail: metrics are deterministic)
 
 _SEED_SKILL = re.compile(r"^(?P<plan>.+)\.skill\.seed(?P<seed>-?\d+)$")
 

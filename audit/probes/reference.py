@@ -2,8 +2,9 @@
 
 A counterfactual that lifts a model from 0 to 0.3 has restored it if 0.3 is about what the
 data allows, and has not if a plain linear model reaches 0.9. `linear_reference` gives that
-yardstick from arrays alone (numpy, no TensorFlow): ridge regression for regression targets,
-class-balanced L2 logistic (softmax) regression for classes, scored on validation rows with
+yardstick from arrays alone (scikit-learn, no TensorFlow): ridge regression with its penalty
+cross-validated (`RidgeCV`) for regression targets, class-balanced L2 logistic (softmax)
+regression (`LogisticRegression`) for classes, scored on validation rows with
 `outcomes.skill`, so the number means what every other skill in the report means.
 
 Every input kind becomes columns of one design matrix (`design`): numeric and tensor inputs
@@ -16,13 +17,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audit.inputs import InputArray, Inputs
 from audit.probes.outcomes import Head, skill
 
-__all__ = ["ReferenceSettings", "design", "linear_reference"]
+if TYPE_CHECKING:  # scikit-learn is imported when a reference is fitted (about 1 s)
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+
+__all__ = ["ReferenceSettings", "classifier", "design", "linear_reference", "ridge"]
 
 
 @dataclass(frozen=True)
@@ -35,10 +40,7 @@ class ReferenceSettings:
     #: ridge penalties tried (x the mean column variance, trace / d); GCV picks one
     ridge_grid: tuple[float, ...] = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
     l2: float = 1e-3  # logistic regression's L2 penalty per row
-    newton_steps: int = 30  # Newton iterations (two classes, a narrow design)
-    newton_max_columns: int = 256  # wider designs take gradient steps (a d x d solve each)
-    gradient_steps: int = 300  # accelerated gradient iterations (several classes, wide)
-    seed: int = 0  # start of the power iteration bounding the curvature
+    max_iter: int = 300  # L-BFGS iterations of the logistic regression
 
 
 class _Encoder:
@@ -132,95 +134,42 @@ def design(x_train: Inputs, x_val: Inputs,
     return np.hstack(train_parts), np.hstack(val_parts)
 
 
-def _ridge(a: np.ndarray, y: np.ndarray, settings: ReferenceSettings) -> np.ndarray:
-    """Ridge regression with an unpenalized intercept (the last column), its penalty chosen
-    by generalized cross-validation over `settings.ridge_grid` (x the mean column variance)
-    from one thin SVD: with as many columns as rows a fixed small penalty overfits, and the
-    reference must not understate what the data allows."""
+def ridge(a: np.ndarray, settings: ReferenceSettings) -> RidgeCV:
+    """Ridge regression on the design `a` (its intercept column dropped: scikit-learn fits an
+    unpenalized intercept), its penalty chosen by efficient leave-one-out cross-validation
+    over `settings.ridge_grid` x the mean column variance: with as many columns as rows a fixed
+    small penalty overfits, and the reference must not understate what the data allows."""
+    from sklearn.linear_model import RidgeCV
+
     x = a[:, :-1]
-    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
-    xc, yc = x - x_mean, y - y_mean
-    n = len(xc)
-    u, sv, vt = np.linalg.svd(xc, full_matrices=False)
-    uty = u.T @ yc
-    scale = max(float(np.sum(sv**2)) / max(x.shape[1], 1), 1e-12)  # trace / d of x'x
-    best, best_score = settings.ridge_grid[0] * scale, np.inf
-    for factor in settings.ridge_grid:
-        lam = factor * scale
-        shrink = sv**2 / (sv**2 + lam)
-        residual = float(np.sum(yc**2) - np.sum((1 - (1 - shrink) ** 2)[:, None] * uty**2))
-        dof = float(np.sum(shrink))
-        score = residual / max(1.0 - dof / n, 1e-6) ** 2
-        if score < best_score:
-            best, best_score = lam, score
-    w = vt.T @ ((sv / (sv**2 + best))[:, None] * uty)
-    return np.vstack([w, (y_mean - x_mean @ w)[None, :]])
+    scale = max(float(np.sum((x - x.mean(axis=0)) ** 2)) / max(x.shape[1], 1), 1e-12)
+    return RidgeCV(alphas=tuple(f * scale for f in settings.ridge_grid))
 
 
-def _logistic(a: np.ndarray, y: np.ndarray, n_classes: int,
-              settings: ReferenceSettings) -> np.ndarray:
-    """Class-balanced L2 logistic regression: weights (d, 1) on the logit of class 1 for two
-    classes, (d, C) softmax weights for several. Two classes on a narrow design take Newton
-    steps; otherwise accelerated gradient steps of a fixed size from the curvature bound."""
-    n, d = a.shape
-    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    present = counts > 0
-    row_w = (n / (present.sum() * np.where(present, counts, 1.0)))[y] / n
-    penalty = np.full(d, settings.l2)
-    penalty[-1] = 0.0
-    binary = n_classes <= 2
-    if binary and d <= settings.newton_max_columns:
-        w = np.zeros(d)
-        target = (y == 1).astype(np.float64)
-        for _ in range(settings.newton_steps):
-            p = _sigmoid(a @ w)
-            grad = a.T @ (row_w * (p - target)) + penalty * w
-            hess = (a * (row_w * p * (1 - p))[:, None]).T @ a + np.diag(penalty + 1e-9)
-            step = np.linalg.solve(hess, grad)
-            w -= step
-            if np.max(np.abs(step)) < 1e-6:
-                break
-        return w[:, None]
-    target = (y == 1).astype(np.float64)[:, None] if binary else np.eye(n_classes)[y]
-    # the loss's Hessian is at most (1/4 sigmoid, 1/2 softmax) A' diag(row_w) A
-    curvature = (0.25 if binary else 0.5) * _top_eigenvalue(a * np.sqrt(row_w)[:, None],
-                                                            settings.seed) + settings.l2
-    rate = 1.0 / max(curvature, 1e-12)
-    # float32 copies in both layouts: each step reads the design twice, memory-bound
-    a32, a32_t = a.astype(np.float32), np.ascontiguousarray(a.T, dtype=np.float32)
-    w = np.zeros((d, target.shape[1]))
-    velocity = np.zeros_like(w)
-    for _ in range(settings.gradient_steps):
-        ahead = w + 0.9 * velocity  # Nesterov momentum
-        logits = (a32 @ ahead.astype(np.float32)).astype(np.float64)
-        if binary:
-            p = _sigmoid(logits)
-        else:
-            p = np.exp(logits - logits.max(axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
-        residual = (row_w[:, None] * (p - target)).astype(np.float32)
-        grad = (a32_t @ residual).astype(np.float64) + penalty[:, None] * ahead
-        velocity = 0.9 * velocity - rate * grad
-        w += velocity
-    return w
+def classifier(n_rows: int, settings: ReferenceSettings,
+               balanced: bool = True) -> LogisticRegression:
+    """L2 logistic (softmax for several classes) regression, class-balanced for the skill
+    (a rare class counts as much as a common one); unweighted where its probabilities must
+    estimate how likely each given label is (`label_noise`). scikit-learn minimizes C x the
+    weighted sum of row losses + |w|^2 / 2, so C = 1 / (l2 x rows) keeps the penalty per row
+    fixed whatever the row count."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=1.0 / (settings.l2 * max(n_rows, 1)),
+                              class_weight="balanced" if balanced else None,
+                              max_iter=settings.max_iter)
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
-
-
-def _top_eigenvalue(m: np.ndarray, seed: int, steps: int = 30) -> float:
-    """The largest eigenvalue of m'm by power iteration (an SVD of a wide design costs more
-    than the fit), raised 10% as a safe margin."""
-    v = np.random.default_rng(seed).normal(0, 1, m.shape[1])
-    value = 0.0
-    for _ in range(steps):
-        u = m.T @ (m @ v)
-        value = float(np.linalg.norm(u))
-        if value == 0:
-            return 0.0
-        v = u / value
-    return 1.1 * value
+def class_logits(model: LogisticRegression, a: np.ndarray, n_classes: int) -> np.ndarray:
+    """Scores in the shape the skill reads: the logit of class 1 (n, 1) for two classes, log
+    probabilities (n, C) for several, a class absent from training far below every other."""
+    x = a[:, :-1]
+    if n_classes <= 2:
+        return model.decision_function(x).reshape(-1, 1)
+    logp = model.predict_log_proba(x)
+    out = np.full((len(x), n_classes), float(np.min(logp, initial=0.0)) - 50.0)
+    out[:, model.classes_.astype(np.int64)] = logp
+    return out
 
 
 def linear_reference(x_train: Inputs, y_train: np.ndarray, x_val: Inputs, y_val: np.ndarray,
@@ -238,16 +187,21 @@ def linear_reference(x_train: Inputs, y_train: np.ndarray, x_val: Inputs, y_val:
         keep = np.all(np.isfinite(y), axis=1)
         if keep.sum() < 2:
             return float("nan")
-        w = _ridge(a_train[keep], y[keep], settings)
-        return skill(np.asarray(y_val), a_val @ w, task, n_classes, Head(y.shape[1], "linear"))
+        model = ridge(a_train[keep], settings).fit(a_train[keep][:, :-1], y[keep])
+        pred = model.predict(a_val[:, :-1]).reshape(len(a_val), -1)
+        return skill(np.asarray(y_val), pred, task, n_classes, Head(y.shape[1], "linear"))
     labels = np.asarray(y_train, dtype=np.float64).reshape(-1)
     keep = np.isfinite(labels)
     classes = max(int(n_classes), 2)
     labels_int = labels[keep].astype(np.int64)
     if len(np.unique(labels_int)) < 2 or labels_int.min() < 0 or labels_int.max() >= classes:
         return float("nan")
-    w = _logistic(a_train[keep], labels_int, classes, settings)
-    raw = a_val @ w
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # near-separable classes
+        model = classifier(int(keep.sum()), settings).fit(a_train[keep][:, :-1], labels_int)
+    raw = class_logits(model, a_val, classes)
     if classes <= 2:
         return skill(np.asarray(y_val), raw, task, 2, Head(1, "sigmoid", from_logits=True))
     return skill(np.asarray(y_val), raw, task, classes,

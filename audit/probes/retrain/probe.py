@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from audit.faults.plan import Plan
-from audit.probes import keys
+from audit.probes import keys, label_noise
 from audit.probes.base import NotApplicable
 from audit.probes.budget import Length
 from audit.probes.reference import linear_reference
@@ -88,10 +88,15 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
     metrics[keys.Retrain.HEADROOM.metric] = headroom
     # healthy: skilled, and not clearly short of what the data allows
     near_reference = not (np.isfinite(headroom) and headroom >= settings.healthy_headroom)
+    # which rows' labels the data disputes (classes only): confident learning over the same
+    # reference learner's out-of-fold probabilities
+    noise_metrics, noise_details = label_noise.for_subject(subject, settings.seed)
+    metrics.update(noise_metrics)
     if settings.skip_when_healthy and prep.healthy and near_reference:
         metrics[keys.Retrain.SKIPPED.metric] = 1.0
         return ProbeResult(probe="retrain", metrics=metrics,
-                           details={"skipped": "the model already does well on validation"})
+                           details={"skipped": "the model already does well on validation",
+                                    **noise_details})
     racing = races(subject, settings)
     race = Race(subject, settings, prep.seeds, started + settings.max_seconds, racing)
     variants = build_variants(subject, split, prep.plans)
@@ -118,7 +123,7 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
     singles_trained = len(race.runs)
     if pair_variants:
         race.run(pair_variants)
-    details: dict[str, Any] = {keys.VARIANTS: {}}
+    details: dict[str, Any] = {keys.VARIANTS: {}, **noise_details}
     record(variants + pair_variants, race, subject, metrics, details)
     metrics["lr_search.rates"] = float(sum(p.is_rate_rung for p in plans))
     n_seeds = len(prep.seeds)
