@@ -20,7 +20,8 @@ from audit.faults.unit import (
     Support,
 )
 from audit.keras_vocab import BINARY_LOSSES, CATEGORICAL_LOSSES, REGRESSION_LOSSES
-from audit.probes.keys import Config, Data
+from audit.probes import keys
+from audit.probes.keys import Config, Data, Retrain
 
 
 def label_problem(ev: Evidence) -> str | None:
@@ -44,7 +45,29 @@ def label_problem(ev: Evidence) -> str | None:
 # ---------------------------------------------------------------- bad_data
 
 
-def _bad_data(ev: Evidence, _: None) -> Support | None:
+@dataclass(frozen=True)
+class LabelNoiseLimits:
+    #: the share of rows whose label the reference learner's out-of-fold probabilities dispute
+    #: (confident learning): clean zoo sets score at most 0.03 where a linear learner separates
+    #: the classes; a class 70% relabelled at random, 0.14
+    noisy_share: float = 0.1
+    hint_share: float = 0.05
+    #: below this reference skill the classes overlap, and overlap is disputed like noise
+    separable_skill: float = 0.6
+
+
+def _label_noise(ev: Evidence, lim: LabelNoiseLimits) -> Support | None:
+    share, skill = ev(Retrain.LABEL_ISSUE_SHARE), ev(Retrain.LINEAR_REFERENCE)
+    if not (share >= lim.hint_share and skill >= lim.separable_skill):
+        return None
+    rows = ev.details("retrain").get(keys.LABEL_ISSUE_ROWS, [])
+    return Support(FULL if share >= lim.noisy_share else PARTIAL, dict(
+        label_problem="noisy", label_issue_share=share,
+        label_issues=ev(Retrain.LABEL_ISSUES), label_rows_checked=ev(Retrain.LABEL_ROWS_CHECKED),
+        label_issue_rows=list(rows), reference_skill=skill))
+
+
+def _bad_data(ev: Evidence, lim: LabelNoiseLimits) -> Support | None:
     labels_wrong = label_problem(ev)
     if labels_wrong:
         return Support(FULL, dict(
@@ -58,6 +81,9 @@ def _bad_data(ev: Evidence, _: None) -> Support | None:
             bad_rows=bad, bad_row_fraction=ev(Data.BAD_ROW_FRACTION),
             nan_cells=ev(Data.NAN_CELLS), inf_cells=ev(Data.INF_CELLS),
             malformed_cells=malformed))
+    noisy = _label_noise(ev, lim)
+    if noisy is not None:
+        return noisy
     if ev(Data.CONSTANT_COLUMNS) > 0:  # a hint, never a blame on its own
         return Support(WEAK, dict(constant_columns=ev(Data.CONSTANT_COLUMNS)))
     return None
@@ -106,13 +132,15 @@ DROP_BAD_ROWS = Counterfactual("drop_bad_rows", "rows with NaN/inf dropped", Cod
 
 BAD_DATA = Fault(
     Code.BAD_DATA,
-    "The data has NaN/inf cells, constant or malformed columns, or labels that are not "
+    "The data has NaN/inf cells, constant or malformed columns, labels that are not "
     "what the loss expects (class ids divided by a scale, floats near integers, one-hot "
-    "rows not summing to 1, a constant label).",
+    "rows not summing to 1, a constant label), or labels the rows themselves dispute "
+    "(mislabelled rows, `label_problem: noisy`).",
     "Drop or impute the NaN/inf rows, remove constant columns, fix malformed values "
-    "upstream; give a classification loss integer class ids (multiply back, round).",
-    probe="data", rule=_bad_data, counterfactuals=(REPAIR_LABELS, DROP_BAD_ROWS),
-    definitive=True, settles=_constant_label)
+    "upstream; give a classification loss integer class ids (multiply back, round); "
+    "review the disputed rows (`label_issue_rows`) and relabel or drop them.",
+    probe="data", rule=_bad_data, limits=LabelNoiseLimits(),
+    counterfactuals=(REPAIR_LABELS, DROP_BAD_ROWS), definitive=True, settles=_constant_label)
 
 
 #: the labels' encoding disagrees with the model's outputs: settled before the probes run

@@ -325,3 +325,27 @@ def regression_lightly_regularized_healthy() -> tuple[Any, np.ndarray, np.ndarra
                                                       dict[str, Any]]:
     """The same network with a usual L2 factor (1e-4) and dropout 0.1: it fits."""
     return _regularized(1e-4, 0.1)
+
+
+def _three_classes(relabelled: float) -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Three well separated classes; `relabelled` of class 0's rows carry a label drawn at
+    random from the other two classes before the model is trained."""
+    x, y = blobs(1200, 6, 3, seed=25, sep=2.5)
+    rng = np.random.default_rng(25)
+    zero = np.flatnonzero(y == 0)
+    moved = rng.choice(zero, size=int(relabelled * len(zero)), replace=False)
+    y = y.copy()
+    y[moved] = rng.integers(1, 3, size=len(moved))
+    model = mlp(6, [16], 3, "softmax")
+    return model, x, y, _fit(model, x, y, opt("adam", 1e-3), "sparse_categorical_crossentropy",
+                             30)
+
+
+def multiclass_noisy_labels() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """70% of class 0's rows relabelled at random: its count falls to a fifth of the others,
+    which looks like an imbalance, but the rows themselves dispute their labels."""
+    return _three_classes(0.7)
+
+
+def multiclass_clean_labels_healthy() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    return _three_classes(0.0)
