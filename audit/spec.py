@@ -362,8 +362,9 @@ class Manifest(_Strict):
                   trust: bool, where: str = "", **update: Any) -> CaseSpec:
         """One case of `entry`: paths resolved, the manifest's defaults filled in, `update`
         (e.g. training settings a source found) applied, and its stable id."""
-        model = resolve_location(model, self.base_dir)
-        data = resolve_location(data, self.base_dir)
+        if update.get("registry") is None:  # a registry's model is named by the registry
+            model = resolve_location(model, self.base_dir)
+        data = resolve_location(data, self.base_dir) if data else data
         probes = entry.probes if entry.probes is not None else self.probes
         values: dict[str, Any] = dict(
             name=name or stem(model),

@@ -23,6 +23,7 @@ from audit.fleet.types import FleetError, FleetOptions, RunResult, new_run_id
 from audit.fleet.worker import CaseWorker, WorkerConfig, clear_run_folders, workers_parent
 from audit.reports import ReportError, Store
 from audit.results import CaseReport
+from audit.sources import origin
 from audit.spec import CaseSpec, Manifest, Resources
 from audit.text import RUN_ID_RULE, is_run_id
 
@@ -168,7 +169,8 @@ def _record(store: Store, run_id: str, outcome: Outcome, result: RunResult) -> N
             task=spec.task, status=kind, verdict="error", error=reason,
             started_at=outcome.started, finished_at=now, duration_s=now - outcome.started,
             attempts=outcome.attempt, node=where.get("node"), node_id=where.get("node_id"),
-            gpu_ids=list(where.get("gpu_ids", [])), worker=where.get("worker")))
+            gpu_ids=list(where.get("gpu_ids", [])), worker=where.get("worker"),
+            source=origin(spec)))
     except ReportError as exc:  # e.g. the disk is full here too: say so, go on
         print(f"warning: case {spec.name}: {kind} ({reason}); its row was not written either "
               f"({exc}); --resume re-runs it", file=sys.stderr, flush=True)

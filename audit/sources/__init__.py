@@ -15,7 +15,7 @@ from typing import Any
 
 from audit.spec import CaseSource, CaseSpec
 
-__all__ = ["SOURCES", "FetchError", "fetch", "get_source"]
+__all__ = ["SOURCES", "FetchError", "fetch", "get_source", "origin"]
 
 #: source name (a `fleet:` entry's kind) -> its module
 SOURCES: dict[str, str] = {
@@ -49,3 +49,11 @@ def fetch(spec: CaseSpec) -> CaseSpec:
     if spec.registry is None:
         return spec
     return _module(spec.registry.registry).fetch(spec)
+
+
+def origin(spec: CaseSpec) -> dict[str, Any] | None:
+    """What the report records of where a registry case came from (the registry, model,
+    version, run, and the source of each setting); None for a case from files."""
+    if spec.registry is None:
+        return None
+    return spec.registry.model_dump(mode="json", exclude={"cache"})
