@@ -215,16 +215,7 @@ class RegistryEntry(_CaseSettings):
     def source(self) -> str:
         return self.registry
 
-    @field_validator("uri")
-    @classmethod
-    def _no_credentials(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.username or parts.password:
-            raise ValueError(
-                "credentials do not belong in the tracking URI (they would land in the "
-                "report); set MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD; "
-                f"received {parts.scheme}://***@{parts.hostname}")
-        return value
+    _uri = field_validator("uri")(lambda value: no_credentials(value))
 
     @model_validator(mode="after")
     def _one_selector(self) -> RegistryEntry:
@@ -237,6 +228,17 @@ class RegistryEntry(_CaseSettings):
                              "`label:` or `label_tag:` (a model-version tag); a registry does "
                              "not record it")
         return self
+
+
+def no_credentials(uri: str | None) -> str | None:
+    """`uri` unchanged, unless it holds credentials (they would land in the report)."""
+    parts = urlsplit(uri or "")
+    if parts.username or parts.password:
+        raise ValueError(
+            "credentials do not belong in the tracking URI (they would land in the report); "
+            "set MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD; received "
+            f"{parts.scheme}://***@{parts.hostname}")
+    return uri
 
 
 def _fleet_kind(value: Any) -> str:
@@ -259,6 +261,8 @@ class MlflowPublish(_Strict):
     experiment: str = Field("flatline", min_length=1, description="experiment of the runs")
     uri: str | None = Field(None, description="tracking URI of the run; default: "
                             "$MLFLOW_TRACKING_URI, else the fleet's registry")
+
+    _uri = field_validator("uri")(lambda value: no_credentials(value))
 
 
 class Publish(_Strict):

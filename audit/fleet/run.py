@@ -65,7 +65,21 @@ def run_fleet(manifest: Manifest, options: FleetOptions | None = None,
         result.stopped = stop.is_set()
         result.duration_s = time.time() - started
         store.write_run(run_id, run_row(manifest, options, result, started, address))
+    _publish(manifest, options, output, result)
     return result
+
+
+def _publish(manifest: Manifest, options: FleetOptions, output: str,
+             result: RunResult) -> None:
+    """Publish the written report where the manifest or the options ask; never raises."""
+    settings = manifest.publish.mlflow or options.publish_mlflow
+    if settings is None:
+        return
+    from audit.publish import publish_mlflow
+
+    published = publish_mlflow(output, result.run_id, settings)
+    result.published.append(published.line())
+    result.warnings.extend(published.warnings)
 
 
 def run_manifest(path: str | os.PathLike[str], options: FleetOptions | None = None, *,

@@ -186,7 +186,9 @@ def _failed(entry: RegistryEntry, context: SourceContext, name: str, selector: s
     if "*" in name or "," in name or "?" in name:
         case_name = f"{entry.registry}-{name}"
     where = f"{context.where}: "
-    return context.case(entry, case_name, f"models:/{name}/{selector}".rstrip("/"), "",
+    model = f"models:/{name}" + (selector if selector.startswith("@") else
+                                 f"/{selector}" if selector else "")
+    return context.case(entry, case_name, model, "",
                         registry=registry, error=where + error)
 
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from audit.sources import FetchError
-from audit.sources.mlflow_client import describe, quick_retries
+from audit.sources.mlflow_client import describe, quick_retries, tracking_uri
 from audit.spec import CaseSpec, RegistryVersion, slug
 
 __all__ = ["cache_folder", "fetch", "find_model"]
@@ -55,7 +55,7 @@ def _download(version: RegistryVersion, folder: Path) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     partial = folder.parent / f".{folder.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     try:
-        with quick_retries():
+        with quick_retries(), tracking_uri(version.uri):
             mlflow.artifacts.download_artifacts(
                 artifact_uri=version.artifact, dst_path=str(partial), tracking_uri=version.uri,
                 registry_uri=version.uri)

@@ -15,7 +15,8 @@ from typing import Any
 
 from audit.text import one_line
 
-__all__ = ["QUICK_RETRIES", "describe", "is_missing", "make_client", "quick_retries"]
+__all__ = ["QUICK_RETRIES", "describe", "is_missing", "make_client", "quick_retries",
+           "tracking_uri"]
 
 #: MLflow's HTTP retry settings while Flatline talks to a registry, unless the environment
 #: sets them: its defaults (7 retries, backoff factor 2, 120 s timeout) wait minutes for a
@@ -41,6 +42,22 @@ def quick_retries() -> Iterator[None]:
             os.environ.pop(key, None)
 
 
+@contextlib.contextmanager
+def tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking and registry URIs set to `uri` for the block: resolving
+    a `models:/m-<id>` source reads them, whatever URI the call was given."""
+    import mlflow
+
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+
+
 def make_client(uri: str) -> Any:
     """An `MlflowClient` for tracking and registry at `uri` (credentials from MLflow's own
     environment variables)."""
@@ -51,8 +68,11 @@ def make_client(uri: str) -> Any:
 
 
 def is_missing(exc: BaseException) -> bool:
-    """The registry answered that the thing asked for does not exist."""
-    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+    """The registry answered that the thing asked for does not exist (an unknown alias comes
+    back as INVALID_PARAMETER_VALUE, "... alias champion not found")."""
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
 
 
 def describe(exc: BaseException, limit: int = 240) -> str:
