@@ -159,11 +159,7 @@ def _case(client: Any, entry: RegistryEntry, context: SourceContext, name: str) 
     label = _label(entry, version, provenance)
     values = {"model": name, "version": number, "alias": entry.alias or ""}
     case_name = _format(entry.name, values, context, "name")
-    registry = RegistryVersion(
-        registry=entry.registry, uri=entry.uri, model_name=name, version=number,
-        artifact=str(version.source or f"models:/{name}/{number}"), alias=entry.alias,
-        run_id=version.run_id or None, cache=entry.cache, provenance=provenance)
-    update: dict[str, Any] = {"training": training, "label": label, "registry": registry}
+    update: dict[str, Any] = {"training": training, "label": label}
     if entry.data is not None:
         data = _format(entry.data, values, context, "data")
         provenance["data"] = "manifest (data template)"
@@ -172,6 +168,10 @@ def _case(client: Any, entry: RegistryEntry, context: SourceContext, name: str) 
     if data is None:
         update["error"] = provenance.pop("data_error")
         data = ""
+    update["registry"] = RegistryVersion(
+        registry=entry.registry, uri=entry.uri, model_name=name, version=number,
+        artifact=str(version.source or f"models:/{name}/{number}"), alias=entry.alias,
+        run_id=version.run_id or None, cache=entry.cache, provenance=provenance)
     return context.case(entry, case_name, f"models:/{name}/{number}", data, **update)
 
 

@@ -56,13 +56,14 @@ def _download(version: RegistryVersion, folder: Path) -> None:
     partial = folder.parent / f".{folder.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     try:
         with quick_retries(), tracking_uri(version.uri):
-            mlflow.artifacts.download_artifacts(
+            # a runs:/<id>/<path> source lands in <partial>/<path>; models:/m-<id> in <partial>
+            downloaded = Path(mlflow.artifacts.download_artifacts(
                 artifact_uri=version.artifact, dst_path=str(partial), tracking_uri=version.uri,
-                registry_uri=version.uri)
-        if not any(partial.iterdir()):
+                registry_uri=version.uri))
+        if not downloaded.is_dir() or not any(downloaded.iterdir()):
             raise FileNotFoundError("the artifact holds no files")
         try:
-            os.replace(partial, folder)
+            os.replace(downloaded, folder)
         except OSError:  # another worker finished first: keep its copy
             if not folder.is_dir():
                 raise

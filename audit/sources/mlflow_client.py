@@ -61,7 +61,6 @@ def tracking_uri(uri: str) -> Iterator[None]:
 def make_client(uri: str) -> Any:
     """An `MlflowClient` for tracking and registry at `uri` (credentials from MLflow's own
     environment variables)."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
