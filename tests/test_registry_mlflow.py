@@ -328,21 +328,40 @@ def test_a_registry_fleet_is_audited_and_published_back(registry: Registry,
     assert tables == {"report/cases", "report/findings", "report/metrics", "report/runs"}
 
 
-def test_publishing_to_a_server_that_is_down_warns_and_keeps_the_report(
-        registry: Registry) -> None:
+def test_publishing_never_loses_the_report_and_each_failure_is_one_warning(
+        registry: Registry, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
     from audit.publish import publish_mlflow
-    from audit.reports import query
+    from audit.reports import Store, query
+    from audit.results import CaseReport, Finding
     from audit.spec import MlflowPublish
 
-    output = str(registry.folder / "reports")
-    if not (registry.folder / "reports" / "cases" / "run_id=night-1").exists():
-        pytest.skip("needs the report of the ray test")
+    output = str(tmp_path / "reports")
+    source = {"registry": "mlflow", "uri": registry.uri, "model_name": "churn-b",
+              "version": "1", "provenance": {}}
+    finding = Finding("dead_relu", "critical", 0.875, True, "activations", {}, "fix it")
+    Store(output).write_case("r1", CaseReport(
+        case_id="b-1", name="churn-b", model="models:/churn-b/1", data="d", status="ok",
+        verdict="flat", primary_fault="dead_relu", findings=[finding], source=source))
+    Store(output).write_case("r1", CaseReport(
+        case_id="x-1", name="ghost", model="models:/ghost/7", data="d", status="ok",
+        verdict="healthy", source=source | {"model_name": "ghost", "version": "7"}))
     before = query(output, "select count(*) from cases")[1]
-    published = publish_mlflow(output, "night-1",
-                               MlflowPublish(uri=f"http://127.0.0.1:{free_port()}"))
-    assert published.mlflow_run_id is None
-    assert any("cannot log the run" in w for w in published.warnings)
-    assert all("\n" not in w for w in published.warnings)
+
+    down = publish_mlflow(output, "r1", MlflowPublish(uri=f"http://127.0.0.1:{free_port()}",
+                                                      experiment="never"))
+    assert down.mlflow_run_id is None
+    assert any("cannot log the run" in w and "cannot be reached" in w for w in down.warnings)
+
+    published = publish_mlflow(output, "r1", MlflowPublish(experiment="flatline-unit"))
+    assert published.mlflow_run_id is not None and published.tagged == ["churn-b/1"]
+    (warning,) = published.warnings  # the version that does not exist: one line
+    assert warning.startswith("publish: cannot tag model version ghost/7") and "\n" not in warning
+    tags = MlflowClient(registry.uri).get_model_version("churn-b", "1").tags
+    assert (tags["flatline.verdict"], tags["flatline.primary_fault"],
+            tags["flatline.confidence"], tags["flatline.run_id"]) == (
+        "flat", "dead_relu", "0.88", "r1")
     assert query(output, "select count(*) from cases")[1] == before
 
 
@@ -409,3 +428,37 @@ def _token_gate(upstream: str, token: str) -> Any:
             server.server_close()
 
     return gate()
+
+
+# ---------------------------------------------------------------- docs
+
+
+def test_the_docs_show_the_registry_keys_and_what_publishing_writes() -> None:
+    from audit.publish import TAGS
+    from audit.spec import RegistryEntry
+
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / "jobs" / "registry.yaml").read_text()
+    keys = [f.alias or name for name, f in RegistryEntry.model_fields.items()]
+    for key in ("registry", "uri", "models", "alias", "version", "tags", "data", "label",
+                "label_tag", "name", "cache", "training"):
+        assert key in keys and f"{key}:" in example, key
+    for phrase in ("registry: mlflow", "--publish mlflow", "MLFLOW_TRACKING_TOKEN", *TAGS,
+                   "jobs/registry.yaml", "cases.source"):
+        assert phrase in readme, phrase
+    assert "audit/sources/" in (ROOT / "docs" / "design.md").read_text()
+
+
+def test_a_manifest_without_a_registry_never_imports_mlflow(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "m.keras").write_bytes(b"x")
+    (tmp_path / "m.yaml").write_text("name: n\nfleet:\n  - models: '*.keras'\n"
+                                     "    data: '{stem}.parquet'\n")
+    code = ("import sys; from audit.spec import load_manifest; "
+            f"load_manifest({str(tmp_path / 'm.yaml')!r}).cases(); "
+            "print('mlflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "False"

@@ -248,5 +248,5 @@ def test_nightly_example_documents_every_top_level_key() -> None:
     text = (JOBS / "nightly.yaml").read_text()
     documented = {line.split(":")[0].lstrip("# ").strip() for line in text.splitlines()}
     for key in ("name", "output", "resources", "probes", "budget", "execution", "cases",
-                "fleet"):
+                "fleet", "publish"):
         assert key in documented, key
