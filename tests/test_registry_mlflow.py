@@ -242,6 +242,46 @@ def test_bad_input_is_one_error_line_per_case_and_the_rest_expands(registry: Reg
     assert [c.name for c in cases if not c.error] == ["churn-a", "churn-b"]
 
 
+def test_tags_select_the_newest_version_carrying_them(registry: Registry) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient(registry.uri).set_model_version_tag("churn-b", "1", "team", "growth")
+    cases = _manifest(registry, {"models": "churn-*", "tags": {"team": "growth"},
+                                 "label": "y", "data": str(registry.churn_data)}).cases()
+    by_name = {c.name: c for c in cases}
+    assert by_name["churn-b"].error is None and by_name["churn-b"].model == "models:/churn-b/1"
+    assert "model 'churn-a': no version has the tags {'team': 'growth'}" in (
+        by_name["churn-a"].error or "")
+
+
+def test_validate_lists_the_registry_cases_and_their_errors(registry: Registry,
+                                                            tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from audit.cli import app
+
+    entry = {"registry": "mlflow", "uri": registry.uri, **CHAMPIONS}
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({"name": "v", "fleet": [
+        entry, entry | {"alias": "nope", "name": "{model}-nope"}]}))
+    result = CliRunner().invoke(app, ["validate", str(path)], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "models:/churn-a/1" in result.output and "models:/churn-b/1" in result.output
+    assert "no alias 'nope'" in result.output
+    assert "4 cases" in result.output and "2 cases already failed" in result.output
+
+
+def test_every_source_is_registered_and_an_unknown_one_lists_them() -> None:
+    from audit.sources import SOURCES, get_source
+
+    design = (ROOT / "docs" / "design.md").read_text()
+    for name, module in SOURCES.items():
+        assert callable(get_source(name))
+        assert f"`{module.rsplit('.', 1)[1]}.py`" in design, module
+    with pytest.raises(KeyError, match=r"valid sources are \['glob', 'mlflow'\]"):
+        get_source("sagemaker")
+
+
 def test_a_registry_that_is_down_is_one_error_case_quickly(registry: Registry) -> None:
     started = time.monotonic()
     (case,) = parse_manifest({"name": "down", "fleet": [
