@@ -40,7 +40,7 @@ class Published:
     def line(self) -> str:
         run = f"MLflow run {self.mlflow_run_id}" if self.mlflow_run_id else "no MLflow run"
         return (f"published: {run} in experiment {self.experiment!r}; "
-                f"tagged {len(self.tagged)} model versions")
+                f"tagged {len(self.tagged)} model version{'' if len(self.tagged) == 1 else 's'}")
 
 
 @dataclass(frozen=True)

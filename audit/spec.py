@@ -438,11 +438,9 @@ def _with_environment(doc: dict[str, Any], where: str, base_dir: str,
     """The manifest with each registry entry's unset `uri` and `cache` filled from `env`:
     the one place the environment is read, so the typed entries hold every setting."""
     fleet = doc.get("fleet")
-    if not isinstance(fleet, list):
-        return doc
-    items = []
+    items: list[Any] = []
     cache_home = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    for i, item in enumerate(fleet):
+    for i, item in enumerate(fleet if isinstance(fleet, list) else []):
         if isinstance(item, dict) and "registry" in item:
             item = dict(item)
             if not item.get("uri"):
@@ -461,7 +459,10 @@ def _with_environment(doc: dict[str, Any], where: str, base_dir: str,
             not publish["mlflow"].get("uri") and env.get("MLFLOW_TRACKING_URI"):
         publish = {**publish, "mlflow": {**publish["mlflow"],
                                          "uri": env["MLFLOW_TRACKING_URI"]}}
-    return {**doc, "fleet": items, **({"publish": publish} if publish is not None else {})}
+    changed = {"fleet": items} if isinstance(fleet, list) else {}
+    if publish is not None:
+        changed["publish"] = publish
+    return {**doc, **changed}
 
 
 # ---------------------------------------------------------------- errors with hints

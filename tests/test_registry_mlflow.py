@@ -233,7 +233,7 @@ def test_bad_input_is_one_error_line_per_case_and_the_rest_expands(registry: Reg
                       {"models": ["stale", "no-such-model"], "version": 1, "label": "y"},
                       CHAMPIONS).cases()
     errors = {c.name: c.error for c in cases if c.error}
-    assert errors["churn-a@nope"].endswith(
+    assert errors["churn-a-nope"].endswith(
         "model 'churn-a' has no alias 'nope'; its aliases are ['champion']")
     assert "no registered model named 'no-such-model'" in errors["no-such-model"]
     stale = errors["stale"]

@@ -178,12 +178,15 @@ def _case(client: Any, entry: RegistryEntry, context: SourceContext, name: str) 
 def _failed(entry: RegistryEntry, context: SourceContext, name: str, selector: str,
             error: str) -> CaseSpec:
     """A case that ends as error at once; its id is still a function of the registry, the
-    model and the selector, so it stays stable across runs."""
+    model and the selector (`@alias`, a version, the tags; '' for the whole entry), so it
+    stays stable across runs."""
     registry = RegistryVersion(registry=entry.registry, uri=entry.uri, model_name=name,
                                version=selector, artifact="", alias=entry.alias,
                                cache=entry.cache)
-    case_name = f"{name}{selector if selector.startswith('@') else ''}"
-    if "*" in name or "," in name or "?" in name:
+    if selector:  # one model: named as its good case would be, so `audit diff` matches them
+        values = {"model": name, "version": selector, "alias": entry.alias or ""}
+        case_name = _format(entry.name, values, context, "name")
+    else:  # the whole entry failed
         case_name = f"{entry.registry}-{name}"
     where = f"{context.where}: "
     model = f"models:/{name}" + (selector if selector.startswith("@") else
