@@ -23,7 +23,6 @@ from rich.table import Table
 from audit import locations
 from audit.reports import ReportError, verdict_color
 from audit.spec import ManifestError
-from audit.text import one_line
 
 app = typer.Typer(
     name="audit",
@@ -156,14 +155,18 @@ def run(
     """
     import os
 
+    from pydantic import ValidationError
+
     from audit.fleet import FleetOptions, run_manifest
     from audit.spec import MlflowPublish
 
     try:
         to_mlflow = (MlflowPublish(uri=os.environ.get("MLFLOW_TRACKING_URI") or None)
                      if PublishTarget.mlflow in (publish or []) else None)
-    except ValueError as exc:  # e.g. credentials in MLFLOW_TRACKING_URI
-        err.print(f"error: --publish mlflow: {one_line(exc, 300)}", highlight=False)
+    except ValidationError as exc:  # credentials in MLFLOW_TRACKING_URI (not echoed back)
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        err.print(f"error: --publish mlflow: MLFLOW_TRACKING_URI: {message}", highlight=False,
+                  soft_wrap=True)
         raise typer.Exit(2) from None
     if resume and run_id and resume != run_id:
         err.print("error: --resume and --run-id name different runs; give one of them")

@@ -489,6 +489,19 @@ def test_the_docs_show_the_registry_keys_and_what_publishing_writes() -> None:
     assert "audit/sources/" in (ROOT / "docs" / "design.md").read_text()
 
 
+def test_run_offers_publishing_to_mlflow() -> None:
+    from typer.testing import CliRunner
+
+    from audit.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "--publish" in result.output and "mlflow" in result.output
+    bad = CliRunner().invoke(app, ["run", "x.yaml", "--publish", "mlflow"],
+                             env={"MLFLOW_TRACKING_URI": "https://me:secret@mlflow.internal"})
+    assert bad.exit_code == 2 and "secret" not in bad.output
+    assert "credentials do not belong in the tracking URI" in bad.output
+
+
 def test_a_manifest_without_a_registry_never_imports_mlflow(tmp_path: Path) -> None:
     import subprocess
     import sys
