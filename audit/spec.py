@@ -9,14 +9,11 @@ a `CaseSource` called with a `SourceContext`.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, get_args
+from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import yaml
@@ -32,8 +29,12 @@ from pydantic import (
     model_validator,
 )
 
+from audit.case_ids import case_id as case_id  # re-exported: spec was their home
+from audit.case_ids import content_digest as content_digest
+from audit.case_ids import slug as slug
 from audit.locations import expand_glob as expand_glob  # re-exported (older imports)
-from audit.locations import filesystem, resolve_location, stem
+from audit.locations import resolve_location, stem
+from audit.manifest_hints import describe
 
 Task = Literal["regression", "binary", "multiclass"]
 ALL_PROBES: tuple[str, ...] = (
@@ -428,7 +429,7 @@ def parse_manifest(doc: dict[str, Any], where: str = "manifest", base_dir: str =
         return manifest
     except ValidationError as exc:
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # typos first
-        problems = [_describe(error) for error in errors]
+        problems = [describe(error, Manifest, _FLEET_KINDS) for error in errors]
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ManifestError(f"{where}: " + "; ".join(problems[:3]) + more) from None
 
@@ -465,73 +466,7 @@ def _with_environment(doc: dict[str, Any], where: str, base_dir: str,
     return {**doc, **changed}
 
 
-# ---------------------------------------------------------------- errors with hints
-
-
-def _describe(error: Any) -> str:
-    """`cases[3].lable: unknown key; did you mean 'label'?` from one pydantic error."""
-    loc = tuple(error["loc"])
-    path = _loc_text(loc)
-    if error["type"] == "extra_forbidden":
-        known = _keys_at(Manifest, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else f"valid keys are {sorted(known)}"
-        return f"{path}: unknown key; {hint}"
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "missing":
-        return f"{path}: required key missing"
-    received = error.get("input")
-    if error["type"].startswith("value_error") or isinstance(received, dict):
-        return f"{path}: {message}" if path else message
-    return f"{path}: {message[0].lower()}{message[1:]}; received {received!r}"
-
-
-def _loc_text(loc: tuple[Any, ...]) -> str:
-    text = ""
-    for part in loc:
-        if part in _FLEET_KINDS:  # the union member pydantic names: not a key
-            continue
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
-
-
-def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The valid keys of the mapping at `loc` inside `model` (by following field types)."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if part in _FLEET_KINDS:
-            current = _FLEET_KINDS[part]
-            continue
-        field = _field_by_key(current, str(part))
-        if field is None:
-            return []
-        current = _inner_model(field.annotation)
-        if current is None:
-            return []
-    return [f.alias or name for name, f in current.model_fields.items()]
-
-
-def _field_by_key(model: type[BaseModel], key: str) -> Any:
-    for name, field in model.model_fields.items():
-        if key in (name, field.alias):
-            return field
-    return None
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside `X`, `X | None` or `tuple[X, ...]`."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
+# ---------------------------------------------------------------- checks
 
 
 def _check_probes(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -554,79 +489,3 @@ def _check_unique(specs: list[CaseSpec]) -> None:
                 "(in a fleet: name: '{parent}-{stem}')"
             )
         seen[spec.name] = spec
-
-
-# ---------------------------------------------------------------- paths, globs, case ids
-
-
-def case_id(spec: CaseSpec) -> str:
-    """`<name-slug>-<digest>`: the digest covers the model's and data's contents (for a
-    registry's model version: the registry URI, model name and version, and the data's
-    location) and every setting that changes the result, so an unchanged case keeps its id
-    across runs."""
-    settings = spec.model_dump(mode="json", exclude={"case_id", "name", "model", "data",
-                                                     "time_limit_s", "registry", "error"})
-    for key in ("inputs", "output"):  # added later: unset, they keep older ids unchanged
-        if settings.get(key) is None:
-            settings.pop(key, None)
-    for key in ("max_rows", "flops"):  # added later: at their defaults, ids stay unchanged
-        if settings["budget"].get(key) == getattr(Budget(), key):
-            settings["budget"].pop(key)
-    if spec.registry is not None:  # the registry's identity: nothing downloaded to hash
-        version = spec.registry
-        identity = {"registry": [version.registry, version.uri, version.model_name,
-                                 version.version], "data": spec.data}
-    else:
-        identity = {"model": content_digest(spec.model), "data": content_digest(spec.data)}
-    payload = json.dumps({**identity, **settings}, sort_keys=True)
-    digest = hashlib.sha256(payload.encode()).hexdigest()[:12]
-    return f"{slug(spec.name, 48)}-{digest}"
-
-
-def slug(text: str, limit: int = 60) -> str:
-    """A safe file/partition name: lowercase letters, digits, '.', '_' and '-'."""
-    cleaned = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")
-    return cleaned[:limit].rstrip("-.") or "case"
-
-
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def content_digest(location: str) -> str:
-    """sha256 of a file's bytes (a folder: of its files' names and bytes); for a missing file,
-    a digest of its location, so the case still gets an id and fails later with a clear error."""
-    import pyarrow.fs as pafs
-
-    try:
-        fs, path = filesystem(location)
-        info = fs.get_file_info(path)
-    except (OSError, ValueError):
-        return "unreadable:" + location
-    if info.type == pafs.FileType.NotFound:
-        return "missing:" + location
-    key = (location, int(info.size or 0), int(info.mtime_ns or 0))
-    if key not in _DIGESTS:
-        _DIGESTS[key] = _digest(fs, path, info)
-    return _DIGESTS[key]
-
-
-def _digest(fs: Any, path: str, info: Any) -> str:
-    import pyarrow.fs as pafs
-
-    sha = hashlib.sha256()
-    if info.type == pafs.FileType.Directory:
-        selector = pafs.FileSelector(path, recursive=True)
-        files = sorted((f for f in fs.get_file_info(selector) if f.type == pafs.FileType.File),
-                       key=lambda f: f.path)
-        for f in files:
-            sha.update(f.path[len(path):].encode())
-            _update(sha, fs, f.path)
-    else:
-        _update(sha, fs, path)
-    return sha.hexdigest()
-
-
-def _update(sha: Any, fs: Any, path: str) -> None:
-    with fs.open_input_stream(path) as stream:
-        while chunk := stream.read(1 << 20):
-            sha.update(chunk)

@@ -470,6 +470,40 @@ def _token_gate(upstream: str, token: str) -> Any:
     return gate()
 
 
+# ---------------------------------------------------------------- the manifest's registry keys
+
+
+@pytest.mark.parametrize(("entry", "env", "expected"), [
+    ({"alais": "champion"}, {}, "fleet[0].alais: unknown key; did you mean 'alias'?"),
+    ({"alias": "champion", "version": 3}, {},
+     "exactly one of `alias:`, `version:` or `tags:`; received ['alias', 'version']"),
+    ({"alias": "champion", "label": None}, {}, "exactly one of `label:` or `label_tag:`"),
+    ({"alias": "champion", "uri": None}, {},
+     "fleet[0].uri: no tracking URI; set `uri:` in the entry or MLFLOW_TRACKING_URI"),
+    ({"alias": "champion", "uri": "https://me:pw@mlflow.internal"}, {},
+     "fleet[0].uri: credentials do not belong in the tracking URI"),
+])
+def test_registry_entry_mistakes_are_one_line(entry: dict[str, Any], env: dict[str, str],
+                                              expected: str) -> None:
+    from audit.spec import ManifestError
+
+    item = {"registry": "mlflow", "uri": "http://h:5000", "models": "m-*", "label": "y", **entry}
+    item = {k: v for k, v in item.items() if v is not None}
+    with pytest.raises(ManifestError) as info:
+        parse_manifest({"name": "n", "fleet": [item]}, env=env)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+    assert "pw@" not in str(info.value)
+
+
+def test_the_tracking_uri_and_cache_come_from_the_environment_at_the_edge() -> None:
+    manifest = parse_manifest({"name": "n", "fleet": [
+        {"registry": "mlflow", "models": "m-*", "alias": "a", "label": "y"}]},
+        base_dir="/base", env={"MLFLOW_TRACKING_URI": "http://h:5000",
+                               "XDG_CACHE_HOME": "/var/cache"})
+    (entry,) = manifest.fleet
+    assert (entry.uri, entry.cache) == ("http://h:5000", "/var/cache/flatline/mlflow")
+
+
 # ---------------------------------------------------------------- docs
 
 
