@@ -405,6 +405,22 @@ def test_publishing_never_loses_the_report_and_each_failure_is_one_warning(
     assert query(output, "select count(*) from cases")[1] == before
 
 
+def test_diff_matches_a_new_version_to_the_old_one_by_model_name(tmp_path: Path) -> None:
+    from audit.reports import Store, diff_runs
+    from audit.results import CaseReport
+
+    store = Store(str(tmp_path))
+    for run, version, verdict in (("n1", "1", "healthy"), ("n2", "2", "error")):
+        source = {"registry": "mlflow", "uri": "http://h", "model_name": "churn-a",
+                  "version": version, "provenance": {}}
+        store.write_case(run, CaseReport(
+            case_id=f"churn-a-v{version}", name="churn-a", model=f"models:/churn-a/{version}",
+            data="d", status="ok" if verdict != "error" else "error", verdict=verdict,
+            source=source))
+    diff = diff_runs(str(tmp_path), "n1", "n2")
+    assert [(c.kind, c.name) for c in diff.changes] == [("regression", "churn-a")]
+
+
 # ---------------------------------------------------------------- a token-checking gate
 
 
