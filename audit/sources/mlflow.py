@@ -65,8 +65,11 @@ def expand(entry: RegistryEntry, context: SourceContext) -> list[CaseSpec]:
                         f"registry {entry.uri}: no registered model matches "
                         f"{_pattern(entry)!r}")]
     specs = []
+    broken = ""  # the server failed: the models after it are not asked again
     for name in names:
         try:
+            if broken:
+                raise _CaseFailed(f"registry {entry.uri}: model {name!r}: {broken}")
             with quick_retries():
                 specs.append(_case(client, entry, context, name))
         except _CaseFailed as exc:
@@ -74,8 +77,9 @@ def expand(entry: RegistryEntry, context: SourceContext) -> list[CaseSpec]:
         except ManifestError:
             raise
         except Exception as exc:  # the server failed mid-way: this model's line
+            broken = describe(exc)
             specs.append(_failed(entry, context, name, _selector(entry),
-                                 f"registry {entry.uri}: model {name!r}: {describe(exc)}"))
+                                 f"registry {entry.uri}: model {name!r}: {broken}"))
     return specs
 
 
