@@ -52,7 +52,13 @@ class _CaseFailed(Exception):
 
 
 def expand(entry: RegistryEntry, context: SourceContext) -> list[CaseSpec]:
-    """The entry's cases, by model name; an unreachable registry is one error case."""
+    """The entry's cases, by model name; an unreachable registry is one error case. Raises
+    `ManifestError` when the MLflow client is not installed."""
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise ManifestError(f"{context.where}: registry: mlflow needs the MLflow client; "
+                            "pip install 'flatline-audit[mlflow]'") from None
     try:
         with quick_retries():
             client = make_client(entry.uri)
