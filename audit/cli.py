@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from audit import locations
@@ -141,14 +142,32 @@ def run(
     temp_dir: Annotated[str | None, typer.Option(
         "--temp-dir", help="Parent of the workers' own temp folders, each removed when its "
         "worker ends (default: the workers' system temp folder).", show_default=False)] = None,
+    publish: Annotated[list[PublishTarget] | None, typer.Option(
+        "--publish", help="Also publish the results: mlflow tags each audited model version "
+        "and logs the run (page and tables) to the experiment 'flatline' at "
+        "$MLFLOW_TRACKING_URI, else the fleet's registry (a manifest's `publish:` wins).",
+        show_default=False)] = None,
 ) -> None:
     """Audit every case of MANIFEST on Ray and write the Parquet report.
 
     Exit code: 0 all cases ok, 1 some failed (error/timeout) or the run was stopped,
     2 the run could not start.
     """
-    from audit.fleet import FleetOptions, run_manifest
+    import os
 
+    from pydantic import ValidationError
+
+    from audit.fleet import FleetOptions, run_manifest
+    from audit.spec import MlflowPublish
+
+    try:
+        to_mlflow = (MlflowPublish(uri=os.environ.get("MLFLOW_TRACKING_URI") or None)
+                     if PublishTarget.mlflow in (publish or []) else None)
+    except ValidationError as exc:  # credentials in MLFLOW_TRACKING_URI (not echoed back)
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        err.print(f"error: --publish mlflow: MLFLOW_TRACKING_URI: {message}", highlight=False,
+                  soft_wrap=True)
+        raise typer.Exit(2) from None
     if resume and run_id and resume != run_id:
         err.print("error: --resume and --run-id name different runs; give one of them")
         raise typer.Exit(2)
@@ -157,7 +176,7 @@ def run(
             run_id=resume or run_id, resume=bool(resume), retry_failed=retry_failed,
             address=address or None,
             max_concurrency=max_concurrency, trust_models=trust_models, output=output,
-            progress=progress, temp_root=temp_dir))
+            progress=progress, temp_root=temp_dir, publish_mlflow=to_mlflow))
     state = "stopped" if result.stopped else "finished"
     out.print(f"run {result.run_id} {state}: {result.n_cases} cases, {result.n_ok} ok, "
               f"{result.n_error} error, {result.n_timeout} timeout"
@@ -165,6 +184,11 @@ def run(
               + (f" ({result.n_resumed} from before)" if result.n_resumed else ""),
               highlight=False)
     out.print(f"report: audit report {result.output} --run {result.run_id}", highlight=False)
+    for line in result.published:
+        out.print(line, highlight=False, soft_wrap=True)
+    for line in result.warnings:
+        err.print(f"[yellow]warning:[/yellow] {escape(line)}", markup=True, highlight=False,
+                  soft_wrap=True)
     raise typer.Exit(result.exit_code)
 
 
@@ -226,6 +250,10 @@ def query(
     out.print(table)
 
 
+class PublishTarget(StrEnum):
+    mlflow = "mlflow"
+
+
 class DiffFormat(StrEnum):
     table = "table"
     json = "json"
@@ -270,16 +298,24 @@ def validate(manifest: ManifestArg, trust_models: TrustOpt = False) -> None:
         cases = loaded.cases(trust_models=trust_models)
     table = Table("name", "case_id", "model", "data", "probes", title=loaded.name)
     table.columns[1].overflow = "fold"
-    missing = 0
+    missing = failed = 0
     for case in cases:
-        flags = [_exists(case.model), _exists(case.data)]
+        if case.error:  # found while expanding its source (e.g. a registry's unknown alias)
+            failed += 1
+            table.add_row(case.name, case.case_id, case.model,
+                          f"[red]error: {escape(case.error)}[/red]", ",".join(case.probes))
+            continue
+        # a registry's model version is fetched by the worker, not checked here
+        flags = [case.registry is not None or _exists(case.model), _exists(case.data)]
         missing += flags.count(False)
         table.add_row(case.name, case.case_id, _mark(case.model, flags[0]),
                       _mark(case.data, flags[1]), ",".join(case.probes))
     out.print(table)
     out.print(f"{len(cases)} cases; output {loaded.output_uri}"
               + (f"; {missing} files not found here (those cases will end as error)"
-                 if missing else ""), highlight=False)
+                 if missing else "")
+              + (f"; {failed} cases already failed (they will end as error)"
+                 if failed else ""), highlight=False)
 
 
 # ---------------------------------------------------------------- rendering

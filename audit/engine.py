@@ -8,6 +8,7 @@ from audit import class_order, faults, probes
 from audit.diagnose import diagnose
 from audit.reports.schema import json_text
 from audit.results import CaseReport, MetricRow, ProbeResult
+from audit.sources import FetchError, fetch, origin
 from audit.spec import CaseSpec
 from audit.subject import SubjectError, load_subject
 
@@ -47,13 +48,14 @@ def run_probes(spec: CaseSpec, subject: object) -> dict[str, ProbeResult]:
 
 
 def audit_case(spec: CaseSpec) -> CaseReport:
-    """Audit one (model, dataset) case; bad input ends as an `error` report, never a raise."""
+    """Audit one (model, dataset) case; bad input ends as an `error` report, never a raise.
+    A case from a registry is fetched first (its model downloaded, cached by version)."""
     started = time.time()
     report = CaseReport(case_id=spec.case_id, name=spec.name, model=spec.model, data=spec.data,
-                        task=spec.task, started_at=started)
+                        task=spec.task, started_at=started, source=origin(spec))
     try:
-        subject = load_subject(spec)
-    except SubjectError as exc:
+        subject = load_subject(fetch(spec))
+    except (SubjectError, FetchError) as exc:
         report.status, report.verdict, report.error = "error", "error", str(exc)
     else:
         report.task = subject.task

@@ -76,6 +76,7 @@ class CaseReport:
     worker: str | None = None  # the Ray actor that ran the case (set by the fleet)
     output: str | None = None  # the model output (head) the case audited
     node_id: str | None = None  # the Ray node id of the worker (set by the fleet)
+    source: dict[str, Any] | None = None  # a registry case's origin (audit.sources.origin)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

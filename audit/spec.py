@@ -1,18 +1,20 @@
 """What to audit: the typed case specification and the manifest (YAML) that yields cases.
 
 Everything here is plain data validated by pydantic: no TensorFlow, no Ray, no I/O beyond
-reading a manifest and hashing files for case ids.
+reading a manifest and hashing files for case ids. A `fleet:` entry is expanded into cases by
+its source (`audit.sources`: a glob over files, a model registry), one module per source, each
+a `CaseSource` called with a `SourceContext`.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import os
-import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -20,20 +22,21 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from audit.locations import (
-    expand_glob,
-    filesystem,
-    parent_name,
-    resolve_location,
-    stem,
-)
+from audit.case_ids import case_id as case_id  # re-exported: spec was their home
+from audit.case_ids import content_digest as content_digest
+from audit.case_ids import slug as slug
+from audit.locations import expand_glob as expand_glob  # re-exported (older imports)
+from audit.locations import resolve_location, stem
+from audit.manifest_hints import describe
 from audit.probes.keys import NAMESPACES
 
 Task = Literal["regression", "binary", "multiclass"]
@@ -106,6 +109,24 @@ class Resources(_Strict):
     )
 
 
+class RegistryVersion(_Strict):
+    """The model version a registry case audits: what the worker downloads (through the
+    registry's own artifact API, cached by version) and what the report records. The URI holds
+    no credentials (the manifest refuses them); those come from the registry client's own
+    environment (e.g. MLFLOW_TRACKING_TOKEN)."""
+
+    registry: str = Field(description="the source's name, e.g. mlflow")
+    uri: str = Field(description="tracking/registry URI, without credentials")
+    model_name: str
+    version: str
+    artifact: str = Field(description="the version's source, e.g. models:/m-<id>")
+    alias: str | None = None
+    run_id: str | None = Field(None, description="the run that logged the model")
+    cache: str = Field("", description="local folder the artifacts are cached in, by version")
+    provenance: dict[str, str] = Field(
+        default_factory=dict, description="setting -> where its value came from")
+
+
 class CaseSpec(_Strict):
     """One (model, dataset) pair to audit, with everything that determines its result."""
 
@@ -125,6 +146,11 @@ class CaseSpec(_Strict):
     seed: int = 0
     trust_model: bool = False
     time_limit_s: float | None = Field(None, gt=0)
+    registry: RegistryVersion | None = Field(
+        None, description="set when the case is a registry's model version")
+    error: str | None = Field(
+        None, description="why the case cannot run, found while expanding its source; the "
+        "case ends as error without loading anything")
 
 
 # ---------------------------------------------------------------- the manifest
@@ -188,6 +214,119 @@ class FleetEntry(_CaseSettings):
     data: str = Field(min_length=1, description="template, e.g. data/{stem}.parquet")
     name: str = Field("{stem}", min_length=1, description="template of the case name")
 
+    @property
+    def source(self) -> str:
+        return "glob"
+
+
+class RegistryEntry(_CaseSettings):
+    """One `fleet:` item over a model registry: each registered model whose name matches
+    `models`, at the version named by `alias`, `version` or `tags` (the newest version carrying
+    them), is a case. Templates (`data`, `name`) may use `{model}`, `{version}` and `{alias}`.
+
+    Training settings the manifest leaves unset come from the source run's parameters; the
+    label comes from `label` or the model-version tag `label_tag`, never guessed.
+    """
+
+    registry: Literal["mlflow"] = Field(description="the registry kind")
+    uri: str = Field(min_length=1, description="tracking URI; default: $MLFLOW_TRACKING_URI")
+    models: str | tuple[str, ...] = Field(description="registered-model name glob, or a list")
+    alias: str | None = Field(None, min_length=1, description="e.g. champion")
+    version: int | None = Field(None, ge=1)
+    tags: dict[str, str] | None = Field(None, description="model-version tags to match")
+    data: str | None = Field(None, min_length=1, description="template; default: the "
+                             "dataset the version's run logged (mlflow.log_input)")
+    label_tag: str | None = Field(None, min_length=1,
+                                  description="model-version tag holding the label column")
+    name: str = Field("{model}", min_length=1, description="template of the case name")
+    cache: str = Field("", description="local folder of downloaded versions; default: "
+                       "$XDG_CACHE_HOME/flatline/<registry> (~/.cache/...)")
+
+    @property
+    def source(self) -> str:
+        return self.registry
+
+    _uri = field_validator("uri")(lambda value: no_credentials(value))
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> RegistryEntry:
+        chosen = [k for k in ("alias", "version", "tags") if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            raise ValueError("a registry entry selects its versions with exactly one of "
+                             f"`alias:`, `version:` or `tags:`; received {chosen or 'none'}")
+        if (self.label is None) == (self.label_tag is None):
+            raise ValueError("a registry entry names its label column with exactly one of "
+                             "`label:` or `label_tag:` (a model-version tag); a registry does "
+                             "not record it")
+        return self
+
+
+def no_credentials(uri: str | None) -> str | None:
+    """`uri` unchanged, unless it holds credentials (they would land in the report)."""
+    parts = urlsplit(uri or "")
+    if parts.username or parts.password:
+        raise ValueError(
+            "credentials do not belong in the tracking URI (they would land in the report); "
+            "set MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD; received "
+            f"{parts.scheme}://***@{parts.hostname}")
+    return uri
+
+
+def _fleet_kind(value: Any) -> str:
+    if isinstance(value, RegistryEntry) or (isinstance(value, dict) and "registry" in value):
+        return "registry"
+    return "glob"
+
+
+#: the `fleet:` item types, by the tag pydantic puts in an error's location
+_FLEET_KINDS: dict[str, type[BaseModel]] = {"glob": FleetEntry, "registry": RegistryEntry}
+AnyFleetEntry = Annotated[
+    Annotated[FleetEntry, Tag("glob")] | Annotated[RegistryEntry, Tag("registry")],
+    Discriminator(_fleet_kind),
+]
+
+
+class MlflowPublish(_Strict):
+    """Tags on each audited model version, and one MLflow run per audit run."""
+
+    experiment: str = Field("flatline", min_length=1, description="experiment of the runs")
+    uri: str | None = Field(None, description="tracking URI of the run; default: "
+                            "$MLFLOW_TRACKING_URI, else the fleet's registry")
+
+    _uri = field_validator("uri")(lambda value: no_credentials(value))
+
+
+class Publish(_Strict):
+    """`publish: {mlflow: {...}}`: where a run's results go besides the Parquet report."""
+
+    mlflow: MlflowPublish | None = None
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a source needs from the manifest to turn one `fleet:` entry into cases."""
+
+    manifest: Manifest
+    where: str  # the entry's path in the manifest, e.g. fleet[2], for messages
+    trust: bool
+
+    @property
+    def base_dir(self) -> str:
+        return self.manifest.base_dir
+
+    def case(self, entry: _CaseSettings, name: str | None, model: str, data: str,
+             **update: Any) -> CaseSpec:
+        """A case of `entry` with the manifest's defaults, `update` applied, and its id."""
+        return self.manifest.make_case(entry, name, model, data, self.trust, **update)
+
+
+class CaseSource(Protocol):
+    """A source of cases: one `fleet:` entry in, its cases out (sorted, stable ids). Bad
+    input of one case (or of the whole entry, e.g. its registry is down) is a case with
+    `error` set, never a raise, except a manifest mistake (`ManifestError`)."""
+
+    def __call__(self, entry: Any, context: SourceContext) -> list[CaseSpec]: ...
+
 
 class Manifest(_Strict):
     """A run's manifest (jobs/*.yaml): where to write, how to run, and which cases."""
@@ -200,7 +339,8 @@ class Manifest(_Strict):
     seed: int = 0
     execution: Execution = Execution()
     entries: tuple[CaseEntry, ...] = Field((), alias="cases")
-    fleet: tuple[FleetEntry, ...] = ()
+    fleet: tuple[AnyFleetEntry, ...] = ()
+    publish: Publish = Publish()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     _base_dir: str = PrivateAttr("")
@@ -236,53 +376,32 @@ class Manifest(_Strict):
         return resolve_location(self.output, self.base_dir)
 
     def cases(self, trust_models: bool = False) -> list[CaseSpec]:
-        """Every case with resolved paths and stable ids, in manifest order (fleet globs sorted).
+        """Every case with resolved paths and stable ids, in manifest order (each fleet
+        entry's cases sorted by its source).
 
         Raises `ManifestError` for duplicate names and `ManifestFilesMissing` for a fleet glob
         that matches nothing.
         """
-        specs = [self._spec(f"cases[{i}]", entry, entry.name, entry.model, entry.data,
-                            trust_models)
+        from audit.sources import get_source
+
+        specs = [self.make_case(entry, entry.name, entry.model, entry.data, trust_models,
+                                where=f"cases[{i}]")
                  for i, entry in enumerate(self.entries)]
-        for i, entry in enumerate(self.fleet):
-            specs.extend(self._fleet_specs(i, entry, trust_models))
+        for i, fleet_entry in enumerate(self.fleet):
+            context = SourceContext(self, f"fleet[{i}]", trust_models)
+            specs.extend(get_source(fleet_entry.source)(fleet_entry, context))
         _check_unique(specs)
         return specs
 
-    def _fleet_specs(self, index: int, entry: FleetEntry, trust: bool) -> list[CaseSpec]:
-        where = f"fleet[{index}]"
-        try:
-            models = expand_glob(resolve_location(entry.models, self.base_dir))
-        except (OSError, ValueError) as exc:  # an object store this machine cannot reach
-            raise ManifestFilesMissing(
-                f"{where}.models: cannot list {entry.models!r} from here "
-                f"({' '.join(str(exc).split())[:200]})"
-            ) from None
-        if not models:
-            raise ManifestFilesMissing(
-                f"{where}.models: no files match {entry.models!r} (looked in {self.base_dir})"
-            )
-        specs = []
-        for model in models:
-            values = {"stem": stem(model), "parent": parent_name(model)}
-            try:
-                name = entry.name.format(**values)
-                values["name"] = name
-                data = entry.data.format(**values)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ManifestError(
-                    f"{where}: bad template ({exc}); templates may use {{stem}}, {{parent}} "
-                    f"and {{name}}; received name={entry.name!r}, data={entry.data!r}"
-                ) from None
-            specs.append(self._spec(where, entry, name, model, data, trust))
-        return specs
-
-    def _spec(self, where: str, entry: CaseEntry | FleetEntry, name: str | None, model: str,
-              data: str, trust: bool) -> CaseSpec:
-        model = resolve_location(model, self.base_dir)
-        data = resolve_location(data, self.base_dir)
+    def make_case(self, entry: _CaseSettings, name: str | None, model: str, data: str,
+                  trust: bool, where: str = "", **update: Any) -> CaseSpec:
+        """One case of `entry`: paths resolved, the manifest's defaults filled in, `update`
+        (e.g. training settings a source found) applied, and its stable id."""
+        if update.get("registry") is None:  # a registry's model is named by the registry
+            model = resolve_location(model, self.base_dir)
+        data = resolve_location(data, self.base_dir) if data else data
         probes = entry.probes if entry.probes is not None else self.probes
-        spec = CaseSpec(
+        values: dict[str, Any] = dict(
             name=name or stem(model),
             model=model,
             data=data,
@@ -299,6 +418,7 @@ class Manifest(_Strict):
             trust_model=trust,
             time_limit_s=entry.time_limit_s or self.execution.time_limit_s,
         )
+        spec = CaseSpec(**{**values, **update})
         return spec.model_copy(update={"case_id": case_id(spec)})
 
 
@@ -326,82 +446,58 @@ def load_manifest(path: str | Path) -> Manifest:
     return manifest
 
 
-def parse_manifest(doc: dict[str, Any], where: str = "manifest", base_dir: str = "") -> Manifest:
+def parse_manifest(doc: dict[str, Any], where: str = "manifest", base_dir: str = "",
+                   env: Mapping[str, str] | None = None) -> Manifest:
     """Validate a manifest given as a mapping (YAML already parsed); relative paths in it
-    resolve against `base_dir` (default: the current folder)."""
+    resolve against `base_dir` (default: the current folder). `env` (default: this process's
+    environment) supplies what a registry entry leaves unset: its tracking URI
+    (MLFLOW_TRACKING_URI) and its cache folder (XDG_CACHE_HOME)."""
+    env = os.environ if env is None else env
+    doc = _with_environment(doc, where, base_dir or os.getcwd(), env)
     try:
         manifest = Manifest.model_validate(doc)
         manifest._base_dir = base_dir or os.getcwd()
         return manifest
     except ValidationError as exc:
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # typos first
-        problems = [_describe(error) for error in errors]
+        problems = [describe(error, Manifest, _FLEET_KINDS) for error in errors]
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ManifestError(f"{where}: " + "; ".join(problems[:3]) + more) from None
 
 
-# ---------------------------------------------------------------- errors with hints
+def _with_environment(doc: dict[str, Any], where: str, base_dir: str,
+                      env: Mapping[str, str]) -> dict[str, Any]:
+    """The manifest with each registry entry's unset `uri` and `cache` filled from `env`:
+    the one place the environment is read, so the typed entries hold every setting."""
+    fleet = doc.get("fleet")
+    items: list[Any] = []
+    cache_home = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    for i, item in enumerate(fleet if isinstance(fleet, list) else []):
+        if isinstance(item, dict) and "registry" in item:
+            item = dict(item)
+            if not item.get("uri"):
+                uri = env.get("MLFLOW_TRACKING_URI")
+                if not uri:
+                    raise ManifestError(
+                        f"{where}: fleet[{i}].uri: no tracking URI; set `uri:` in the entry or "
+                        "MLFLOW_TRACKING_URI in the environment")
+                item["uri"] = uri
+            cache = item.get("cache") or os.path.join(cache_home, "flatline",
+                                                      str(item["registry"]))
+            item["cache"] = resolve_location(str(cache), base_dir)
+        items.append(item)
+    publish = doc.get("publish")
+    if isinstance(publish, dict) and isinstance(publish.get("mlflow"), dict) and \
+            not publish["mlflow"].get("uri") and env.get("MLFLOW_TRACKING_URI"):
+        publish = {**publish, "mlflow": {**publish["mlflow"],
+                                         "uri": env["MLFLOW_TRACKING_URI"]}}
+    changed = {"fleet": items} if isinstance(fleet, list) else {}
+    if publish is not None:
+        changed["publish"] = publish
+    return {**doc, **changed}
 
 
-def _describe(error: Any) -> str:
-    """`cases[3].lable: unknown key; did you mean 'label'?` from one pydantic error."""
-    loc = tuple(error["loc"])
-    path = _loc_text(loc)
-    if error["type"] == "extra_forbidden":
-        known = _keys_at(Manifest, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else f"valid keys are {sorted(known)}"
-        return f"{path}: unknown key; {hint}"
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "missing":
-        return f"{path}: required key missing"
-    received = error.get("input")
-    if error["type"].startswith("value_error") or isinstance(received, dict):
-        return f"{path}: {message}" if path else message
-    return f"{path}: {message[0].lower()}{message[1:]}; received {received!r}"
-
-
-def _loc_text(loc: tuple[Any, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
-
-
-def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The valid keys of the mapping at `loc` inside `model` (by following field types)."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = _field_by_key(current, str(part))
-        if field is None:
-            return []
-        current = _inner_model(field.annotation)
-        if current is None:
-            return []
-    return [f.alias or name for name, f in current.model_fields.items()]
-
-
-def _field_by_key(model: type[BaseModel], key: str) -> Any:
-    for name, field in model.model_fields.items():
-        if key in (name, field.alias):
-            return field
-    return None
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside `X`, `X | None` or `tuple[X, ...]`."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
+# ---------------------------------------------------------------- checks
 
 
 def _check_probes(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -424,74 +520,3 @@ def _check_unique(specs: list[CaseSpec]) -> None:
                 "(in a fleet: name: '{parent}-{stem}')"
             )
         seen[spec.name] = spec
-
-
-# ---------------------------------------------------------------- paths, globs, case ids
-
-
-def case_id(spec: CaseSpec) -> str:
-    """`<name-slug>-<digest>`: the digest covers the model's and data's contents and every
-    setting that changes the result, so an unchanged case keeps its id across runs."""
-    settings = spec.model_dump(mode="json", exclude={"case_id", "name", "model", "data",
-                                                     "time_limit_s"})
-    for key in ("inputs", "output", "classes"):  # added later: unset, they keep older ids unchanged
-        if settings.get(key) is None:
-            settings.pop(key, None)
-    for key in ("max_rows", "flops"):  # added later: at their defaults, ids stay unchanged
-        if settings["budget"].get(key) == getattr(Budget(), key):
-            settings["budget"].pop(key)
-    payload = json.dumps(
-        {"model": content_digest(spec.model), "data": content_digest(spec.data), **settings},
-        sort_keys=True,
-    )
-    digest = hashlib.sha256(payload.encode()).hexdigest()[:12]
-    return f"{slug(spec.name, 48)}-{digest}"
-
-
-def slug(text: str, limit: int = 60) -> str:
-    """A safe file/partition name: lowercase letters, digits, '.', '_' and '-'."""
-    cleaned = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")
-    return cleaned[:limit].rstrip("-.") or "case"
-
-
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def content_digest(location: str) -> str:
-    """sha256 of a file's bytes (a folder: of its files' names and bytes); for a missing file,
-    a digest of its location, so the case still gets an id and fails later with a clear error."""
-    import pyarrow.fs as pafs
-
-    try:
-        fs, path = filesystem(location)
-        info = fs.get_file_info(path)
-    except (OSError, ValueError):
-        return "unreadable:" + location
-    if info.type == pafs.FileType.NotFound:
-        return "missing:" + location
-    key = (location, int(info.size or 0), int(info.mtime_ns or 0))
-    if key not in _DIGESTS:
-        _DIGESTS[key] = _digest(fs, path, info)
-    return _DIGESTS[key]
-
-
-def _digest(fs: Any, path: str, info: Any) -> str:
-    import pyarrow.fs as pafs
-
-    sha = hashlib.sha256()
-    if info.type == pafs.FileType.Directory:
-        selector = pafs.FileSelector(path, recursive=True)
-        files = sorted((f for f in fs.get_file_info(selector) if f.type == pafs.FileType.File),
-                       key=lambda f: f.path)
-        for f in files:
-            sha.update(f.path[len(path):].encode())
-            _update(sha, fs, f.path)
-    else:
-        _update(sha, fs, path)
-    return sha.hexdigest()
-
-
-def _update(sha: Any, fs: Any, path: str) -> None:
-    with fs.open_input_stream(path) as stream:
-        while chunk := stream.read(1 << 20):
-            sha.update(chunk)

@@ -120,3 +120,49 @@ def moto_server(folder: Path, bucket: str) -> Iterator[int]:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=10)
         log.close()
+
+
+# ---------------------------------------------------------------- model registry (issue 19)
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 (SQLite backend, local artifact root in `folder`,
+    one worker, no job runners, no telemetry; its own process group, stopped by pid, its log
+    in `folder`); yields its tracking URI."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = (folder / "mlflow.log").open("w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+         "--default-artifact-root", str(folder / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            with contextlib.suppress(OSError), urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    break
+            assert server.poll() is None and time.monotonic() < deadline, \
+                f"mlflow server did not start: {(folder / 'mlflow.log').read_text()[-2000:]}"
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+        log.close()

@@ -235,6 +235,21 @@ def test_a_missing_file_still_gets_an_id(tmp_path: Path) -> None:
     assert case.case_id.startswith("one-") and not os.path.exists(case.model)
 
 
+def test_file_case_ids_did_not_change_with_the_sources_interface(tmp_path: Path) -> None:
+    """Ids of cases from files are what they were before fleet sources became modules (and a
+    registry's fields joined CaseSpec): a resumed or diffed run still matches them."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "models" / "x.keras").write_text("a\n")
+    (tmp_path / "data" / "x.parquet").write_text("b\n")
+    path = _write(tmp_path, {"name": "t", "cases": [
+        {"model": "models/x.keras", "data": "data/x.parquet", "training": {"epochs": 3}}],
+        "fleet": [{"models": "models/*.keras", "data": "data/{stem}.parquet",
+                   "name": "f-{stem}", "inputs": {"a": "x"}}]})
+    ids = [c.case_id for c in load_manifest(path).cases()]
+    assert ids == ["x-3e4cfb0dd4e8", "f-x-6bf061d31daa"]
+
+
 # ---------------------------------------------------------------- example manifests
 
 
@@ -248,5 +263,5 @@ def test_nightly_example_documents_every_top_level_key() -> None:
     text = (JOBS / "nightly.yaml").read_text()
     documented = {line.split(":")[0].lstrip("# ").strip() for line in text.splitlines()}
     for key in ("name", "output", "resources", "probes", "budget", "execution", "cases",
-                "fleet"):
+                "fleet", "publish"):
         assert key in documented, key

@@ -23,6 +23,7 @@ from audit.fleet.types import FleetError, FleetOptions, RunResult, new_run_id
 from audit.fleet.worker import CaseWorker, WorkerConfig, clear_run_folders, workers_parent
 from audit.reports import ReportError, Store
 from audit.results import CaseReport
+from audit.sources import origin
 from audit.spec import CaseSpec, Manifest, Resources
 from audit.text import RUN_ID_RULE, is_run_id
 
@@ -64,7 +65,21 @@ def run_fleet(manifest: Manifest, options: FleetOptions | None = None,
         result.stopped = stop.is_set()
         result.duration_s = time.time() - started
         store.write_run(run_id, run_row(manifest, options, result, started, address))
+    _publish(manifest, options, output, result)
     return result
+
+
+def _publish(manifest: Manifest, options: FleetOptions, output: str,
+             result: RunResult) -> None:
+    """Publish the written report where the manifest or the options ask; never raises."""
+    settings = manifest.publish.mlflow or options.publish_mlflow
+    if settings is None:
+        return
+    from audit.publish import publish_mlflow
+
+    published = publish_mlflow(output, result.run_id, settings)
+    result.published.append(published.line())
+    result.warnings.extend(published.warnings)
 
 
 def run_manifest(path: str | os.PathLike[str], options: FleetOptions | None = None, *,
@@ -168,7 +183,8 @@ def _record(store: Store, run_id: str, outcome: Outcome, result: RunResult) -> N
             task=spec.task, status=kind, verdict="error", error=reason,
             started_at=outcome.started, finished_at=now, duration_s=now - outcome.started,
             attempts=outcome.attempt, node=where.get("node"), node_id=where.get("node_id"),
-            gpu_ids=list(where.get("gpu_ids", [])), worker=where.get("worker")))
+            gpu_ids=list(where.get("gpu_ids", [])), worker=where.get("worker"),
+            source=origin(spec)))
     except ReportError as exc:  # e.g. the disk is full here too: say so, go on
         print(f"warning: case {spec.name}: {kind} ({reason}); its row was not written either "
               f"({exc}); --resume re-runs it", file=sys.stderr, flush=True)

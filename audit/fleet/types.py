@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from audit.spec import slug
+from audit.spec import MlflowPublish, slug
 
 __all__ = ["FleetError", "FleetOptions", "RunResult", "new_run_id"]
 
@@ -37,6 +37,9 @@ class FleetOptions(BaseModel):
     temp_root: str | None = Field(None, description="where each worker makes its own temp "
                                   "folder (under <temp_root>/flatline-workers/); default: "
                                   "the worker's system temp folder")
+    publish_mlflow: MlflowPublish | None = Field(
+        None, description="publish the run to MLflow (`--publish mlflow`) when the manifest "
+        "has no `publish.mlflow` of its own")
 
 
 @dataclass
@@ -53,6 +56,8 @@ class RunResult:
     stopped: bool = False
     concurrency: int = 0
     duration_s: float = 0.0
+    published: list[str] = field(default_factory=list)  # one line per place published to
+    warnings: list[str] = field(default_factory=list)  # e.g. a publishing step that failed
 
     @property
     def n_failed(self) -> int:

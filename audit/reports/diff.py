@@ -1,6 +1,8 @@
 """What changed between two runs: regressions, fixes, new and missing cases.
 
-Cases are matched by name (unique within a manifest). A case regressed when:
+Cases are matched by name (unique within a manifest). A registry's case is named after its
+model (`{model}` by default) while its id holds the version, so a new version of a model is
+matched to the old one. A case regressed when:
 
 - it was healthy and is now flat, impaired or error;
 - it has a primary fault it did not have (a new or a different one);
