@@ -49,6 +49,7 @@ def audit_case(spec: CaseSpec) -> CaseReport:
     else:
         report.task = subject.task
         report.output = subject.output_name
+        report.model_format = subject.model_format
         results = run_probes(spec, subject)
         diagnosis = diagnose(results, subject.task)
         report.verdict = diagnosis.verdict

@@ -133,7 +133,7 @@ def _layer_entry(entry: dict[str, Any], layers: dict[str, Any],
     cls = getattr(keras.layers, name, None)
     if cls is None or not isinstance(cls, type):
         raise NotConvertible(f"layer {config.get('name')!r} ({name}) has no Keras 3 class")
-    if has_input:  # the model's InputLayer says the shape; a layer's copy of it is noise
+    if has_input and name != "InputLayer":  # the InputLayer says the shape; a copy is noise
         config.pop("batch_input_shape", None)
     entry["config"] = _layer_config(name, cls, config, layers.get(config.get("name")))
     return entry

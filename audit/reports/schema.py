@@ -39,13 +39,15 @@ __all__ = [
     "run_table",
 ]
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 METADATA_KEY = b"flatline.schema_version"
 #: what each version added (all additive; files of every version read with today's code)
 SCHEMA_HISTORY = {
     "1": "runs, cases (worker added later in 1), findings, metrics",
     "2": "cases.output (the audited head) and cases.node_id (Ray node id); metrics rows "
          "metric='details' with a probe's details as JSON in `detail`",
+    "3": "cases.model_format (how the model was loaded, e.g. a Keras 2 model rebuilt in "
+         "Keras 3)",
 }
 TABLES = ("runs", "cases", "findings", "metrics")
 
@@ -154,6 +156,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("worker", pa.string(), lambda c: c.worker),  # the Ray actor that ran it
         Column("output", pa.string(), lambda c: c.output),  # v2: the audited head
         Column("node_id", pa.string(), lambda c: c.node_id),  # v2: the Ray node id
+        Column("model_format", pa.string(), lambda c: c.model_format),  # v3
     ),
     "findings": (
         Column("case_id", pa.string(), lambda p: p[0].case_id),
