@@ -30,6 +30,7 @@ __all__ = [
     "NotConvertible",
     "convert",
     "disagreement",
+    "is_keras2_h5",
     "is_keras2_savedmodel",
     "load_original",
     "save_savedmodel",
@@ -55,6 +56,21 @@ class NotConvertible(ValueError):
 
 def is_keras2_savedmodel(folder: Path) -> bool:
     return (folder / MARKER).exists()
+
+
+def is_keras2_h5(path: Path) -> bool:
+    """An `.h5` file written by Keras 2 (its `keras_version` attribute). Keras 3 reads some
+    of these, but resets their optimizer to its defaults (the saved learning rate is lost),
+    so they load through `tf_keras`."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as file:
+            version = file.attrs.get("keras_version", b"")
+    except OSError:
+        return False
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    return version.startswith("2.")
 
 
 def load_original(path: str, trust: bool = False) -> Any:
@@ -193,7 +209,7 @@ def _short(name: str) -> str:
 def _copy_weights(layer: Any, model: Any) -> None:
     """Layer `layer`'s weights into the Keras 3 layer of the same name: in order when the
     shapes line up, else by weight name (Keras 3 keeps fewer bookkeeping weights)."""
-    source = layer.weights
+    source = [w for w in layer.weights if hasattr(w, "numpy")]  # lookups: vocabulary in config
     if not source:
         return
     try:
@@ -297,6 +313,8 @@ def _metrics(value: Any) -> Any:
         return {k: _metrics(v) for k, v in value.items()}
     if not isinstance(value, (list, tuple)):
         return None
+    if len(value) == 1 and isinstance(value[0], (list, tuple)):  # .h5: one list per output
+        value = value[0]
     out = []
     for item in value:
         if isinstance(item, (list, tuple, dict)) and not (
@@ -327,7 +345,9 @@ def disagreement(original: Any, model: Any, feed: Any, head: int = 0) -> str | N
         want = want[head]
     got = model(x, training=False)
     if isinstance(got, dict):
-        got = next(iter(got.values()))
+        got = list(got.values())
+    if isinstance(got, (list, tuple)):  # the whole model, not one head
+        got = got[head] if len(got) > 1 else got[0]
     a = np.asarray(want, dtype=np.float64).reshape(rows, -1)
     b = np.asarray(got, dtype=np.float64).reshape(rows, -1)
     if a.shape != b.shape:

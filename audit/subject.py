@@ -205,6 +205,8 @@ def _load_model_local(path: str, uri: str, trust: bool) -> LoadedModel:
             f"{uri}: unsupported model format {suffix or '(none)'!r}; "
             "expected .keras, .h5 or a SavedModel folder"
         )
+    if suffix != ".keras" and keras2.is_keras2_h5(p):
+        return _load_keras2(path, uri, "keras2-h5", trust)
     try:
         model = keras.models.load_model(path, safe_mode=not trust, compile=True)
     except Exception as exc:  # keras raises many types for a corrupt file

@@ -4,9 +4,10 @@ bugs: a primary fault and a contributing one).
 Used by the demo, the tests and the benchmarks. Every model is trained the ordinary way
 (`compile` + `fit`) and saved. The plain MLP scenarios here save `.keras` files with their data as
 Parquet (`x0..xN`, label `y`); the production-shaped ones (`audit/zoo_shapes.py`: named inputs
-with preprocessing inside, CNN, LSTM, Conv1D, two heads, SavedModel exports) bring their own
-columns and formats. The expected fault is what the scenario was built to show; the auditor must
-find it from evidence.
+with preprocessing inside, CNN, LSTM, Conv1D, two heads, SavedModel exports) and the Keras 2
+ones (`audit/zoo_keras2.py`: SavedModel folders and `.h5` files written by `tf_keras`) bring
+their own columns and formats. The expected fault is what the scenario was built to show; the
+auditor must find it from evidence.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from audit import faults, zoo_shapes
+from audit import faults, zoo_keras2, zoo_shapes
 from audit.zoo_shapes import Built
 
 
@@ -38,7 +39,7 @@ class ZooCase:
     description: str
     output: str | None = None  # the audited head of a multi-output model
     retrainable: bool = True  # False for a SavedModel export (inference probes only)
-    shape: str = "mlp"  # mlp | structured | cnn | text | sequence | two_heads | export
+    shape: str = "mlp"  # mlp | structured | cnn | text | sequence | two_heads | export | keras2
 
     def spec_fields(self) -> dict[str, Any]:
         """The `CaseSpec` (or manifest `cases:` entry) fields that audit this case as built:
@@ -514,6 +515,15 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("export_flat", "binary", "flat_output",
                  "a structured model collapsed by SGD(50), shipped as an export",
                  zoo_shapes.export_flat, "export"),
+        Scenario("keras2_savedmodel_healthy", "binary", None,
+                 "8 features, Dense + BatchNormalization + Dropout, Adam, a Keras 2 SavedModel",
+                 zoo_keras2.keras2_savedmodel_healthy, "keras2"),
+        Scenario("keras2_savedmodel_lr_too_low", "regression", "lr_too_low",
+                 "linear_lr_too_low trained and saved by Keras 2 (tf_keras) as a SavedModel",
+                 zoo_keras2.keras2_savedmodel_lr_too_low, "keras2"),
+        Scenario("keras2_h5_lr_too_low", "regression", "lr_too_low",
+                 "linear_lr_too_low trained and saved by Keras 2 (tf_keras) as .h5",
+                 zoo_keras2.keras2_h5_lr_too_low, "keras2"),
     ]
 }
 
@@ -534,6 +544,8 @@ def build_scenario(scenario: Scenario, folder: Path) -> ZooCase:
     if built.save_as == "savedmodel":
         model_path = folder / f"{scenario.name}.savedmodel"
         built.model.export(str(model_path), verbose=False)
+    elif built.save_as in zoo_keras2.SAVE_AS:
+        model_path = zoo_keras2.save(built.model, folder, scenario.name, built.save_as)
     else:
         model_path = folder / f"{scenario.name}.keras"
         built.model.save(model_path)
