@@ -76,7 +76,7 @@ class CaseReport:
     worker: str | None = None  # the Ray actor that ran the case (set by the fleet)
     output: str | None = None  # the model output (head) the case audited
     node_id: str | None = None  # the Ray node id of the worker (set by the fleet)
-    model_format: str | None = None  # how the model was loaded (`subject.MODEL_FORMATS`)
+    model_format: str | None = None  # how the model was loaded (`model_files.MODEL_FORMATS`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

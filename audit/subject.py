@@ -6,9 +6,7 @@ Every failure raises `SubjectError` with one line that says what and where.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,21 +21,21 @@ from audit.inputs import (
     model_inputs,
 )
 from audit.keras_vocab import REGRESSION_LOSSES, canonical_loss
-from audit.locations import LocationError, local_copy
+from audit.locations import LocationError
+from audit.model_files import (
+    RETRAINABLE_FORMATS,
+    LoadedModel,
+    ModelError,
+    inference_only,
+    load_model,
+)
 from audit.spec import CaseSpec, Task
 from audit.tables import TableError, column_names, read_table
-from audit.text import one_line
 
 LABEL_CANDIDATES = ("label", "target", "y")
 MAX_CLASSES = 50
 MIN_ROWS = 20  # fewer usable rows than this support no conclusion
 MIN_ROWS_PER_CLASS = 3  # a label whose every class has fewer rows is an id, not a class
-#: how a model was loaded (the report's `cases.model_format`): Keras 3 files, a SavedModel for
-#: the inference probes, or a Keras 2 model (`tf_keras`) rebuilt in Keras 3
-MODEL_FORMATS = ("keras", "h5", "savedmodel", "keras2-savedmodel", "keras2-h5")
-RETRAINABLE_FORMATS = frozenset({"keras", "h5", "keras2-savedmodel", "keras2-h5"})
-#: where an MLflow model folder (one with an `MLmodel` file) keeps a Keras model
-MLFLOW_MODEL_PATHS = ("data/model.keras", "data/model.h5", "data/model")
 
 
 class SubjectError(ValueError):
@@ -65,7 +63,7 @@ class Subject:
 
     name: str
     model: Any  # keras.Model with one output: the audited head
-    model_format: str  # one of MODEL_FORMATS: how the model was loaded
+    model_format: str  # how the model was loaded: one of `model_files.MODEL_FORMATS`
     inputs: Inputs  # one array per model input; NaN where a numeric cell was missing/malformed
     y: np.ndarray  # float32 targets (regression) or int64 class indices (classification)
     task: Task
@@ -99,30 +97,21 @@ class Subject:
         return int(shape[-1]) if len(shape) > 1 and shape[-1] is not None else 1
 
 
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model as loaded: the Keras 3 model, how it was loaded, the `tf_keras` original a
-    Keras 2 model was rebuilt from (checked against the data once it is read), and why a
-    Keras 2 model serves the inference probes only."""
-
-    model: Any
-    format: str
-    original: Any = None
-    note: str | None = None
-
-
 def load_subject(spec: CaseSpec) -> Subject:
     """Load the case's model and data, match columns to the model's inputs, pick the head, and
     resolve the task and training. A Keras 2 model rebuilt in Keras 3 must predict as the
     original on the case's rows, else the case runs the inference probes on the original."""
-    loaded = load_model(spec.model, trust=spec.trust_model)
-    subject, head = _subject_of(spec, loaded)
-    if loaded.original is not None:
-        problem = keras2.disagreement(loaded.original, subject.model, subject.inputs.feed(), head)
-        if problem:
-            why = f"its Keras 3 rebuild does not predict as it does: {problem}"
-            fallback = _inference_only(loaded.original, spec.model, why)
-            subject, _ = _subject_of(spec, fallback)
+    try:
+        loaded = load_model(spec.model, trust=spec.trust_model)
+        subject, head = _subject_of(spec, loaded)
+        if loaded.original is not None:
+            problem = keras2.disagreement(loaded.original, subject.model,
+                                          subject.inputs.feed(), head)
+            if problem:
+                why = f"its Keras 3 rebuild does not predict as it does: {problem}"
+                subject, _ = _subject_of(spec, inference_only(loaded.original, spec.model, why))
+    except ModelError as exc:
+        raise SubjectError(str(exc)) from None
     return subject
 
 
@@ -172,127 +161,6 @@ def _subject_of(spec: CaseSpec, loaded: LoadedModel) -> tuple[Subject, int]:
 
 
 # ---------------------------------------------------------------- models
-
-
-def load_model(uri: str, trust: bool = False) -> LoadedModel:
-    """A Keras 3 model from `.keras`, `.h5`, a SavedModel folder (a Keras 2 one rebuilt in
-    Keras 3) or an MLflow model folder holding one of these."""
-    try:
-        with local_copy(uri) as path:
-            return _load_model_local(path, uri, trust)
-    except LocationError as exc:
-        raise SubjectError(str(exc)) from None
-
-
-def _load_model_local(path: str, uri: str, trust: bool) -> LoadedModel:
-    import keras
-
-    p = Path(path)
-    if not p.exists():
-        raise SubjectError(f"{uri}: model file not found")
-    if p.is_dir() and (p / "MLmodel").exists():
-        p = _mlflow_model(p, uri)
-        path = str(p)
-    if p.is_dir():
-        if not (p / "saved_model.pb").exists():
-            raise SubjectError(f"{uri}: folder is not a SavedModel (no saved_model.pb)")
-        if keras2.is_keras2_savedmodel(p):
-            return _load_keras2(path, uri, "keras2-savedmodel", trust)
-        return LoadedModel(_load_savedmodel(path, uri), "savedmodel")
-    suffix = p.suffix.lower()
-    if suffix not in (".keras", ".h5", ".hdf5"):
-        raise SubjectError(
-            f"{uri}: unsupported model format {suffix or '(none)'!r}; "
-            "expected .keras, .h5 or a SavedModel folder"
-        )
-    if suffix != ".keras" and keras2.is_keras2_h5(p):
-        return _load_keras2(path, uri, "keras2-h5", trust)
-    try:
-        model = keras.models.load_model(path, safe_mode=not trust, compile=True)
-    except Exception as exc:  # keras raises many types for a corrupt file
-        if "safe_mode" in str(exc) or "unsafe" in str(exc).lower():
-            raise SubjectError(
-                f"{uri}: refused to load (it contains code); pass --trust-models if you trust it"
-            ) from None
-        if suffix != ".keras":  # an .h5 Keras 3 cannot read may be a Keras 2 model
-            return _load_keras2(path, uri, "keras2-h5", trust, keras3_error=one_line(exc))
-        raise SubjectError(f"{uri}: cannot load model: {one_line(exc)}") from None
-    return LoadedModel(model, "keras" if suffix == ".keras" else "h5")
-
-
-def _mlflow_model(folder: Path, uri: str) -> Path:
-    """The Keras model inside an MLflow model folder (the `keras` flavor's `.keras` file, or
-    the TF <= 2.15 `tensorflow` flavor's `data/model` SavedModel)."""
-    for relative in MLFLOW_MODEL_PATHS:
-        if (folder / relative).exists():
-            return folder / relative
-    raise SubjectError(f"{uri}: MLflow model folder holds no Keras model; looked for "
-                       f"{list(MLFLOW_MODEL_PATHS)}")
-
-
-def _load_keras2(path: str, uri: str, model_format: str, trust: bool,
-                 keras3_error: str | None = None) -> LoadedModel:
-    """A Keras 2 model rebuilt in Keras 3 (checked on the data later), or, when it does not
-    rebuild, the inference probes' SavedModel view with a note saying why."""
-    try:
-        original = keras2.load_original(path, trust)
-    except keras2.Keras2Error as exc:
-        if keras3_error is not None:
-            raise SubjectError(f"{uri}: cannot load model: {keras3_error}; as a Keras 2 model "
-                               f"(tf_keras): {exc}") from None
-        return LoadedModel(_load_savedmodel(path, uri), "savedmodel",
-                           note=f"Keras 2 model for inference only: tf_keras cannot load it "
-                                f"({exc})")
-    try:
-        return LoadedModel(keras2.convert(original), model_format, original=original)
-    except keras2.NotConvertible as exc:
-        return _inference_only(original, uri, str(exc))
-
-
-def _inference_only(original: Any, uri: str, why: str) -> LoadedModel:
-    """The `tf_keras` model behind its SavedModel signature, for the inference probes."""
-    with tempfile.TemporaryDirectory(prefix="flatline-keras2-") as folder:
-        keras2.save_savedmodel(original, folder)
-        model = _load_savedmodel(folder, uri)
-    return LoadedModel(model, "savedmodel",
-                       note=f"Keras 2 model for inference only: {one_line(why)}")
-
-
-def _load_savedmodel(path: str, uri: str) -> Any:
-    """A SavedModel / `model.export()` artifact as a Keras model for the inference probes: one
-    `keras.Input` per signature input (named like it, so columns match as for Keras inputs)
-    and one output per signature output."""
-    import keras
-    import tensorflow as tf
-
-    class SignatureLayer(keras.layers.TFSMLayer):
-        """TFSMLayer whose dict inputs go in as keyword arguments (as signatures take them)."""
-
-        def call(self, inputs: Any, training: bool = False, **kwargs: Any) -> Any:
-            if isinstance(inputs, dict):
-                return self.call_endpoint_fn(**inputs, **kwargs)
-            return super().call(inputs, training=training, **kwargs)
-
-    loaded = tf.saved_model.load(path)
-    endpoints = list(loaded.signatures)
-    endpoint = next((e for e in ("serving_default", "serve") if e in endpoints), None)
-    if endpoint is None:
-        raise SubjectError(f"{uri}: SavedModel has no serving signature; found {endpoints}")
-    signature = loaded.signatures[endpoint]
-    specs = dict(signature.structured_input_signature[1])
-    if not specs:
-        raise SubjectError(f"{uri}: the SavedModel's {endpoint!r} signature takes no inputs")
-    layer = SignatureLayer(path, call_endpoint=endpoint)
-    if len(specs) == 1:
-        (name, only), = specs.items()
-        inputs: Any = keras.Input(shape=tuple(only.shape[1:]), dtype=only.dtype.name, name=name)
-    else:
-        inputs = {name: keras.Input(shape=tuple(s.shape[1:]), dtype=s.dtype.name, name=name)
-                  for name, s in sorted(specs.items())}
-    out = layer(inputs)
-    if isinstance(out, dict):
-        out = {name: keras.layers.Identity(name=name)(value) for name, value in out.items()}
-    return keras.Model(inputs, out)
 
 
 def select_head(model: Any, output: str | None, where: str) -> tuple[Any, int, str | None]:

@@ -16,9 +16,10 @@ import pytest
 
 from audit import keras2
 from audit.engine import audit_case
+from audit.model_files import MODEL_FORMATS, ModelError, load_model
 from audit.reports.schema import case_tables
 from audit.spec import CaseSpec
-from audit.subject import SubjectError, load_model, load_subject
+from audit.subject import load_subject
 from audit.zoo import audit_zoo, build_zoo
 
 #: loading code is imported; tf_keras is not until a Keras 2 model is met (no test has run yet
@@ -272,15 +273,26 @@ def test_an_mlflow_tensorflow_flavor_folder_loads(saved: dict, tmp_path: Path) -
     assert load_model(str(root)).format == "keras2-savedmodel"
     (root / "data" / "model" / "saved_model.pb").rename(root / "data" / "gone.pb")
     shutil.rmtree(root / "data" / "model")
-    with pytest.raises(SubjectError, match="MLflow model folder holds no Keras model"):
+    with pytest.raises(ModelError, match="MLflow model folder holds no Keras model"):
         load_model(str(root))
 
 
 def test_an_h5_neither_keras_reads_is_one_line_naming_both(tmp_path: Path) -> None:
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"not an HDF5 file")
-    with pytest.raises(SubjectError) as err:
+    with pytest.raises(ModelError) as err:
         load_model(str(broken))
     message = str(err.value)
     assert message.startswith(f"{broken}: cannot load model: ") and "\n" not in message
     assert "as a Keras 2 model (tf_keras): " in message
+
+
+def test_every_model_format_is_documented() -> None:
+    """The report's `cases.model_format` row and the README name every format the loader
+    records."""
+    root = Path(__file__).resolve().parents[1]
+    row = next(line for line in (root / "docs" / "report.md").read_text().splitlines()
+               if line.startswith("| `model_format` |"))
+    readme = (root / "README.md").read_text()
+    for name in MODEL_FORMATS:
+        assert f"`{name}`" in row and f"`{name}`" in readme, name
