@@ -44,6 +44,8 @@ RENAMED = {"LeakyReLU": {"alpha": "negative_slope"}}
 #: layers whose `axis` Keras 3 wants as one int where Keras 2 stored a one-item list
 INT_AXIS = frozenset({"BatchNormalization"})
 MODELS = frozenset({"Sequential", "Functional", "Model"})
+#: config keys that hold a wrapped layer (Bidirectional, TimeDistributed, RNN)
+WRAPPED = ("layer", "backward_layer", "cell")
 
 
 class Keras2Error(ValueError):
@@ -105,12 +107,15 @@ def convert(original: Any) -> Any:
     config = _model_config(copy.deepcopy(config), layers)
     try:
         model = cls.from_config(config)
+    except Exception as exc:
+        raise NotConvertible(f"Keras 3 cannot rebuild it: {one_line(exc)}") from None
+    try:
+        for layer in original.layers:
+            _copy_weights(layer, model)
     except NotConvertible:
         raise
     except Exception as exc:
-        raise NotConvertible(f"Keras 3 cannot rebuild it: {one_line(exc)}") from None
-    for layer in original.layers:
-        _copy_weights(layer, model)
+        raise NotConvertible(f"its weights do not copy: {one_line(exc)}") from None
     _compile(original, model)
     return model
 
@@ -129,7 +134,29 @@ def _model_config(config: dict[str, Any], layers: dict[str, Any]) -> dict[str, A
     entries = config.get("layers", [])
     has_input = any(e.get("class_name") == "InputLayer" for e in entries)
     config["layers"] = [_layer_entry(e, layers, has_input) for e in entries]
+    if any("inbound_nodes" in e for e in entries):
+        _renumber_nodes(config)
     return config
+
+
+def _renumber_nodes(config: dict[str, Any]) -> None:
+    """Keras 2 counts a nested model's own building among its call sites (its first call in
+    the outer model is node 1); Keras 3 numbers only the calls the config makes. Renumber
+    each layer's node references 0, 1, ... in their order."""
+    refs: list[list[Any]] = []
+    for entry in config["layers"]:
+        for node in entry.get("inbound_nodes") or []:
+            refs.extend(r for r in node if isinstance(r, list) and len(r) >= 3)
+    for key in ("input_layers", "output_layers"):
+        value = config.get(key) or []
+        refs.extend([value] if value and isinstance(value[0], str) else value)
+    used: dict[str, set[int]] = {}
+    for ref in refs:
+        used.setdefault(ref[0], set()).add(int(ref[1]))
+    order = {name: {old: new for new, old in enumerate(sorted(seen))}
+             for name, seen in used.items()}
+    for ref in refs:
+        ref[1] = order[ref[0]][int(ref[1])]
 
 
 def _layer_entry(entry: dict[str, Any], layers: dict[str, Any],
@@ -151,14 +178,20 @@ def _layer_entry(entry: dict[str, Any], layers: dict[str, Any],
         raise NotConvertible(f"layer {config.get('name')!r} ({name}) has no Keras 3 class")
     if has_input and name != "InputLayer":  # the InputLayer says the shape; a copy is noise
         config.pop("batch_input_shape", None)
-    entry["config"] = _layer_config(name, cls, config, layers.get(config.get("name")))
+    entry["config"] = _layer_config(name, cls, config, layers)
     return entry
 
 
-def _layer_config(name: str, cls: type, config: dict[str, Any], layer: Any) -> dict[str, Any]:
+def _layer_config(name: str, cls: type, config: dict[str, Any],
+                  layers: dict[str, Any]) -> dict[str, Any]:
     """A Keras 2 layer config in Keras 3's spelling: renamed keys, a plain dtype, adapted
-    vocabularies written in, and the keys Keras 3 does not take dropped."""
+    state (vocabularies, bin boundaries) written in, wrapped layers translated too, and the
+    keys Keras 3 does not take dropped."""
+    layer = layers.get(config.get("name"))
     config = {RENAMED.get(name, {}).get(k, k): v for k, v in config.items()}
+    for key in WRAPPED:
+        if isinstance(config.get(key), dict) and "class_name" in config[key]:
+            config[key] = _layer_entry(config[key], layers, has_input=True)
     dtype = config.get("dtype")
     if isinstance(dtype, dict):  # a mixed-precision Policy
         config["dtype"] = (dtype.get("config") or {}).get("name", "float32")
@@ -173,8 +206,12 @@ def _layer_config(name: str, cls: type, config: dict[str, Any], layer: Any) -> d
             raise NotConvertible(f"layer {config.get('name')!r} ({name}) normalizes over axes "
                                  f"{config['axis']}; Keras 3 takes one")
         config["axis"] = int(config["axis"][0])
-    if layer is not None and hasattr(layer, "get_vocabulary") and name != "TextVectorization":
+    if layer is not None and hasattr(layer, "get_vocabulary"):
         config["vocabulary"] = layer.get_vocabulary(include_special_tokens=False)
+    if name == "Discretization" and config.get("bin_boundaries") is None and layer is not None:
+        bounds = getattr(layer, "bin_boundaries", None)
+        if bounds is not None:  # adapted: the boundaries live on the layer, not in its config
+            config["bin_boundaries"], config["num_bins"] = [float(b) for b in bounds], None
     accepted = _init_parameters(cls)
     if accepted is not None:
         config = {k: v for k, v in config.items() if k in accepted}
@@ -338,12 +375,18 @@ def disagreement(original: Any, model: Any, feed: Any, head: int = 0) -> str | N
     if rows == 0:
         return None
     x = tf.nest.map_structure(lambda v: tf.constant(v[:rows]), feed)
-    want = original(x, training=False)
+    try:
+        want = original(x, training=False)
+    except Exception as exc:
+        return f"the Keras 2 model cannot predict on these rows: {one_line(exc)}"
     if isinstance(want, dict):
         want = list(want.values())
     if isinstance(want, (list, tuple)):
         want = want[head]
-    got = model(x, training=False)
+    try:
+        got = model(x, training=False)
+    except Exception as exc:  # a rebuilt layer that cannot run (an empty lookup table, ...)
+        return f"the rebuild cannot predict: {one_line(exc)}"
     if isinstance(got, dict):
         got = list(got.values())
     if isinstance(got, (list, tuple)):  # the whole model, not one head

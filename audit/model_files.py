@@ -128,7 +128,11 @@ def _rebuilt(original: Any, uri: str, model_format: str) -> LoadedModel:
 def inference_only(original: Any, uri: str, why: str) -> LoadedModel:
     """The `tf_keras` model behind its SavedModel signature, for the inference probes."""
     with tempfile.TemporaryDirectory(prefix="flatline-keras2-") as folder:
-        keras2.save_savedmodel(original, folder)
+        try:
+            keras2.save_savedmodel(original, folder)
+        except Exception as exc:  # tf_keras raises many types for what it cannot trace
+            raise ModelError(f"{uri}: Keras 2 model cannot be rebuilt in Keras 3 ({one_line(why)})"
+                             f" nor served for inference ({one_line(exc)})") from None
         model = _load_savedmodel(folder, uri)
     return LoadedModel(model, "savedmodel",
                        note=f"Keras 2 model for inference only: {one_line(why)}")
