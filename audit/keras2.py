@@ -30,6 +30,7 @@ __all__ = [
     "NotConvertible",
     "convert",
     "disagreement",
+    "holds_code",
     "is_keras2_h5",
     "is_keras2_savedmodel",
     "load_original",
@@ -73,6 +74,24 @@ def is_keras2_h5(path: Path) -> bool:
         return False
     version = version.decode() if isinstance(version, bytes) else str(version)
     return version.startswith("2.")
+
+
+def holds_code(path: Path) -> bool:
+    """The Keras 2 artifact has a `Lambda` layer: Python bytecode that `tf_keras` runs while
+    loading (its `safe_mode` does not cover `.h5` or SavedModel), and that Keras 3 cannot
+    rebuild."""
+    import h5py
+
+    needle = b'"class_name": "Lambda"'
+    if path.is_dir():
+        metadata = path / MARKER
+        return metadata.exists() and needle in metadata.read_bytes()
+    try:
+        with h5py.File(path, "r") as file:
+            config = file.attrs.get("model_config", b"")
+    except OSError:
+        return False
+    return needle in (config.encode() if isinstance(config, str) else bytes(config))
 
 
 def load_original(path: str, trust: bool = False) -> Any:
@@ -173,6 +192,9 @@ def _layer_entry(entry: dict[str, Any], layers: dict[str, Any],
         entry["module"] = "keras"
         entry["config"] = _model_config(config, layers)
         return entry
+    if name == "Lambda":
+        raise NotConvertible(f"layer {config.get('name')!r} (Lambda) holds Python code, which "
+                             "Keras 3 cannot rebuild from a Keras 2 config")
     cls = getattr(keras.layers, name, None)
     if cls is None or not isinstance(cls, type):
         raise NotConvertible(f"layer {config.get('name')!r} ({name}) has no Keras 3 class")

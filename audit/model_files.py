@@ -22,6 +22,8 @@ MODEL_FORMATS = ("keras", "h5", "savedmodel", "keras2-savedmodel", "keras2-h5")
 RETRAINABLE_FORMATS = frozenset({"keras", "h5", "keras2-savedmodel", "keras2-h5"})
 #: where an MLflow model folder (one with an `MLmodel` file) keeps a Keras model
 MLFLOW_MODEL_PATHS = ("data/model.keras", "data/model.h5", "data/model")
+LAMBDA_NOTE = ("Keras 2 model for inference only: it holds a Lambda layer (Python code), which "
+               "Keras 3 cannot rebuild")
 
 
 class ModelError(ValueError):
@@ -63,6 +65,8 @@ def _load_model_local(path: str, uri: str, trust: bool) -> LoadedModel:
         if not (p / "saved_model.pb").exists():
             raise ModelError(f"{uri}: folder is not a SavedModel (no saved_model.pb)")
         if keras2.is_keras2_savedmodel(p):
+            if keras2.holds_code(p):  # the signature serves it without running that code
+                return LoadedModel(_load_savedmodel(path, uri), "savedmodel", note=LAMBDA_NOTE)
             return _keras2_savedmodel(path, uri, trust)
         return LoadedModel(_load_savedmodel(path, uri), "savedmodel")
     suffix = p.suffix.lower()
@@ -72,6 +76,9 @@ def _load_model_local(path: str, uri: str, trust: bool) -> LoadedModel:
             "expected .keras, .h5 or a SavedModel folder"
         )
     keras2_error = None
+    if suffix != ".keras" and not trust and keras2.holds_code(p):
+        raise ModelError(f"{uri}: refused to load (it contains code); pass --trust-models if "
+                         "you trust it")
     if suffix != ".keras" and keras2.is_keras2_h5(p):
         try:  # Keras 3 reads some of these, but loses their optimizer settings
             return _rebuilt(keras2.load_original(path, trust), uri, "keras2-h5")

@@ -266,6 +266,26 @@ def test_a_layer_keras_3_lacks_falls_back_to_the_inference_probes(tmp_path: Path
     assert statuses["sensitivity"] == "ok"
 
 
+def test_a_lambda_layer_is_code_refused_unless_trusted_and_never_rebuilt(tmp_path: Path) -> None:
+    """tf_keras would run a Lambda's bytecode while loading whatever its safe mode says: the
+    SavedModel is served by its signature instead, the .h5 is refused unless trusted."""
+    import tf_keras
+
+    model, _ = _keras2_savedmodel(tmp_path, [tf_keras.layers.Lambda(lambda t: t * 2.0)])
+    loaded = load_model(str(model))
+    assert (loaded.format, loaded.original) == ("savedmodel", None)
+    assert loaded.note == ("Keras 2 model for inference only: it holds a Lambda layer (Python "
+                           "code), which Keras 3 cannot rebuild")
+    h5 = tmp_path / "lambda.h5"
+    tf_keras.models.load_model(str(model)).save(str(h5), save_format="h5")
+    with pytest.raises(ModelError, match=r"refused to load .* pass --trust-models"):
+        load_model(str(h5))
+    trusted = load_model(str(h5), trust=True)
+    assert trusted.format == "savedmodel" and trusted.note == (
+        "Keras 2 model for inference only: layer 'lambda' (Lambda) holds Python code, which "
+        "Keras 3 cannot rebuild from a Keras 2 config")
+
+
 def test_a_rebuild_that_predicts_otherwise_falls_back(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Failure injection: the weights are not copied, so the rebuild predicts from its fresh
