@@ -348,22 +348,24 @@ def _map(fn: Any, value: Any) -> Any:
 
 
 def _loss(value: Any) -> Any:
+    """A Keras 2 loss (a name, a serialized loss, or a live loss object or function) as Keras
+    3 takes it: the same name, or the Keras 3 class with the settings it shares."""
     import keras
 
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, dict):
-        name, inner = value.get("class_name"), value.get("config")
-        if isinstance(inner, str):  # a loss function serialized by name
-            return inner
-        cls = getattr(keras.losses, str(name), None)
-        if isinstance(cls, type):
-            accepted = set(inspect.signature(cls.__init__).parameters) - {"reduction", "name"}
-            return cls(**{k: v for k, v in (inner or {}).items() if k in accepted})
+    if not isinstance(value, dict):  # the live object of a model compiled in memory
+        if not hasattr(value, "get_config"):
+            return getattr(value, "__name__", type(value).__name__)
+        value = {"class_name": type(value).__name__, "config": value.get_config()}
+    name, inner = value.get("class_name"), value.get("config")
+    if isinstance(inner, str):  # a loss function serialized by name
+        return inner
+    cls = getattr(keras.losses, str(name), None)
+    if not isinstance(cls, type):
         raise NotConvertible(f"loss {name!r} has no Keras 3 class")
-    name = getattr(value, "__name__", None) or type(value).__name__
-    return _loss({"class_name": name, "config": getattr(value, "get_config", dict)()}) if (
-        hasattr(value, "get_config")) else name
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"reduction", "name"}
+    return cls(**{k: v for k, v in (inner or {}).items() if k in accepted})
 
 
 def _metrics(value: Any) -> Any:
