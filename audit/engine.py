@@ -61,6 +61,7 @@ def audit_case(spec: CaseSpec) -> CaseReport:
         report.task = subject.task
         report.output = subject.output_name
         subject, order = class_order.infer(subject, spec)  # None: the labels' own order fits
+        report.model_format = subject.model_format
         results = run_probes(spec, subject)
         diagnosis = diagnose(results, subject.task)
         if order is not None:

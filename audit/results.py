@@ -77,6 +77,7 @@ class CaseReport:
     output: str | None = None  # the model output (head) the case audited
     node_id: str | None = None  # the Ray node id of the worker (set by the fleet)
     source: dict[str, Any] | None = None  # a registry case's origin (audit.sources.origin)
+    model_format: str | None = None  # how the model was loaded (`model_files.MODEL_FORMATS`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

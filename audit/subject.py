@@ -7,12 +7,11 @@ Every failure raises `SubjectError` with one line that says what and where.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from audit import classes
+from audit import classes, keras2
 from audit.inputs import (
     InputArray,
     Inputs,
@@ -22,10 +21,16 @@ from audit.inputs import (
     model_inputs,
 )
 from audit.keras_vocab import REGRESSION_LOSSES, canonical_loss
-from audit.locations import LocationError, local_copy
+from audit.locations import LocationError
+from audit.model_files import (
+    RETRAINABLE_FORMATS,
+    LoadedModel,
+    ModelError,
+    inference_only,
+    load_model,
+)
 from audit.spec import CaseSpec, Task
 from audit.tables import TableError, column_names, read_table
-from audit.text import one_line
 
 LABEL_CANDIDATES = ("label", "target", "y")
 MAX_CLASSES = 50
@@ -58,7 +63,7 @@ class Subject:
 
     name: str
     model: Any  # keras.Model with one output: the audited head
-    model_format: str  # "keras", "h5" or "savedmodel"
+    model_format: str  # how the model was loaded: one of `model_files.MODEL_FORMATS`
     inputs: Inputs  # one array per model input; NaN where a numeric cell was missing/malformed
     y: np.ndarray  # float32 targets (regression) or int64 class indices (classification)
     task: Task
@@ -70,6 +75,7 @@ class Subject:
     label_nan_rows: int = 0
     output_name: str | None = None  # the audited head's name
     rows_in_file: int = 0  # rows the dataset holds (the audit may read a sample)
+    load_note: str | None = None  # why a Keras 2 model serves the inference probes only
 
     @property
     def feature_names(self) -> list[str]:
@@ -77,7 +83,13 @@ class Subject:
 
     @property
     def retrainable(self) -> bool:
-        return self.model_format in ("keras", "h5")
+        return self.model_format in RETRAINABLE_FORMATS
+
+    @property
+    def not_retrainable(self) -> str:
+        """Why retraining cannot run on this model, in one line."""
+        return self.load_note or ("retraining needs a .keras or .h5 model, or a Keras 2 one (a "
+                                  "SavedModel export has no config)")
 
     @property
     def n_outputs(self) -> int:
@@ -87,8 +99,25 @@ class Subject:
 
 def load_subject(spec: CaseSpec) -> Subject:
     """Load the case's model and data, match columns to the model's inputs, pick the head, and
-    resolve the task and training."""
-    full_model, model_format = load_model(spec.model, trust=spec.trust_model)
+    resolve the task and training. A Keras 2 model rebuilt in Keras 3 must predict as the
+    original on the case's rows, else the case runs the inference probes on the original."""
+    try:
+        loaded = load_model(spec.model, trust=spec.trust_model)
+        subject, head = _subject_of(spec, loaded)
+        if loaded.original is not None:
+            problem = keras2.disagreement(loaded.original, subject.model,
+                                          subject.inputs.feed(), head)
+            if problem:
+                why = f"its Keras 3 rebuild does not predict as it does: {problem}"
+                subject, _ = _subject_of(spec, inference_only(loaded.original, spec.model, why))
+    except ModelError as exc:
+        raise SubjectError(str(exc)) from None
+    return subject
+
+
+def _subject_of(spec: CaseSpec, loaded: LoadedModel) -> tuple[Subject, int]:
+    """The subject of one loaded model, and the index of its audited head."""
+    full_model = loaded.model
     model, head_index, head_name = select_head(full_model, spec.output, spec.model)
     declared = model_inputs(model)
     try:
@@ -118,7 +147,7 @@ def load_subject(spec: CaseSpec) -> Subject:
     return Subject(
         name=spec.name,
         model=model,
-        model_format=model_format,
+        model_format=loaded.format,
         inputs=inputs,
         y=y,
         task=task,
@@ -130,83 +159,11 @@ def load_subject(spec: CaseSpec) -> Subject:
         label_nan_rows=label_nan,
         output_name=head_name,
         rows_in_file=table.rows_in_file,
-    )
+        load_note=loaded.note,
+    ), head_index
 
 
 # ---------------------------------------------------------------- models
-
-
-def load_model(uri: str, trust: bool = False) -> tuple[Any, str]:
-    """A Keras model from `.keras`, `.h5` or a SavedModel folder, and its format name."""
-    try:
-        with local_copy(uri) as path:
-            return _load_model_local(path, uri, trust)
-    except LocationError as exc:
-        raise SubjectError(str(exc)) from None
-
-
-def _load_model_local(path: str, uri: str, trust: bool) -> tuple[Any, str]:
-    import keras
-
-    p = Path(path)
-    if not p.exists():
-        raise SubjectError(f"{uri}: model file not found")
-    if p.is_dir():
-        if not (p / "saved_model.pb").exists():
-            raise SubjectError(f"{uri}: folder is not a SavedModel (no saved_model.pb)")
-        return _load_savedmodel(path, uri), "savedmodel"
-    suffix = p.suffix.lower()
-    if suffix not in (".keras", ".h5", ".hdf5"):
-        raise SubjectError(
-            f"{uri}: unsupported model format {suffix or '(none)'!r}; "
-            "expected .keras, .h5 or a SavedModel folder"
-        )
-    try:
-        model = keras.models.load_model(path, safe_mode=not trust, compile=True)
-    except Exception as exc:  # keras raises many types for a corrupt file
-        if "safe_mode" in str(exc) or "unsafe" in str(exc).lower():
-            raise SubjectError(
-                f"{uri}: refused to load (it contains code); pass --trust-models if you trust it"
-            ) from None
-        raise SubjectError(f"{uri}: cannot load model: {one_line(exc)}") from None
-    return model, "keras" if suffix == ".keras" else "h5"
-
-
-def _load_savedmodel(path: str, uri: str) -> Any:
-    """A SavedModel / `model.export()` artifact as a Keras model for the inference probes: one
-    `keras.Input` per signature input (named like it, so columns match as for Keras inputs)
-    and one output per signature output."""
-    import keras
-    import tensorflow as tf
-
-    class SignatureLayer(keras.layers.TFSMLayer):
-        """TFSMLayer whose dict inputs go in as keyword arguments (as signatures take them)."""
-
-        def call(self, inputs: Any, training: bool = False, **kwargs: Any) -> Any:
-            if isinstance(inputs, dict):
-                return self.call_endpoint_fn(**inputs, **kwargs)
-            return super().call(inputs, training=training, **kwargs)
-
-    loaded = tf.saved_model.load(path)
-    endpoints = list(loaded.signatures)
-    endpoint = next((e for e in ("serving_default", "serve") if e in endpoints), None)
-    if endpoint is None:
-        raise SubjectError(f"{uri}: SavedModel has no serving signature; found {endpoints}")
-    signature = loaded.signatures[endpoint]
-    specs = dict(signature.structured_input_signature[1])
-    if not specs:
-        raise SubjectError(f"{uri}: the SavedModel's {endpoint!r} signature takes no inputs")
-    layer = SignatureLayer(path, call_endpoint=endpoint)
-    if len(specs) == 1:
-        (name, only), = specs.items()
-        inputs: Any = keras.Input(shape=tuple(only.shape[1:]), dtype=only.dtype.name, name=name)
-    else:
-        inputs = {name: keras.Input(shape=tuple(s.shape[1:]), dtype=s.dtype.name, name=name)
-                  for name, s in sorted(specs.items())}
-    out = layer(inputs)
-    if isinstance(out, dict):
-        out = {name: keras.layers.Identity(name=name)(value) for name, value in out.items()}
-    return keras.Model(inputs, out)
 
 
 def select_head(model: Any, output: str | None, where: str) -> tuple[Any, int, str | None]:

@@ -65,7 +65,7 @@ def test_a_flat_export_is_flat_with_no_invented_cause(name: str, zoo_reports: di
 
 def test_every_production_shape_has_a_healthy_and_a_faulty_scenario() -> None:
     shapes = {s.shape for s in SCENARIOS.values()} - {"mlp"}
-    assert shapes == {"structured", "cnn", "text", "sequence", "two_heads", "export"}
+    assert shapes == {"structured", "cnn", "text", "sequence", "two_heads", "export", "keras2"}
     for shape in shapes:
         faults_seen = {s.expected_fault for s in SCENARIOS.values() if s.shape == shape}
         assert None in faults_seen and len(faults_seen) >= 2, shape

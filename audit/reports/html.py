@@ -145,7 +145,7 @@ def _collect(con: Any, run_id: str) -> tuple[dict[str, Any] | None, list[CasePag
     run = dict(zip(names, row, strict=True)) if row else None
     cases = con.execute(
         "select case_id, name, model, data, task, status, verdict, primary_fault, error, "
-        "started_at, duration_s, attempts, node, node_id, worker, output from cases "
+        "started_at, duration_s, attempts, node, node_id, worker, output, model_format from cases "
         f"where run_id = ? order by {verdict_sql_order()}, name, case_id", [run_id]).fetchall()
     findings = _by_case(con.execute(
         "select case_id, fault, severity, confidence, confirmed, probe, evidence, recommendation "
@@ -159,12 +159,13 @@ def _collect(con: Any, run_id: str) -> tuple[dict[str, Any] | None, list[CasePag
     band = healthy_band([(c[6], sensitivity_points(measured[c[0]])) for c in cases])
     pages = []
     for (case_id, name, model, data, task, status, verdict, fault, error, started, duration,
-         attempts, node, node_id, worker, head) in cases:
+         attempts, node, node_id, worker, head, model_format) in cases:
         m = measured[case_id]
         charts, notes = case_charts(m, band)
         top = m.details.get("sensitivity", {}).get("most_influential_features")
         counts = m.details.get("data", {}).get("class_counts")
-        facts = {"model": model, "data": data, "output": head, "task": task,
+        facts = {"model": model, "model format": model_format, "data": data, "output": head,
+                 "task": task,
                  "started": _fmt_time(started), "took": _fmt_duration(duration),
                  "attempts": attempts, "node": node, "node id": node_id, "worker": worker,
                  "most influential features": ", ".join(top) if top else None,

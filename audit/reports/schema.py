@@ -39,7 +39,7 @@ __all__ = [
     "run_table",
 ]
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 METADATA_KEY = b"flatline.schema_version"
 #: what each version added (all additive; files of every version read with today's code)
 SCHEMA_HISTORY = {
@@ -48,6 +48,8 @@ SCHEMA_HISTORY = {
          "metric='details' with a probe's details as JSON in `detail`",
     "3": "cases.source: where a registry case came from (registry, model, version, run, and "
          "the source of each setting) as JSON",
+    "4": "cases.model_format (how the model was loaded, e.g. a Keras 2 model rebuilt in "
+         "Keras 3)",
 }
 TABLES = ("runs", "cases", "findings", "metrics")
 
@@ -159,6 +161,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         # v3: JSON, a registry case's origin (null for cases from files)
         Column("source", pa.string(),
                lambda c: None if c.source is None else json_text(c.source)),
+        Column("model_format", pa.string(), lambda c: c.model_format),  # v4
     ),
     "findings": (
         Column("case_id", pa.string(), lambda p: p[0].case_id),

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from audit.zoo import keras2
 from audit.zoo.pool import map_in_processes
 from audit.zoo.scenarios import SCENARIOS, Scenario
 from audit.zoo.shapes import Built
@@ -30,7 +31,7 @@ class ZooCase:
     description: str
     output: str | None = None  # the audited head of a multi-output model
     retrainable: bool = True  # False for a SavedModel export (inference probes only)
-    shape: str = "mlp"  # mlp | structured | cnn | text | sequence | two_heads | export
+    shape: str = "mlp"  # mlp | structured | cnn | text | sequence | two_heads | export | keras2
 
     def spec_fields(self) -> dict[str, Any]:
         """The `CaseSpec` (or manifest `cases:` entry) fields that audit this case as built:
@@ -59,6 +60,8 @@ def build_scenario(scenario: Scenario, folder: Path) -> ZooCase:
     if built.save_as == "savedmodel":
         model_path = folder / f"{scenario.name}.savedmodel"
         built.model.export(str(model_path), verbose=False)
+    elif built.save_as in keras2.SAVE_AS:
+        model_path = keras2.save(built.model, folder, scenario.name, built.save_as)
     else:
         model_path = folder / f"{scenario.name}.keras"
         built.model.save(model_path)

@@ -69,7 +69,7 @@ def prepare(subject: Subject, settings: RetrainSettings) -> Prepared:
 
 def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
     if not subject.retrainable:
-        raise NotApplicable("retraining needs a .keras or .h5 model (a SavedModel has no config)")
+        raise NotApplicable(subject.not_retrainable)
     started = time.monotonic()
     prep = prepare(subject, settings)
     split = prep.split
