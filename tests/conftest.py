@@ -10,6 +10,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep every Ra
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,7 +88,6 @@ def free_port() -> int:
 def moto_server(folder: Path, bucket: str) -> Iterator[int]:
     """A moto S3 server on 127.0.0.1 (its own process group, stopped by pid, its log in
     `folder`) with `bucket` created; yields its port."""
-    import signal
     import socket
     import subprocess
     import sys
@@ -112,13 +112,7 @@ def moto_server(folder: Path, bucket: str) -> Iterator[int]:
                      aws_secret_access_key="testing").create_bucket(Bucket=bucket)
         yield port
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+        stop_by_pid(server)
         log.close()
 
 
@@ -130,7 +124,6 @@ def mlflow_server(folder: Path) -> Iterator[str]:
     """A real `mlflow server` on 127.0.0.1 (SQLite backend, local artifact root in `folder`,
     one worker, no job runners, no telemetry; its own process group, stopped by pid, its log
     in `folder`); yields its tracking URI."""
-    import signal
     import subprocess
     import sys
     import time
@@ -158,11 +151,20 @@ def mlflow_server(folder: Path) -> Iterator[str]:
             time.sleep(0.3)
         yield f"http://127.0.0.1:{port}"
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+        stop_by_pid(server, grace_s=15)
         log.close()
+
+
+def stop_by_pid(server: Any, grace_s: float = 10) -> None:
+    """Stop a server a test started (in its own process group) by its pid: SIGTERM, then
+    SIGKILL after `grace_s`."""
+    import signal
+    import subprocess
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
