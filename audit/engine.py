@@ -6,7 +6,7 @@ import time
 
 from audit import class_order, faults, probes
 from audit.diagnose import diagnose
-from audit.reports.schema import json_text
+from audit.probes import keys
 from audit.results import CaseReport, MetricRow, ProbeResult
 from audit.sources import FetchError, fetch, origin
 from audit.spec import CaseSpec
@@ -77,7 +77,7 @@ def audit_case(spec: CaseSpec) -> CaseReport:
 
 def metric_rows(results: dict[str, ProbeResult]) -> list[MetricRow]:
     """Probe results in the report's long format, including each probe's status and time,
-    and its details as JSON (metric `details`)."""
+    and its details (metric `details`; the report stores them as JSON)."""
     rows: list[MetricRow] = []
     for name, result in results.items():
         rows.append(MetricRow(name, "duration_s", result.duration_s, result.status))
@@ -86,5 +86,5 @@ def metric_rows(results: dict[str, ProbeResult]) -> list[MetricRow]:
         rows.extend(MetricRow(name, key, float(value), None)
                     for key, value in result.metrics.items())
         if result.details:  # what the report's charts draw (top features, per-seed stops)
-            rows.append(MetricRow(name, "details", float("nan"), json_text(result.details)))
+            rows.append(MetricRow(name, keys.DETAILS, float("nan"), dict(result.details)))
     return rows

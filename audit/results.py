@@ -44,12 +44,14 @@ class Finding:
 
 @dataclass
 class MetricRow:
-    """One probe metric in the report's long format."""
+    """One probe metric in the report's long format. `detail` is a short note (the probe's
+    status, its error) or, on the row named `probes.keys.DETAILS`, the probe's details as
+    they are: the report layer stores them as JSON text (`reports.schema.detail_text`)."""
 
     probe: str
     metric: str
     value: float
-    detail: str | None = None
+    detail: str | dict[str, Any] | None = None
 
 
 @dataclass

@@ -11,6 +11,7 @@ from audit import probes
 from audit.engine import probe_settings
 from audit.probes import keys
 from audit.probes.keys import Key
+from audit.results import ProbeResult
 from audit.spec import Budget, CaseSpec
 from audit.subject import load_subject
 
@@ -36,10 +37,10 @@ def test_every_registered_probe_has_its_key_namespace() -> None:
 
 
 @pytest.fixture(scope="module")
-def measured(zoo_cases: dict) -> dict[str, dict[str, dict[str, float]]]:
-    """Every probe's metrics on a regression and a classification zoo subject (retrain with a
+def results(zoo_cases: dict) -> dict[str, dict[str, ProbeResult]]:
+    """Every probe's result on a regression and a classification zoo subject (retrain with a
     tiny budget, restricted to one change, so the pair search runs too)."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    out: dict[str, dict[str, ProbeResult]] = {}
     for task, name in (("regression", "regression_optimizer_stalled"),
                        ("classification", "multiclass_undertrained")):
         spec = CaseSpec(**zoo_cases[name].spec_fields(), budget=Budget(flops=1.0, seeds=1),
@@ -53,8 +54,15 @@ def measured(zoo_cases: dict) -> dict[str, dict[str, dict[str, float]]]:
                                                        "min_budget_steps": 10})
             result = probes.run_probe(probe, subject, settings)
             assert result.status == "ok", (probe_name, result.error)
-            out[task][probe_name] = result.metrics
+            out[task][probe_name] = result
     return out
+
+
+@pytest.fixture(scope="module")
+def measured(results: dict) -> dict[str, dict[str, dict[str, float]]]:
+    """Every probe's metrics, as `results` measured them."""
+    return {task: {name: r.metrics for name, r in by_probe.items()}
+            for task, by_probe in results.items()}
 
 
 def test_every_key_diagnose_reads_is_written_by_its_probe(measured: dict) -> None:
@@ -83,3 +91,45 @@ def test_per_seed_skills_round_trip_and_pairs_are_counted(measured: dict) -> Non
 
 def test_a_key_reads_nan_when_its_probe_did_not_run() -> None:
     assert math.isnan(keys.Data.BAD_ROWS.read({}))
+
+
+def test_the_names_the_report_charts_read_are_written(results: dict) -> None:
+    """`reports.charts` and `reports.diff` read per-layer, per-scale, per-seed and per-plan
+    names through `keys`: each kind is written by its probe and parses back."""
+    kinds: dict[str, set[str]] = {}
+    for task in ("regression", "classification"):
+        by_probe = results[task]
+        layers = by_probe["activations"].details[keys.LAYERS]
+        assert by_probe["gradients"].details[keys.LAYERS]
+        parsed = {keys.parse_layer_metric(m) for p in ("activations", "gradients")
+                  for m in by_probe[p].metrics} - {None}
+        kinds[task] = {kind for kind, _ in parsed}
+        assert keys.GRAD_NORM in kinds[task]
+        assert {layer for _, layer in parsed} >= set(layers)
+        scales = sorted(s for m in by_probe["sensitivity"].metrics
+                        if (s := keys.parse_response_noise(m)) is not None)
+        assert scales, by_probe["sensitivity"].metrics
+        retrain = by_probe["retrain"]
+        baseline = [m for m in retrain.metrics
+                    if m.startswith(keys.seed_skill_prefix(keys.BASELINE))]
+        assert baseline and all(keys.parse_seed_skill(m)[0] == keys.BASELINE for m in baseline)
+        assert keys.plan_metric(keys.BASELINE, keys.PLAN_EPOCHS) in retrain.metrics
+        info = retrain.details[keys.VARIANTS][keys.BASELINE]
+        assert len(info[keys.STOPPED]) == len(info[keys.FINAL_LOSS]) == len(baseline)
+    # sigmoid layers in the regression subject, ReLU in the classification one
+    assert kinds["regression"] | kinds["classification"] == set(keys.LAYER_KINDS)
+    # the classification subject's labels were checked for noise, its examples recorded
+    details = results["classification"]["retrain"].details
+    assert isinstance(details[keys.LABEL_ISSUE_ROWS], list)
+    assert keys.LABEL_ISSUE_ROWS not in results["regression"]["retrain"].details
+
+
+def test_layer_and_noise_names_round_trip() -> None:
+    assert keys.parse_layer_metric(keys.layer_metric(keys.GRAD_NORM, "block.1/dense")) == (
+        keys.GRAD_NORM, "block.1/dense")
+    assert keys.parse_layer_metric("dead_fraction_max") is None
+    with pytest.raises(ValueError, match="grad_nrom"):
+        keys.layer_metric("grad_nrom", "dense")
+    metric = keys.response(keys.noise_perturbation(0.01))
+    assert metric == "response_noise_0.01" and keys.parse_response_noise(metric) == 0.01
+    assert keys.parse_response_noise("response_row_swap") is None

@@ -260,19 +260,27 @@ def test_one_column_is_one_edit(tmp_path: Path) -> None:
 
 
 def test_probe_details_are_persisted_as_json_rows() -> None:
+    """The engine keeps a probe's details as a dict; the report stores them as JSON (NaN as
+    null), beside the text notes of other rows."""
     import json
 
     from audit.engine import metric_rows
+    from audit.reports.schema import case_tables
     from audit.results import ProbeResult
 
+    raw = {"class_counts": {"0": 3, "1": 1}, "ratio": float("nan")}
     rows = metric_rows({
-        "data": ProbeResult("data", metrics={"rows": 4.0},
-                            details={"class_counts": {"0": 3, "1": 1}, "ratio": float("nan")}),
+        "data": ProbeResult("data", metrics={"rows": 4.0}, details=raw),
         "config": ProbeResult("config", metrics={"params": 9.0}),
     })
     (details,) = [r for r in rows if r.metric == "details"]
-    assert details.probe == "data"
-    assert json.loads(details.detail) == {"class_counts": {"0": 3, "1": 1}, "ratio": None}
+    assert details.probe == "data" and details.detail == raw
+    report = CaseReport("c1", "c", "m", "d", metrics=rows)
+    stored = case_tables(report)["metrics"].to_pylist()
+    (row,) = [r for r in stored if r["metric"] == "details"]
+    assert json.loads(row["detail"]) == {"class_counts": {"0": 3, "1": 1}, "ratio": None}
+    assert {r["metric"]: r["detail"] for r in stored if r["probe"] == "config"} == {
+        "duration_s": "ok", "params": None}
 
 
 # ---------------------------------------------------------------- unreadable files (issue 13)

@@ -8,6 +8,7 @@ import numpy as np
 
 from audit.inputs import input_struct
 from audit.keras_vocab import RELU_LIKE, SATURATING, activation_name, is_recurrent
+from audit.probes import keys
 from audit.probes.base import ProbeSettings, finite_rows, sample_rows
 from audit.probes.tfutil import to_tensors
 from audit.results import ProbeResult
@@ -71,12 +72,12 @@ def run(subject: Subject, settings: ActivationSettings) -> ProbeResult:
         abs_means.append(float(np.mean(np.abs(units))))
         if act in RELU_LIKE:
             frac = float(np.mean(np.all(units <= 0, axis=0)))
-            metrics[f"dead_fraction.{layer.name}"] = frac
+            metrics[keys.layer_metric(keys.DEAD_FRACTION, layer.name)] = frac
             dead.append(frac)
         else:
             flat = _derivative_ratio(act, units) < settings.saturation_derivative
             frac = float(np.mean(np.mean(flat, axis=0) >= settings.saturated_rows))
-            metrics[f"saturated_fraction.{layer.name}"] = frac
+            metrics[keys.layer_metric(keys.SATURATED_FRACTION, layer.name)] = frac
             saturated.append(frac)
     metrics["relu_layers"] = float(len(dead))
     metrics["saturating_layers"] = float(len(saturated))
@@ -85,6 +86,6 @@ def run(subject: Subject, settings: ActivationSettings) -> ProbeResult:
     metrics["saturated_fraction_max"] = max(saturated, default=0.0)
     metrics["saturated_fraction_mean"] = float(np.mean(saturated)) if saturated else 0.0
     metrics["hidden_abs_mean_max"] = max(abs_means)
-    details = {"layers": [layer.name for layer, _ in layers],  # in model order, for charts
+    details = {keys.LAYERS: [layer.name for layer, _ in layers],  # in model order, for charts
                "activations": [act for _, act in layers]}
     return ProbeResult(probe="activations", metrics=metrics, details=details)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from audit.keras_vocab import weighted_layers
+from audit.probes import keys
 from audit.probes.base import ProbeSettings, finite_rows, sample_rows
 from audit.probes.tfutil import encode_targets, make_loss, subject_head, to_tensors
 from audit.results import ProbeResult
@@ -50,7 +51,7 @@ def run(subject: Subject, settings: GradientSettings) -> ProbeResult:
         w = np.asarray(kernel, dtype=np.float64)
         norm = float(np.linalg.norm(g))
         norms.append(norm)
-        metrics[f"grad_norm.{layer.name}"] = norm
+        metrics[keys.layer_metric(keys.GRAD_NORM, layer.name)] = norm
         metrics[f"relative_grad.{layer.name}"] = norm / max(float(np.linalg.norm(w)), 1e-12)
     first, last = norms[0], norms[-1]
     metrics["gradients_measured"] = 1.0
@@ -61,5 +62,5 @@ def run(subject: Subject, settings: GradientSettings) -> ProbeResult:
     metrics["grad_norm_max"] = max(norms)
     metrics["zero_grad_layers"] = float(sum(n == 0 for n in norms))
     metrics["depth"] = float(len(layers))
-    details = {"layers": [layer.name for layer in layers]}  # in model order, for charts
+    details = {keys.LAYERS: [layer.name for layer in layers]}  # in model order, for charts
     return ProbeResult(probe="gradients", metrics=metrics, details=details)

@@ -111,6 +111,8 @@ class Retrain:
 NAMESPACES: dict[str, type] = {"data": Data, "config": Config, "sensitivity": Sensitivity,
                                "activations": Activations, "gradients": Gradients,
                                "retrain": Retrain}
+#: the metric row that carries a probe's `details` (its value NaN, the details in `detail`)
+DETAILS = "details"
 
 
 # ---------------------------------------------------------------- retrain per-plan keys
@@ -136,7 +138,7 @@ _SEED_SKILL = re.compile(r"^(?P<plan>.+)\.skill\.seed(?P<seed>-?\d+)$")
 
 def seed_skill(plan: str, seed: int) -> str:
     """The metric holding `plan`'s validation skill under `seed`."""
-    return f"{plan}.skill.seed{seed}"
+    return f"{seed_skill_prefix(plan)}{seed}"
 
 
 def parse_seed_skill(metric: str) -> tuple[str, int] | None:
@@ -147,3 +149,63 @@ def parse_seed_skill(metric: str) -> tuple[str, int] | None:
 
 def pair_name(first: str, second: str) -> str:
     return f"{first}{PAIR_JOIN}{second}"
+
+
+def seed_skill_prefix(plan: str) -> str:
+    """What every `seed_skill` metric of `plan` starts with (for a SQL `starts_with`)."""
+    return f"{plan}.skill.seed"
+
+
+def plan_metric(plan: str, name: str) -> str:
+    """A per-plan summary the retrain probe records (`PLAN_EPOCHS`, `skill_mean`, ...)."""
+    return f"{plan}.{name}"
+
+
+PLAN_EPOCHS = "epochs"  # plan_metric(plan, PLAN_EPOCHS): the most epochs any seed ran
+#: details["variants"][plan] lists, one per seed trained: why training stopped, its last loss
+STOPPED = "stopped"
+FINAL_LOSS = "final_loss"
+SKIPPED_DETAIL = "skipped"  # details["skipped"]: why retraining did not run (a healthy model)
+
+
+# ---------------------------------------------------------------- per-layer and per-scale keys
+
+#: `<kind>.<layer>`: the activations probe's dead or saturated share of a layer's units and the
+#: gradients probe's gradient norm of its kernel
+DEAD_FRACTION, SATURATED_FRACTION, GRAD_NORM = "dead_fraction", "saturated_fraction", "grad_norm"
+LAYER_KINDS = (DEAD_FRACTION, SATURATED_FRACTION, GRAD_NORM)
+LAYERS = "layers"  # details["layers"] of activations and gradients: their layers in model order
+_LAYER = re.compile(rf"^(?P<kind>{'|'.join(LAYER_KINDS)})\.(?P<layer>.+)$")
+
+
+def layer_metric(kind: str, layer: str) -> str:
+    """The metric holding `kind` (one of `LAYER_KINDS`) for `layer`."""
+    if kind not in LAYER_KINDS:
+        raise ValueError(f"layer metric kind {kind!r} is not one of {LAYER_KINDS}")
+    return f"{kind}.{layer}"
+
+
+def parse_layer_metric(metric: str) -> tuple[str, str] | None:
+    """(kind, layer) of a `layer_metric`, None for any other metric."""
+    match = _LAYER.match(metric)
+    return (match["kind"], match["layer"]) if match else None
+
+
+NOISE_PERTURBATION = "noise_"  # the sensitivity probe's slice `noise_<scale>`
+_RESPONSE_NOISE = re.compile(r"^response_noise_(?P<scale>[0-9.eE+-]+)$")
+
+
+def noise_perturbation(scale: float) -> str:
+    """The name of the sensitivity probe's perturbation by noise of `scale` label spreads."""
+    return f"{NOISE_PERTURBATION}{scale:g}"
+
+
+def response(perturbation: str) -> str:
+    """The metric holding the output's response to a sensitivity perturbation."""
+    return f"response_{perturbation}"
+
+
+def parse_response_noise(metric: str) -> float | None:
+    """The noise scale of a `response(noise_perturbation(scale))` metric, None otherwise."""
+    match = _RESPONSE_NOISE.match(metric)
+    return float(match["scale"]) if match else None

@@ -17,12 +17,13 @@ labelled 95/5 set (unweighted: 2%). The design is encoded once on the sampled ro
 leaking the target).
 
 The estimate is the number of rows cleanlab's `find_label_issues` (pruned by the estimated
-noise rates) flags. It is conservative: where a class lost 30% of its rows to random
-relabelling it finds about 60-95% of them, on the measured sets, and its examples (the most
-disputed first) are nearly all truly relabelled. Where the classes overlap so that a linear
-learner cannot separate them (low `reference.linear_skill`), the overlap counts too: the zoo's
-balanced weak-signal set, cleanly labelled, scores 0.215 at a reference skill of 0.51 (every
-other classification scenario of the zoo at most 0.03). Read the share beside that skill.
+noise rates) flags. Where a class lost 30% of its rows to random relabelling it estimated
+0.68 to 1.18 of the true share on the measured sets (two or three classes, two at the low
+end), and its examples (the most disputed first) are nearly all truly relabelled. Where the
+classes overlap so that a linear learner cannot separate them (low `reference.linear_skill`),
+the overlap counts too: the zoo's balanced weak-signal set, cleanly labelled, scores 0.215 at
+a reference skill of 0.51 (every other classification scenario of the zoo at most 0.03). Read
+the share beside that skill.
 """
 
 from __future__ import annotations

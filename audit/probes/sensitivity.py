@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from audit.inputs import InputArray, Inputs
-from audit.probes import outcomes
+from audit.probes import keys, outcomes
 from audit.probes.base import ProbeSettings, finite_rows, sample_rows
 from audit.probes.tfutil import predict, subject_head
 from audit.results import ProbeResult
@@ -105,7 +105,7 @@ def perturbation_batch(
     spreads = {a.name: _spread(a) for a in x.arrays}
     segments: list[tuple[str, Inputs]] = [("original", x)]
     for s in settings.scales:
-        segments.append((f"noise_{s:g}", x.with_values({
+        segments.append((keys.noise_perturbation(s), x.with_values({
             a.name: perturb(a, a.values, spreads[a.name], s, rng) for a in x.arrays})))
     segments.append(("row_swap", x.take(rng.permutation(n))))
     images = [a for a in x.arrays if a.kind == "tensor" and a.values.ndim >= 3]
@@ -162,7 +162,7 @@ def run(subject: Subject, settings: SensitivitySettings) -> ProbeResult:
         if name.startswith("feature_"):
             continue
         moved = parts[name]
-        metrics[f"response_{name}"] = float(np.mean(np.abs(moved - base[: len(moved)])) / scale)
+        metrics[keys.response(name)] = float(np.mean(np.abs(moved - base[: len(moved)])) / scale)
     features = subject.inputs.features
     feature_response = [
         float(np.mean(np.abs(parts[name] - base[: len(parts[name])])) / scale)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
+from audit.probes import keys
 from audit.reports.style import VERDICT_COLORS, verdict_color, verdict_rank
 
 __all__ = [
@@ -27,9 +27,6 @@ __all__ = [
     "summary_charts",
 ]
 
-_NOISE = re.compile(r"^response_noise_(?P<scale>[0-9.eE+-]+)$")
-_SEED = re.compile(r"^(?P<plan>.+)\.skill\.seed(?P<seed>\d+)$")
-_LAYER = re.compile(r"^(?P<kind>dead_fraction|saturated_fraction|grad_norm)\.(?P<layer>.+)$")
 MIN_GRAD_NORM = 1e-12  # zero norms are drawn here (a log axis has no zero)
 
 
@@ -57,7 +54,7 @@ class CaseMetrics:
         self.values: dict[str, dict[str, float | None]] = {}
         self.details: dict[str, Any] = {}
         for probe, metric, value, detail in rows:
-            if metric == "details":
+            if metric == keys.DETAILS:
                 self.details[probe] = loads(detail)
             else:
                 self.values.setdefault(probe, {})[metric] = _number(value)
@@ -69,38 +66,42 @@ class CaseMetrics:
 def sensitivity_points(m: CaseMetrics) -> list[dict[str, float]]:
     """Response (output change / label spread) at each noise scale."""
     points = []
-    for metric, value in m.of("sensitivity").items():
-        match = _NOISE.match(metric)
-        if match and value is not None:
-            points.append({"scale": float(match["scale"]), "response": value})
+    for metric, value in m.of(keys.Sensitivity.SKILL.probe).items():
+        scale = keys.parse_response_noise(metric)
+        if scale is not None and value is not None:
+            points.append({"scale": scale, "response": value})
     return sorted(points, key=lambda p: p["scale"])
 
 
 def counterfactual_points(m: CaseMetrics) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Skill per change and seed, and the reference lines (own config, shipped model)."""
-    variants = m.details.get("retrain", {}).get("variants", {})
+    retrain = m.of(keys.Retrain.ORIGINAL_SKILL.probe)
+    variants = m.details.get(keys.Retrain.ORIGINAL_SKILL.probe, {}).get(keys.VARIANTS, {})
+    seeds_of: dict[str, list[tuple[int, str]]] = {}
+    for metric in retrain:
+        parsed = keys.parse_seed_skill(metric)
+        if parsed is not None:
+            seeds_of.setdefault(parsed[0], []).append((parsed[1], metric))
     points = []
-    for metric, value in m.of("retrain").items():
-        match = _SEED.match(metric)
-        if not match or value is None:
-            continue
-        plan = match["plan"]
+    for plan, seeds in seeds_of.items():
         info = variants.get(plan, {})
-        seeds = [k for k in m.of("retrain") if k.startswith(f"{plan}.skill.seed")]
-        i = sorted(seeds, key=lambda k: int(k.rsplit("seed", 1)[1])).index(metric)
-        stopped, losses = info.get("stopped") or [], info.get("final_loss") or []
-        points.append({
-            "change": info.get("change") or plan, "plan": plan, "seed": f"seed {i + 1}",
-            "skill": value,
-            "stopped": stopped[i] if i < len(stopped) else None,
-            "final_loss": _number(losses[i]) if i < len(losses) else None,
-            "epochs": m.of("retrain").get(f"{plan}.epochs"),  # the most any seed ran
-        })
+        stopped, losses = info.get(keys.STOPPED) or [], info.get(keys.FINAL_LOSS) or []
+        for i, (_, metric) in enumerate(sorted(seeds)):  # seed order, as trained
+            if retrain[metric] is None:
+                continue
+            points.append({
+                "change": info.get(keys.CHANGE) or plan, "plan": plan, "seed": f"seed {i + 1}",
+                "skill": retrain[metric],
+                "stopped": stopped[i] if i < len(stopped) else None,
+                "final_loss": _number(losses[i]) if i < len(losses) else None,
+                # the most any seed ran
+                "epochs": retrain.get(keys.plan_metric(plan, keys.PLAN_EPOCHS)),
+            })
     refs = {}
-    own = [p["skill"] for p in points if p["plan"] == "baseline"]
+    own = [p["skill"] for p in points if p["plan"] == keys.BASELINE]
     if own:
         refs["own config (mean)"] = sum(own) / len(own)
-    shipped = m.of("retrain").get("original.skill")
+    shipped = retrain.get(keys.Retrain.ORIGINAL_SKILL.metric)
     if shipped is not None:
         refs["shipped model"] = shipped
     return points, refs
@@ -109,15 +110,16 @@ def counterfactual_points(m: CaseMetrics) -> tuple[list[dict[str, Any]], dict[st
 def layer_rows(m: CaseMetrics) -> list[dict[str, Any]]:
     """Per layer, in model order: dead or saturated share, and gradient norm."""
     rows: dict[str, dict[str, Any]] = {}
-    for probe in ("activations", "gradients"):
+    probes = (keys.Activations.DEAD_MAX.probe, keys.Gradients.NORM_MAX.probe)
+    for probe in probes:
         for metric, value in m.of(probe).items():
-            match = _LAYER.match(metric)
-            if match and value is not None:
-                row = rows.setdefault(match["layer"], {"layer": match["layer"]})
-                row[match["kind"]] = value
+            parsed = keys.parse_layer_metric(metric)
+            if parsed and value is not None:
+                kind, layer = parsed
+                rows.setdefault(layer, {"layer": layer})[kind] = value
     order: list[str] = []
-    for probe in ("activations", "gradients"):
-        for name in m.details.get(probe, {}).get("layers", []):
+    for probe in probes:
+        for name in m.details.get(probe, {}).get(keys.LAYERS, []):
             if name not in order:
                 order.append(name)
     rank = {name: i for i, name in enumerate(order)}
@@ -226,9 +228,9 @@ def layer_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
     order = [r["layer"] for r in rows]
     y = {"field": "layer", "type": "nominal", "sort": order, "title": None}
     shares = [{"layer": r["layer"], "kind": kind.removesuffix("_fraction"), "share": r[kind]}
-              for r in rows for kind in ("dead_fraction", "saturated_fraction") if kind in r]
-    norms = [{"layer": r["layer"], "grad_norm": max(r["grad_norm"], MIN_GRAD_NORM),
-              "measured": r["grad_norm"]} for r in rows if "grad_norm" in r]
+              for r in rows for kind in (keys.DEAD_FRACTION, keys.SATURATED_FRACTION) if kind in r]
+    norms = [{"layer": r["layer"], "grad_norm": max(r[keys.GRAD_NORM], MIN_GRAD_NORM),
+              "measured": r[keys.GRAD_NORM]} for r in rows if keys.GRAD_NORM in r]
     panels: list[dict[str, Any]] = []
     if shares:
         panels.append({
@@ -275,7 +277,7 @@ def case_charts(m: CaseMetrics, band: list[dict[str, float]]) -> tuple[list[dict
     if cf_points:
         charts.append({"kind": "counterfactual", "spec": counterfactual_chart(cf_points, refs)})
     else:
-        skipped = m.details.get("retrain", {}).get("skipped")
+        skipped = m.details.get(keys.Retrain.SKIPPED.probe, {}).get(keys.SKIPPED_DETAIL)
         notes.append(f"no counterfactuals: {skipped}" if skipped
                      else "no counterfactuals (the retrain probe did not run)")
     layers = layer_rows(m)

@@ -21,6 +21,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from audit.probes import keys
 from audit.reports.query import connect
 from audit.reports.store import ReportError, Store, Unreadable
 
@@ -113,13 +114,16 @@ def _finite(value: Any) -> float | None:
 
 
 def _states(con: Any, run_id: str) -> dict[str, CaseState]:
+    skill = keys.Sensitivity.SKILL
     skills = dict(con.execute(
         "select case_id, any_value(value) from metrics where run_id = ? and "
-        "probe = 'sensitivity' and metric = 'skill' group by 1", [run_id]).fetchall())
+        "probe = ? and metric = ? group by 1", [run_id, skill.probe, skill.metric]).fetchall())
+    # the own config's spread over seeds: how much a skill moves by chance
     noise = dict(con.execute(
-        "select case_id, stddev_samp(value) from metrics where run_id = ? and probe = 'retrain' "
-        "and metric like 'baseline.skill.seed%' and isfinite(value) group by 1",
-        [run_id]).fetchall())
+        "select case_id, stddev_samp(value) from metrics where run_id = ? and probe = ? "
+        "and starts_with(metric, ?) and isfinite(value) group by 1",
+        [run_id, keys.Retrain.ORIGINAL_SKILL.probe,
+         keys.seed_skill_prefix(keys.BASELINE)]).fetchall())
     rows = con.execute("select case_id, name, status, verdict, primary_fault from cases "
                        "where run_id = ? order by name, case_id", [run_id]).fetchall()
     states: dict[str, CaseState] = {}

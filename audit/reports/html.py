@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audit.probes import keys
 from audit.reports.charts import (
     CaseMetrics,
     case_charts,
@@ -151,10 +152,11 @@ def _collect(con: Any, run_id: str) -> tuple[dict[str, Any] | None, list[CasePag
         "select case_id, fault, severity, confidence, confirmed, probe, evidence, recommendation "
         "from findings where run_id = ? order by case_id, confidence desc, fault",
         [run_id]).fetchall())
+    charted = [k.probe for k in (keys.Sensitivity.SKILL, keys.Retrain.ORIGINAL_SKILL,
+                                 keys.Activations.DEAD_MAX, keys.Gradients.NORM_MAX)]
     metrics = _by_case(con.execute(
         "select case_id, probe, metric, value, detail from metrics where run_id = ? and "
-        "(probe in ('sensitivity', 'retrain', 'activations', 'gradients') or metric = "
-        "'details')", [run_id]).fetchall())
+        "(list_contains(?, probe) or metric = ?)", [run_id, charted, keys.DETAILS]).fetchall())
     measured = {case_id: CaseMetrics(metrics.get(case_id, [])) for case_id, *_ in cases}
     band = healthy_band([(c[6], sensitivity_points(measured[c[0]])) for c in cases])
     pages = []

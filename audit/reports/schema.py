@@ -34,6 +34,7 @@ __all__ = [
     "Column",
     "RunRow",
     "case_tables",
+    "detail_text",
     "finite",
     "json_text",
     "run_table",
@@ -101,6 +102,11 @@ def json_text(value: Any) -> str:
     """JSON the report stores in text columns; NaN and inf become null, so every reader's
     JSON parser (a browser's included) accepts it."""
     return json.dumps(finite(value), default=_json_default, sort_keys=True)
+
+
+def detail_text(detail: str | dict[str, Any] | None) -> str | None:
+    """A metric row's `detail` as stored: a note as it is, a probe's details as JSON."""
+    return json_text(detail) if isinstance(detail, dict) else detail
 
 
 def finite(value: Any) -> Any:
@@ -178,7 +184,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("probe", pa.string(), lambda p: p[1].probe),
         Column("metric", pa.string(), lambda p: p[1].metric),
         Column("value", pa.float64(), lambda p: float(p[1].value)),
-        Column("detail", pa.string(), lambda p: p[1].detail),
+        Column("detail", pa.string(), lambda p: detail_text(p[1].detail)),
     ),
 }
 

@@ -94,9 +94,9 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
     metrics.update(noise_metrics)
     if settings.skip_when_healthy and prep.healthy and near_reference:
         metrics[keys.Retrain.SKIPPED.metric] = 1.0
+        why = "the model already does well on validation"
         return ProbeResult(probe="retrain", metrics=metrics,
-                           details={"skipped": "the model already does well on validation",
-                                    **noise_details})
+                           details={keys.SKIPPED_DETAIL: why, **noise_details})
     racing = races(subject, settings)
     race = Race(subject, settings, prep.seeds, started + settings.max_seconds, racing)
     variants = build_variants(subject, split, prep.plans)
@@ -162,14 +162,15 @@ def record(variants: list[Variant], race: Race, subject: Subject, metrics: dict[
         metrics[prefix + "skill_min"] = _nanmin(skills)
         metrics[prefix + "spread_mean"] = _nanmean(spreads)
         metrics[prefix + "diverged"] = float(np.mean([not np.isfinite(s) for s in skills]))
-        metrics[prefix + "epochs"] = float(max(log.epochs_run for _, log in mine))
+        metrics[keys.plan_metric(plan.name, keys.PLAN_EPOCHS)] = float(
+            max(log.epochs_run for _, log in mine))
         for (job, _), s in zip(mine, skills, strict=True):
             metrics[keys.seed_skill(plan.name, job.seed)] = float(s)
         metrics[prefix + "seeds"] = float(len(mine))
         details[keys.VARIANTS][plan.name] = {
             **plan.info(),
-            "stopped": [log.stopped for _, log in mine],
-            "final_loss": [log.losses[-1] if log.losses else None for _, log in mine],
+            keys.STOPPED: [log.stopped for _, log in mine],
+            keys.FINAL_LOSS: [log.losses[-1] if log.losses else None for _, log in mine],
             **({"dropped": race.dropped[plan.name]} if plan.name in race.dropped else {}),
         }
 
