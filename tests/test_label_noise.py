@@ -4,6 +4,8 @@ row indices of the rows given, and a bounded cost."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,20 @@ def test_it_says_nan_when_fewer_than_two_classes_can_be_judged() -> None:
     y_float[::10] = np.nan  # unlabelled rows are left out, the rest judged
     judged = label_issues(numeric(x), y_float, 2)
     assert judged.rows_checked == 270 and np.isfinite(judged.share)
+
+
+def test_a_failing_check_leaves_nan_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Failure injection: the check is an extra beside the reference, so a raise inside it
+    (cleanlab, scikit-learn) must not cost the retrain probe its counterfactuals."""
+    from types import SimpleNamespace
+
+    from audit.probes import label_noise
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("pool  cannot\nstart")
+
+    monkeypatch.setattr(label_noise, "label_issues", broken)
+    subject = SimpleNamespace(task="binary", inputs=None, y=np.zeros(12), n_classes=2)
+    metrics, details = label_noise.for_subject(subject, seed=0)  # type: ignore[arg-type]
+    assert math.isnan(metrics[keys.Retrain.LABEL_ISSUE_SHARE.metric])
+    assert details == {label_noise.LABEL_ISSUE_ERROR: "RuntimeError: pool cannot start"}

@@ -121,7 +121,10 @@ def label_issues(x: Inputs, y: np.ndarray, n_classes: int,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # near-separable classes
         probs = cross_val_predict(model, a[:, :-1], given, cv=folds, method="predict_proba")
-    ranked = find_label_issues(given, probs, return_indices_ranked_by="self_confidence")
+    # one process: cleanlab's default pool of workers cannot start inside a daemonic worker
+    # (the zoo's process pool), and a Ray worker has its CPU share already
+    ranked = find_label_issues(given, probs, return_indices_ranked_by="self_confidence",
+                               n_jobs=1)
     count = len(ranked)
     examples = tuple(int(rows[i]) for i in ranked[: settings.examples])
     return LabelIssues(count / len(rows), float(count), len(rows), examples,
@@ -133,6 +136,16 @@ def for_subject(subject: Subject, seed: int) -> tuple[dict[str, float], dict[str
     nothing for regression), on every row the audit read."""
     if subject.task == "regression":
         return {}, {}
-    found = label_issues(subject.inputs, subject.y, subject.n_classes,
-                         LabelNoiseSettings(seed=seed))
+    started = time.monotonic()
+    try:
+        found = label_issues(subject.inputs, subject.y, subject.n_classes,
+                             LabelNoiseSettings(seed=seed))
+    except Exception as exc:  # the check is an extra: it never costs the counterfactuals
+        text = " ".join(str(exc).split())[:200] or type(exc).__name__
+        return (_cannot_say(len(subject.y), started).metrics(),
+                {LABEL_ISSUE_ERROR: f"{type(exc).__name__}: {text}"})
     return found.metrics(), found.details()
+
+
+#: details[LABEL_ISSUE_ERROR]: why the check could not run (its metrics are then NaN)
+LABEL_ISSUE_ERROR = "label_issue_error"
