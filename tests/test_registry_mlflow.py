@@ -565,3 +565,11 @@ def test_a_manifest_without_a_registry_never_imports_mlflow(tmp_path: Path) -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.strip() == "False"
+
+
+def test_an_autologged_optimizer_name_reads_as_its_family() -> None:
+    """Keras 3 logs the optimizer's unique name: the 55th Adam of a process is 'adam_55'."""
+    from audit.sources.mlflow import _param
+
+    assert [_param("optimizer", t) for t in ("adam_55", "Adam", "sgd", "rmsprop_2")] == [
+        "adam", "adam", "sgd", "rmsprop"]

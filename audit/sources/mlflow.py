@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from typing import Any
 
 from audit import locations
@@ -254,7 +255,9 @@ def _param(field: str, text: str | None) -> Any:
             return rate if rate > 0 else None
     except ValueError:
         return None
-    return text.strip().lower()  # Keras 2 logs 'Adam', Keras 3 'adam'
+    # Keras 2 logs 'Adam', Keras 3 the optimizer's name, which Keras makes unique within a
+    # process ('adam_55' when other optimizers were built before it): the family is wanted
+    return re.sub(r"_\d+$", "", text.strip().lower())
 
 
 def _label(entry: RegistryEntry, version: Any, provenance: dict[str, str]) -> str:
