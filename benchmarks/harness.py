@@ -90,6 +90,8 @@ class Comparison:
 
     @property
     def line(self) -> str:
+        if "skipped" in self.notes:
+            return f"{self.name}: skipped ({self.notes['skipped']})"
         return (f"{self.name}: {ratio_text(self.ratio)} x (ours {seconds(self.ours_s)} s vs "
                 f"baseline {seconds(self.baseline_s)} s)")
 
@@ -103,6 +105,10 @@ class Comparison:
 def per_case(name: str, rows: list[dict[str, Any]], **notes: Any) -> Comparison:
     """Median ratio and median times over the measured cases (skipped rows are kept in JSON)."""
     measured = [r for r in rows if "ratio" in r]
+    if not measured:
+        reasons = sorted({r["skipped"] for r in rows if "skipped" in r})
+        notes["skipped"] = ("; ".join(reasons) if reasons else
+                            "no case of the run is of a kind this line measures")
     return Comparison(name, median([r["ours_s"] for r in measured]),
                       median([r["baseline_s"] for r in measured]),
                       median([r["ratio"] for r in measured]), rows,
