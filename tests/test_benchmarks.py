@@ -77,3 +77,16 @@ def test_loss_comparison_tolerates_drift_and_divergence_only() -> None:
         check([1.2, 0.4], [1.2, 0.35])
     with pytest.raises(Mismatch, match="final losses differ"):  # one side diverged only
         check([1.2, 5e25], [1.2, 0.35])
+
+
+def test_gpu_check_says_in_one_line_that_there_is_no_gpu() -> None:
+    import shutil
+
+    if shutil.which("nvidia-smi"):
+        pytest.skip("this machine has an NVIDIA driver: run benchmarks/gpu_check.py itself")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py")],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == [
+        "gpu_check: no GPU to check on this machine: no NVIDIA driver (nvidia-smi not found)"]
+    assert "Traceback" not in done.stderr
