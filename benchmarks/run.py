@@ -34,13 +34,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # the local Ray stays on loopback
 
 from audit_fit import AUDIT_LINES, measure_audit, probe_table
-from fleet_runs import measure_fleet
+from fleet_runs import measure_fleet, measure_mixed
 from harness import (
     COMPARISONS,
     RESULTS,
     WHAT,
     Comparison,
     Mismatch,
+    Throughput,
     case_spec,
     git_info,
     log,
@@ -76,6 +77,10 @@ FLEET_CASES = ("deep_vanishing", "deep_exploding", "multiclass_loss_mismatch",
                "linear_raw_inputs", "linear_healthy")
 FLEET_RETRAIN = FLEET_CASES
 QUICK_FLEET_CASES = QUICK_CASES
+# The mixed fleet (fleet_mixed): every zoo shape, healthy and faulty about 80/20 as a real
+# fleet is. Every healthy scenario (13, each shape among them) and a faulty one of four shapes.
+MIXED_FAULTY = ("regression_lr_too_high", "structured_lr_too_low",
+                "seq_conv1d_unscaled_targets", "export_flat")
 QUICK_FLEET_RETRAIN = ("multiclass_undertrained",)
 
 
@@ -87,6 +92,7 @@ class Plan:
     retrain: list[str]  # the retrain comparison (model.fit of every job is the slow part)
     fleet: list[str]
     fleet_retrain: set[str]
+    mixed: list[str]  # the mixed fleet's cases
 
 
 def choose(args: argparse.Namespace) -> Plan:
@@ -110,7 +116,9 @@ def choose(args: argparse.Namespace) -> Plan:
                                                      else FLEET_CASES)
     default_retrain = QUICK_FLEET_RETRAIN if args.quick else FLEET_RETRAIN
     fleet_retrain = set(names(args.fleet_retrain) or [n for n in fleet if n in default_retrain])
-    return Plan(cases, retrain, fleet, fleet_retrain)
+    mixed = list(QUICK_CASES) if args.quick else [
+        *(n for n, s in SCENARIOS.items() if s.expected_fault is None), *MIXED_FAULTY]
+    return Plan(cases, retrain, fleet, fleet_retrain, mixed)
 
 
 def case_names(plan: Plan, wanted: set[str], table: bool) -> list[str]:
@@ -185,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     if args.table is None:
         args.table = bool(wanted & AUDIT_VS_FIT)
     fleet_on = bool(wanted & {"fleet_parallel", "fleet_overhead"})
+    mixed_on = "fleet_mixed" in wanted
     started, wall0 = time.time(), time.perf_counter()
     git_start = git_info()  # others may commit to this tree while the run lasts
     load_start = os.getloadavg()
@@ -193,11 +202,12 @@ def run(args: argparse.Namespace) -> int:
     settings = retrain_settings(args)
     with quiet_tensorflow(), tempfile.TemporaryDirectory(prefix="flatline-bench-") as tmp:
         folder = Path(tmp)
-        needed = [*case_names(plan, wanted, args.table), *(plan.fleet if fleet_on else [])]
+        needed = [*case_names(plan, wanted, args.table), *(plan.fleet if fleet_on else []),
+                  *(plan.mixed if mixed_on else [])]
         zoo, zoo_s = zoo_cases(Path(args.zoo) if args.zoo else folder / "zoo",
                                list(dict.fromkeys(needed)))
         rows, table = measure_cases(plan, zoo, wanted, args, failures)
-        results: list[Comparison] = []
+        results: list[Comparison | Throughput] = []
         for name in PER_CASE:
             if name not in wanted:
                 continue
@@ -214,6 +224,12 @@ def run(args: argparse.Namespace) -> int:
             try:
                 results += measure_fleet([zoo[n] for n in plan.fleet], plan.fleet_retrain,
                                          folder / "fleet", wanted)
+            except Mismatch as exc:
+                failures.append(str(exc))
+                log(f"MISMATCH: {exc}")
+        if mixed_on:
+            try:
+                results.append(measure_mixed([zoo[n] for n in plan.mixed], folder / "mixed"))
             except Mismatch as exc:
                 failures.append(str(exc))
                 log(f"MISMATCH: {exc}")
@@ -236,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
         "machine": {**machine(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
         "zoo_build_s": zoo_s,
         "plan": {"cases": plan.cases, "retrain": plan.retrain, "fleet": plan.fleet,
+                 "mixed": plan.mixed,
                  "fleet_retrain": sorted(plan.fleet_retrain), "repeats": args.repeats},
         "comparisons": {c.name: c.to_json() for c in results},
         "probe_times": table,
