@@ -1,9 +1,12 @@
 """Flatline's benchmark harness: how much does each part of an audit cost next to the obvious code?
 
-One command measures six comparisons on the scenario zoo (audit.zoo, built into a temp folder)
-and prints one line each, in the form
+One command measures eight comparisons on the scenario zoo (audit.zoo, built into a temp
+folder) and prints one line each, in the form
 
     NAME: RATIO x (ours OURS_S s vs baseline BASE_S s)
+
+(a line that applies to no case of the run says `NAME: skipped (why)`), then the mixed fleet's
+throughput, `fleet_mixed: N cases/h on 2 slots (...)`.
 
 where RATIO = baseline time / our time (bigger is better; per-case comparisons report the median
 ratio over the cases and the median of each time). A per-probe time table follows, and the same
@@ -281,8 +284,10 @@ def parser() -> argparse.ArgumentParser:
             then a per-probe time table, and writes the figures per case, with the machine
             and the git commit, to benchmarks/results/latest.json. Each comparison first
             checks that both sides computed the same result; a failed check prints
-            MISMATCH and the exit status is 1. The full run takes 9-10 minutes on
-            2 cores (one of them building the zoo), --quick about 2."""),
+            MISMATCH and the exit status is 1. A line that cannot apply to a case (an
+            export cannot be fitted or retrained) says so and skips it. The full run takes
+            about 11 minutes on 2 cores with the zoo built (building it, 2 more),
+            --quick about 1.5."""),
         epilog=f"comparisons:\n{lines}\n\n" + textwrap.dedent("""\
             examples:
               python benchmarks/run.py --quick
