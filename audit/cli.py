@@ -96,8 +96,10 @@ def demo(
         "--folder", help="Build the zoo and write the report here (default: a temporary "
         "folder, removed afterwards).", show_default=False)] = None,
     scenario: Annotated[list[str] | None, typer.Option(
-        "--scenario", help="Only this zoo scenario (repeat for more; default: all).",
-        show_default=False)] = None,
+        "--scenario", help="Only this zoo scenario (repeat for more; default: a handful that "
+        "shows every verdict).", show_default=False)] = None,
+    every: Annotated[bool, typer.Option(
+        "--all", help="The whole zoo: every scenario and model shape (a few minutes).")] = False,
     probes: Annotated[str | None, typer.Option(
         "--probes", help="Comma-separated probes (default: all), e.g. data,config,sensitivity.",
         show_default=False)] = None,
@@ -105,19 +107,62 @@ def demo(
     max_concurrency: ConcurrencyOpt = None,
 ) -> None:
     """Build a zoo of small broken models, audit them on an embedded Ray, print the findings."""
-    from audit.demo import run_demo
+    from audit.demo import DEMO_SCENARIOS, run_demo
     from audit.fleet import FleetOptions
     from audit.spec import ALL_PROBES
 
+    if every and scenario:
+        err.print("error: give --all or --scenario, not both", highlight=False)
+        raise typer.Exit(2)
     chosen = tuple(p.strip() for p in probes.split(",")) if probes else ALL_PROBES
-    with _user_errors(), _folder(folder) as where:
-        err.print(f"building the zoo in {where} ...")
-        result = run_demo(where, scenario, chosen, FleetOptions(
-            address=address or None, max_concurrency=max_concurrency))
+    names = None if every else list(scenario or DEMO_SCENARIOS)
+    with _user_errors(), _folder(folder) as where, _build_progress(where, names) as built:
+        result = run_demo(where, names, chosen, FleetOptions(
+            address=address or None, max_concurrency=max_concurrency), on_built=built)
         _render_summaries(_summaries(result.output, result.run_id))
+    if not every and not scenario:
+        from audit.zoo import SCENARIOS
+
+        err.print(f"that was {len(names or [])} of the zoo's {len(SCENARIOS)} scenarios; "
+                  "`audit demo --all` audits them all", highlight=False)
     err.print(f"zoo, manifest and report are in {folder}" if folder else
               "pass --folder DIR to keep the zoo, its manifest and the report", highlight=False)
     raise typer.Exit(result.exit_code)
+
+
+@contextmanager
+def _build_progress(where: Path, names: list[str] | None) -> Iterator[Any]:
+    """A progress bar on stderr while the zoo builds (a line per scenario in a log); yields
+    the callback that counts a scenario built. The bar stops before the audit's own starts."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from audit.zoo import SCENARIOS
+
+    total = len(names) if names is not None else len(SCENARIOS)
+    err.print(f"building {total} zoo scenarios in {where} ...", highlight=False)
+    if not err.is_terminal:
+        yield lambda name: err.print(f"built {name}", highlight=False)
+        return
+    bar = Progress(TextColumn("[bold]build zoo"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err)
+    task = bar.add_task("build", total=total, last="")
+    bar.start()
+
+    def built(name: str) -> None:
+        bar.update(task, advance=1, last=name)
+        if bar.tasks[0].completed >= total:
+            bar.stop()
+
+    try:
+        yield built
+    finally:
+        bar.stop()
 
 
 @app.command()

@@ -6,13 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness import Comparison, Mismatch, log, parallel_capacity, timed
+from harness import Comparison, Mismatch, Throughput, log, median, parallel_capacity, timed
 
 FLEET_PROBES = ("data", "config", "sensitivity", "activations", "gradients")
 
 
-def fleet_manifest(cases: list[Any], retrain_names: set[str], folder: Path) -> Any:
-    """A manifest of the zoo cases: the cheap probes for all, retrain too for some."""
+def fleet_manifest(cases: list[Any], retrain_names: set[str], folder: Path,
+                   cpus: float = 1) -> Any:
+    """A manifest of the zoo cases: the cheap probes for all, retrain too for some; each
+    case asks for `cpus` CPUs."""
     from audit.spec import parse_manifest
 
     entries = []
@@ -22,20 +24,26 @@ def fleet_manifest(cases: list[Any], retrain_names: set[str], folder: Path) -> A
             entry["probes"] = [*FLEET_PROBES, "retrain"]
         entries.append(entry)
     doc = {"name": "bench-fleet", "output": str(folder / "unused"),
-           "resources": {"num_cpus": 1}, "probes": list(FLEET_PROBES), "cases": entries}
+           "resources": {"num_cpus": cpus}, "probes": list(FLEET_PROBES), "cases": entries}
     return parse_manifest(doc, where="benchmark fleet", base_dir=str(folder))
 
 
 def measure_fleet(cases: list[Any], retrain_names: set[str], folder: Path,
                   wanted: set[str]) -> list[Comparison]:
-    """The plain loop, 1 slot and 2 slots, back to back on one local Ray (2 CPUs)."""
+    """The plain loop, then the fleet: 1 slot with the loop's CPUs, and 1, 2, 2, 1 slots of
+    one CPU each, back to back on one local Ray (2 CPUs).
+
+    Every side starts from the manifest, as `audit run` does: expanding it (hashing the files
+    for the case ids) is in each time. `fleet_overhead` gives the fleet's one slot the CPUs the
+    loop uses (both of the machine's), so that it measures what Ray costs, not a thread pool
+    half the size; the JSON keeps the loop against a 1-CPU slot too."""
     import ray
 
     from audit.engine import audit_case
     from audit.fleet import FleetOptions, run_fleet
 
     manifest = fleet_manifest(cases, retrain_names, folder)
-    specs = manifest.cases()
+    whole = fleet_manifest(cases, retrain_names, folder, cpus=2)
     capacity = parallel_capacity()
     log(f"fleet: two busy processes get {capacity['speedup']:.2f}x the work of one done here "
         "now")
@@ -46,11 +54,11 @@ def measure_fleet(cases: list[Any], retrain_names: set[str], folder: Path,
     times: dict[str, float] = {}
     detail: dict[str, Any] = {}
     if "fleet_overhead" in wanted:
-        log(f"fleet: plain loop over {len(specs)} cases ...")
+        log(f"fleet: plain loop over {len(cases)} cases ...")
 
         def loop() -> dict[str, float]:
             spent = {}
-            for spec in specs:
+            for spec in manifest.cases():
                 report = audit_case(spec)
                 if report.status != "ok":
                     raise Mismatch(f"fleet loop: {spec.name} ended as {report.status}")
@@ -63,49 +71,92 @@ def measure_fleet(cases: list[Any], retrain_names: set[str], folder: Path,
     # address="local": always a fresh Ray of our own, never another one running on this machine
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              logging_level="ERROR")
-    # 1 slot right after the loop (fleet_overhead compares those two), then 2, 2, 1: a burst of
-    # someone else's load then hits both settings alike, and the best run of each counts.
-    order = [1, 2, 2, 1] if "fleet_parallel" in wanted else [1]
-    runs: dict[int, list[float]] = {1: [], 2: []}
+    # The 1-slot run with both CPUs right after the loop (fleet_overhead compares those two),
+    # then 1, 2, 2, 1 slots of one CPU: a burst of someone else's load then hits both
+    # settings alike, and the best run of each counts.
+    order: list[tuple[str, int, Any]] = []
+    if "fleet_overhead" in wanted:
+        order.append(("1slot_2cpu", 1, whole))
+    if "fleet_parallel" in wanted:
+        order += [("1slot_a", 1, manifest), ("2slot_a", 2, manifest), ("2slot_b", 2, manifest),
+                  ("1slot_b", 1, manifest)]
+    runs: dict[str, float] = {}
     try:
-        for k, slots in enumerate(order):
-            label = f"{slots}slot_{'ab'[k // 2] if len(order) > 1 else 'a'}"
+        for label, slots, chosen in order:
             capacity_now = parallel_capacity()
-            log(f"fleet: {len(specs)} cases with {slots} slot(s) ...")
+            log(f"fleet: {len(cases)} cases with {slots} slot(s) ({label}) ...")
             output = str(folder / f"out-{label}")
             options = FleetOptions(output=output, max_concurrency=slots, progress=False,
                                    handle_signals=False)
-            elapsed, result = timed(lambda o=options: run_fleet(manifest, o, cases=specs))
-            if result.n_ok != len(specs) or result.concurrency != slots:
-                raise Mismatch(f"fleet with {slots} slot(s): {result.n_ok}/{len(specs)} ok, "
+            elapsed, result = timed(lambda o=options, m=chosen: run_fleet(m, o))
+            if result.n_ok != len(cases) or result.concurrency != slots:
+                raise Mismatch(f"fleet with {slots} slot(s): {result.n_ok}/{len(cases)} ok, "
                                f"concurrency {result.concurrency}")
-            runs[slots].append(elapsed)
+            runs[label] = elapsed
             detail[label] = {"wall_s": elapsed, **fleet_case_times(output),
                              "cpu_parallel_capacity_before": capacity_now["speedup"]}
     finally:
         ray.shutdown()
-    times["1slot"] = runs[1][0]  # the run next to the loop
-    if runs[2]:
-        times["1slot_best"], times["2slot_best"] = min(runs[1]), min(runs[2])
     used["runs"] = detail
-    used["run_order"] = [*(["loop"] if "loop" in detail else []),
-                         *(f"{s} slot(s)" for s in order)]
+    used["run_order"] = [*(["loop"] if "loop" in detail else []), *(k for k, _, _ in order)]
     used["cpu_parallel_capacity_start"] = capacity
     used["cpu_parallel_capacity_after"] = parallel_capacity()
     out = []
     if "fleet_parallel" in wanted:
-        out.append(Comparison("fleet_parallel", times["2slot_best"], times["1slot_best"],
-                              times["1slot_best"] / times["2slot_best"], [], {
-                                  "fleet": used, "timing": "best of two runs each, in the "
-                                  "order 1, 2, 2, 1 slot(s)"}))
+        one, two = min(runs["1slot_a"], runs["1slot_b"]), min(runs["2slot_a"], runs["2slot_b"])
+        out.append(Comparison("fleet_parallel", two, one, one / two, [], {
+            "fleet": used, "timing": "best of two runs each, in the order 1, 2, 2, 1 slot(s) "
+            "of one CPU each"}))
     if "fleet_overhead" in wanted:
-        out.append(Comparison("fleet_overhead", times["1slot"], times["loop"],
-                              times["loop"] / times["1slot"], [], {
-                                  "fleet": used, "timing": "the loop, then the first 1-slot "
-                                  "run", "note": "the loop runs in this process (TF "
-                                  "already imported, default thread pools); the fleet's actor "
-                                  "starts fresh and gets 1 CPU"}))
+        notes = {"fleet": used, "timing": "the loop, then the 1-slot run with the loop's CPUs",
+                 "note": "the loop runs in this process (TF already imported, TF's default "
+                 "thread pools over both CPUs); the fleet's one actor asks for both CPUs "
+                 "(its TF then uses 2 threads) and starts fresh: it pays the TensorFlow import"}
+        if "1slot_a" in runs:
+            notes["ratio_loop_vs_1cpu_slot"] = times["loop"] / runs["1slot_a"]
+        out.append(Comparison("fleet_overhead", runs["1slot_2cpu"], times["loop"],
+                              times["loop"] / runs["1slot_2cpu"], [], notes))
     return out
+
+
+def measure_mixed(cases: list[Any], folder: Path) -> Throughput:
+    """The mixed fleet on 2 slots, every probe on every case (as `audit run` does by default:
+    the retrain probe skips healthy models itself, and exports): cases per hour."""
+    import ray
+
+    from audit.fleet import FleetOptions, run_fleet
+
+    manifest = fleet_manifest(cases, {c.name for c in cases}, folder)
+    n_cases = len(cases)
+    healthy = {c.name for c in cases if c.expected_fault is None}
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR")
+    try:
+        capacity = parallel_capacity()
+        log(f"fleet_mixed: {n_cases} cases ({len(healthy)} healthy) on 2 slots ...")
+        output = str(folder / "out-mixed")
+        options = FleetOptions(output=output, max_concurrency=2, progress=False,
+                               handle_signals=False)
+        wall, result = timed(lambda: run_fleet(manifest, options))
+    finally:
+        ray.shutdown()
+    if result.n_ok != n_cases or result.concurrency != 2:
+        raise Mismatch(f"fleet_mixed: {result.n_ok}/{n_cases} ok, concurrency "
+                       f"{result.concurrency}")
+    inside = fleet_case_times(output)
+    spent = inside["case_s"]
+    healthy_s = [v for k, v in spent.items() if k in healthy]
+    faulty_s = [v for k, v in spent.items() if k not in healthy]
+    shapes = sorted({c.shape for c in cases})
+    summary = (f"{len(healthy)} healthy, {len(cases) - len(healthy)} faulty, {len(shapes)} "
+               f"shapes; per case median {median(healthy_s):.2f} s healthy, "
+               f"{median(faulty_s):.2f} s faulty")
+    return Throughput("fleet_mixed", n_cases, wall, 2, {
+        "summary": summary, "shapes": shapes, "healthy": sorted(healthy),
+        "faulty": sorted(c.name for c in cases if c.name not in healthy),
+        "audit_s_inside_actors": inside["cases_s"], "case_s": spent,
+        "actors": inside["actors"], "cpu_parallel_capacity_before": capacity["speedup"],
+        "probes": [*FLEET_PROBES, "retrain"]})
 
 
 def fleet_case_times(output: str) -> dict[str, Any]:

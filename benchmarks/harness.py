@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 COMPARISONS = ("perturbation", "perturbation_floor", "retrain", "audit_vs_one_fit",
                "audit_vs_one_fit_conv", "audit_vs_one_fit_sequence", "fleet_parallel",
-               "fleet_overhead")
+               "fleet_overhead", "fleet_mixed")
 TARGETS = {"perturbation": 50.0, "perturbation_floor": 0.7, "retrain": 5.0,
            "audit_vs_one_fit": 1.0, "audit_vs_one_fit_conv": 1.0,
            "audit_vs_one_fit_sequence": 1.0, "fleet_parallel": 1.7, "fleet_overhead": 0.9}
@@ -47,6 +47,9 @@ WHAT = {
                       "2 slots",
     "fleet_overhead": "a plain loop of audit_case in this process vs the fleet with 1 slot; "
                       "ratio = loop / fleet",
+    "fleet_mixed": "throughput, not a ratio: a fleet of every zoo shape, healthy and faulty "
+                   "about 80/20, all probes, on 2 slots; cases per hour of wall time, actor "
+                   "starts included",
 }
 
 
@@ -90,6 +93,8 @@ class Comparison:
 
     @property
     def line(self) -> str:
+        if "skipped" in self.notes:
+            return f"{self.name}: skipped ({self.notes['skipped']})"
         return (f"{self.name}: {ratio_text(self.ratio)} x (ours {seconds(self.ours_s)} s vs "
                 f"baseline {seconds(self.baseline_s)} s)")
 
@@ -103,10 +108,39 @@ class Comparison:
 def per_case(name: str, rows: list[dict[str, Any]], **notes: Any) -> Comparison:
     """Median ratio and median times over the measured cases (skipped rows are kept in JSON)."""
     measured = [r for r in rows if "ratio" in r]
+    if not measured:
+        reasons = sorted({r["skipped"] for r in rows if "skipped" in r})
+        notes["skipped"] = ("; ".join(reasons) if reasons else
+                            "no case of the run is of a kind this line measures")
     return Comparison(name, median([r["ours_s"] for r in measured]),
                       median([r["baseline_s"] for r in measured]),
                       median([r["ratio"] for r in measured]), rows,
                       {"aggregate": "median over cases", "n_cases": len(measured), **notes})
+
+
+@dataclass
+class Throughput:
+    """A printed line that is a rate, not a ratio: cases per hour of one fleet run."""
+
+    name: str
+    cases: int
+    wall_s: float
+    slots: int
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def per_hour(self) -> float:
+        return 3600.0 * self.cases / self.wall_s if self.wall_s > 0 else float("nan")
+
+    @property
+    def line(self) -> str:
+        return (f"{self.name}: {self.per_hour:.0f} cases/h on {self.slots} slots ({self.cases} "
+                f"cases in {seconds(self.wall_s)} s; {self.notes.get('summary', '')})")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"line": self.line, "cases_per_hour": self.per_hour, "cases": self.cases,
+                "wall_s": self.wall_s, "slots": self.slots, "what": WHAT[self.name],
+                **self.notes}
 
 
 class Mismatch(AssertionError):

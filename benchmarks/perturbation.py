@@ -10,6 +10,18 @@ from harness import Mismatch, log, timed
 
 CHEAP_REPEATS = 5  # turns of ours and the floor per turn of the perturbation baseline
 
+
+def head(out: Any) -> np.ndarray:
+    """The audited head of a model's output as rows x values: a SavedModel export answers with
+    a dict of its signature's outputs, of which the audited head is the first (as
+    `tfutil.predict` reads it); a list takes its first too."""
+    if isinstance(out, dict):
+        out = next(iter(out.values()))
+    elif isinstance(out, list | tuple):
+        out = out[0]
+    values = np.asarray(out, np.float32)
+    return values.reshape(len(values), -1)
+
 def perturbation_inputs(subject: Any, settings: Any) -> tuple[Any, list[tuple[str, slice]]]:
     """The sensitivity probe's own perturbed inputs (the feed the model takes), from the
     probe's own hook."""
@@ -34,17 +46,17 @@ def measure_perturbation(subject: Any, repeats: int) -> tuple[dict[str, Any], di
 
     def baseline() -> list[np.ndarray]:
         batch, slices = perturbation_inputs(subject, settings)
-        return [model.predict(to_tensors(feed_take(batch, s)), verbose=0) for _, s in slices]
+        return [head(model.predict(to_tensors(feed_take(batch, s)), verbose=0))
+                for _, s in slices]
 
     batch, slices = perturbation_inputs(subject, settings)
 
     def floor() -> np.ndarray:
-        return np.asarray(model(to_tensors(batch), training=False))
+        return head(model(to_tensors(batch), training=False))
 
     # Same perturbations, same outputs: the loop's outputs must be what our one call gives.
     expected = predict(model, batch)
-    got = np.concatenate([np.asarray(o, np.float32).reshape(len(o), -1)
-                          for o in baseline()], axis=0)
+    got = np.concatenate(baseline(), axis=0)
     scale = float(np.nanmax(np.abs(expected))) if np.isfinite(expected).any() else 1.0
     same = got.shape == expected.shape and bool(np.allclose(
         got, expected, rtol=1e-4, atol=1e-5 * max(scale, 1.0), equal_nan=True))

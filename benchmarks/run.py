@@ -1,9 +1,12 @@
 """Flatline's benchmark harness: how much does each part of an audit cost next to the obvious code?
 
-One command measures six comparisons on the scenario zoo (audit.zoo, built into a temp folder)
-and prints one line each, in the form
+One command measures eight comparisons on the scenario zoo (audit.zoo, built into a temp
+folder) and prints one line each, in the form
 
     NAME: RATIO x (ours OURS_S s vs baseline BASE_S s)
+
+(a line that applies to no case of the run says `NAME: skipped (why)`), then the mixed fleet's
+throughput, `fleet_mixed: N cases/h on 2 slots (...)`.
 
 where RATIO = baseline time / our time (bigger is better; per-case comparisons report the median
 ratio over the cases and the median of each time). A per-probe time table follows, and the same
@@ -34,13 +37,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # the local Ray stays on loopback
 
 from audit_fit import AUDIT_LINES, measure_audit, probe_table
-from fleet_runs import measure_fleet
+from fleet_runs import measure_fleet, measure_mixed
 from harness import (
     COMPARISONS,
     RESULTS,
     WHAT,
     Comparison,
     Mismatch,
+    Throughput,
     case_spec,
     git_info,
     log,
@@ -57,8 +61,10 @@ from retraining import measure_retrain, retrain_settings
 PER_CASE = ("perturbation", "perturbation_floor", "retrain", "audit_vs_one_fit",
             "audit_vs_one_fit_conv", "audit_vs_one_fit_sequence")
 AUDIT_VS_FIT = {"audit_vs_one_fit", "audit_vs_one_fit_conv", "audit_vs_one_fit_sequence"}
-# Small, quick cases for --quick: a healthy classifier, an MLP regression, a short training.
-QUICK_CASES = ("binary_mlp_healthy", "regression_unscaled_targets", "multiclass_undertrained")
+# Small, quick cases for --quick, one of each kind the harness must handle: a faulty MLP it
+# retrains and fits, a model with several named inputs (preprocessing inside), and a
+# SavedModel export (a dict output; no fit, no retraining: those lines say they skip it).
+QUICK_CASES = ("multiclass_undertrained", "structured_healthy", "export_flat")
 # model.fit of every retrain job costs a minute or two per case, so by default the retrain
 # comparison runs on three cases: short jobs, a typical MLP, and a deep network.
 RETRAIN_CASES = ("multiclass_undertrained", "regression_unscaled_targets", "deep_vanishing")
@@ -73,7 +79,11 @@ FLEET_CASES = ("deep_vanishing", "deep_exploding", "multiclass_loss_mismatch",
                "linear_lr_too_low", "multiclass_deep_healthy", "binary_mlp_healthy",
                "linear_raw_inputs", "linear_healthy")
 FLEET_RETRAIN = FLEET_CASES
-QUICK_FLEET_CASES = ("multiclass_undertrained", "linear_healthy", "binary_mlp_healthy")
+QUICK_FLEET_CASES = QUICK_CASES
+# The mixed fleet (fleet_mixed): every zoo shape, healthy and faulty about 80/20 as a real
+# fleet is. Every healthy scenario (13, each shape among them) and a faulty one of four shapes.
+MIXED_FAULTY = ("regression_lr_too_high", "structured_lr_too_low",
+                "seq_conv1d_unscaled_targets", "export_flat")
 QUICK_FLEET_RETRAIN = ("multiclass_undertrained",)
 
 
@@ -85,6 +95,7 @@ class Plan:
     retrain: list[str]  # the retrain comparison (model.fit of every job is the slow part)
     fleet: list[str]
     fleet_retrain: set[str]
+    mixed: list[str]  # the mixed fleet's cases
 
 
 def choose(args: argparse.Namespace) -> Plan:
@@ -108,7 +119,9 @@ def choose(args: argparse.Namespace) -> Plan:
                                                      else FLEET_CASES)
     default_retrain = QUICK_FLEET_RETRAIN if args.quick else FLEET_RETRAIN
     fleet_retrain = set(names(args.fleet_retrain) or [n for n in fleet if n in default_retrain])
-    return Plan(cases, retrain, fleet, fleet_retrain)
+    mixed = list(QUICK_CASES) if args.quick else [
+        *(n for n, s in SCENARIOS.items() if s.expected_fault is None), *MIXED_FAULTY]
+    return Plan(cases, retrain, fleet, fleet_retrain, mixed)
 
 
 def case_names(plan: Plan, wanted: set[str], table: bool) -> list[str]:
@@ -116,6 +129,14 @@ def case_names(plan: Plan, wanted: set[str], table: bool) -> list[str]:
     per_case = wanted & {"perturbation", "perturbation_floor", *AUDIT_VS_FIT} or table
     names = [*(plan.cases if per_case else []), *(plan.retrain if "retrain" in wanted else [])]
     return list(dict.fromkeys(names))
+
+
+def no_fit_line(case: Any) -> str:
+    """Why a case has no audit-vs-fit line (it still gets its row in the probe table)."""
+    if not case.retrainable:
+        return "a SavedModel export cannot be fitted"
+    return (f"no audit_vs_one_fit line for {case.shape!r} models (lines: "
+            f"{', '.join(sorted(set(AUDIT_LINES.values())))})")
 
 
 def measure_cases(plan: Plan, zoo: dict[str, Any], wanted: set[str], args: argparse.Namespace,
@@ -154,6 +175,8 @@ def measure_cases(plan: Plan, zoo: dict[str, Any], wanted: set[str], args: argpa
                 if row is not None:
                     rows[line].append(row)
                     log(f"  fit {row['baseline_s']:.2f} s")
+                elif wanted & AUDIT_VS_FIT:
+                    log(f"  audit vs fit skipped: {no_fit_line(case)}")
                 table.append(times)
                 log(f"  audit {times['total']:.2f} s")
         except Mismatch as exc:
@@ -173,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
     if args.table is None:
         args.table = bool(wanted & AUDIT_VS_FIT)
     fleet_on = bool(wanted & {"fleet_parallel", "fleet_overhead"})
+    mixed_on = "fleet_mixed" in wanted
     started, wall0 = time.time(), time.perf_counter()
     git_start = git_info()  # others may commit to this tree while the run lasts
     load_start = os.getloadavg()
@@ -181,11 +205,12 @@ def run(args: argparse.Namespace) -> int:
     settings = retrain_settings(args)
     with quiet_tensorflow(), tempfile.TemporaryDirectory(prefix="flatline-bench-") as tmp:
         folder = Path(tmp)
-        needed = [*case_names(plan, wanted, args.table), *(plan.fleet if fleet_on else [])]
+        needed = [*case_names(plan, wanted, args.table), *(plan.fleet if fleet_on else []),
+                  *(plan.mixed if mixed_on else [])]
         zoo, zoo_s = zoo_cases(Path(args.zoo) if args.zoo else folder / "zoo",
                                list(dict.fromkeys(needed)))
         rows, table = measure_cases(plan, zoo, wanted, args, failures)
-        results: list[Comparison] = []
+        results: list[Comparison | Throughput] = []
         for name in PER_CASE:
             if name not in wanted:
                 continue
@@ -202,6 +227,12 @@ def run(args: argparse.Namespace) -> int:
             try:
                 results += measure_fleet([zoo[n] for n in plan.fleet], plan.fleet_retrain,
                                          folder / "fleet", wanted)
+            except Mismatch as exc:
+                failures.append(str(exc))
+                log(f"MISMATCH: {exc}")
+        if mixed_on:
+            try:
+                results.append(measure_mixed([zoo[n] for n in plan.mixed], folder / "mixed"))
             except Mismatch as exc:
                 failures.append(str(exc))
                 log(f"MISMATCH: {exc}")
@@ -224,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
         "machine": {**machine(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
         "zoo_build_s": zoo_s,
         "plan": {"cases": plan.cases, "retrain": plan.retrain, "fleet": plan.fleet,
+                 "mixed": plan.mixed,
                  "fleet_retrain": sorted(plan.fleet_retrain), "repeats": args.repeats},
         "comparisons": {c.name: c.to_json() for c in results},
         "probe_times": table,
@@ -252,8 +284,10 @@ def parser() -> argparse.ArgumentParser:
             then a per-probe time table, and writes the figures per case, with the machine
             and the git commit, to benchmarks/results/latest.json. Each comparison first
             checks that both sides computed the same result; a failed check prints
-            MISMATCH and the exit status is 1. The full run takes 9-10 minutes on
-            2 cores (one of them building the zoo), --quick about 2."""),
+            MISMATCH and the exit status is 1. A line that cannot apply to a case (an
+            export cannot be fitted or retrained) says so and skips it. The full run takes
+            about 11 minutes on 2 cores with the zoo built (building it, 2 more),
+            --quick about 1.5."""),
         epilog=f"comparisons:\n{lines}\n\n" + textwrap.dedent("""\
             examples:
               python benchmarks/run.py --quick
@@ -289,7 +323,7 @@ def parser() -> argparse.ArgumentParser:
                    help="print the per-probe time table (default: when audit_vs_one_fit runs, "
                    "whose audits it reads; otherwise it costs one audit per case)")
     p.add_argument("--zoo", metavar="DIR", help="keep the zoo in DIR and reuse the cases its "
-                   "zoo.json lists (default: build into a temp folder, ~1 min for all 17)")
+                   "zoo.json lists (default: build into a temp folder, ~2 min for all 40)")
     p.add_argument("--json", default=str(RESULTS / "latest.json"), metavar="PATH",
                    help="where to write the figures (default: benchmarks/results/latest.json)")
     return p
@@ -298,7 +332,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.repeats is None:
-        args.repeats = 3
+        args.repeats = 1 if args.quick else 3
     if args.quick and args.seeds is None:
         args.seeds = 1
     return run(args)

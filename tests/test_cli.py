@@ -187,3 +187,8 @@ def test_demo_builds_the_zoo_audits_it_and_prints_the_findings(module_ray: str,
     assert "impaired" in row and "loss_mismatch" in row and "Use the loss that fits" in row
     assert (tmp_path / "demo.yaml").exists() and (tmp_path / "reports" / "runs").exists()
     assert f"zoo, manifest and report are in {tmp_path}" in result.stderr
+
+
+def test_demo_takes_all_or_scenarios_not_both() -> None:
+    line = _one_line_error(_audit("demo", "--all", "--scenario", "linear_healthy"))
+    assert "--all or --scenario" in line

@@ -301,6 +301,40 @@ def test_actor_pool_recycles_actors_and_knows_nothing_of_cases(module_ray: str) 
     assert max(sum(1 for s, f in spans if s <= t < f) for t, _ in spans) <= 2
 
 
+def test_actor_pool_starts_actors_before_the_items_and_gives_back_spare_seats(
+        module_ray: str) -> None:
+    """`start` warms every seat before any item is known (the driver is still expanding the
+    manifest); `trim` gives back the seats fewer items need, and the run uses the warm
+    actors it kept, none started anew."""
+    import ray
+
+    @ray.remote(num_cpus=0.25)
+    class Born:
+        def ready(self) -> dict[str, Any]:
+            return {}
+
+        def run(self, item: int, attempt: int) -> tuple[int, str]:
+            return item, ray.get_runtime_context().get_actor_id()
+
+    made: list[Any] = []
+
+    def make() -> Any:
+        made.append(Born.remote())
+        return made[-1]
+
+    pool = ActorPool(size=3, make_actor=make, warm=lambda a: a.ready.remote(),
+                     submit=lambda a, item, attempt: a.run.remote(item, attempt),
+                     time_limit=lambda item: 30.0, max_attempts=1, max_uses=10, poll_s=0.1)
+    pool.start()
+    assert len(made) == 3 and len(pool.warming) == 3
+    pool.trim(2)
+    assert len(pool.slots) == 2
+    outcomes = list(pool.run(iter(range(6))))
+    assert sorted(o.status[0] for o in outcomes) == list(range(6))
+    assert len(made) == 3  # no actor started after the items were known
+    assert len({o.status[1] for o in outcomes}) <= 2
+
+
 def test_pool_size_follows_resources_and_caps(module_ray: str, tiny_files: dict) -> None:
     manifest = _manifest_obj(tiny_files)
     assert pool_size(Resources(num_cpus=1, num_gpus=0.25), _quiet(), 100, manifest) == 2

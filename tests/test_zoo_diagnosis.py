@@ -159,3 +159,11 @@ def test_confidence_is_calibrated_on_the_zoo(zoo_reports: dict) -> None:
     top = table[-1]
     assert top["low"] == 0.8 and top["findings"] >= len(FAULTY)
     assert top["accuracy"] >= 0.8, table
+
+
+def test_the_demos_default_scenarios_show_every_verdict(zoo_reports: dict) -> None:
+    """`audit demo` without options audits DEMO_SCENARIOS: a newcomer sees each verdict."""
+    from audit.demo import DEMO_SCENARIOS
+
+    verdicts = {zoo_reports[name].verdict for name in DEMO_SCENARIOS}
+    assert verdicts == {"healthy", "flat", "impaired"}

@@ -85,6 +85,23 @@ class ActorPool:
         self.warming: dict[Any, _Slot] = {}
         self.stop_requested = threading.Event()
 
+    def start(self, n: int | None = None) -> None:
+        """Start `n` actors (default: every seat) now, before any item is known: they warm up
+        (import TensorFlow) while the caller is still preparing the items."""
+        for slot in self.slots[:len(self.slots) if n is None else n]:
+            if slot.actor is None:
+                self._start(slot)
+
+    def trim(self, n: int) -> None:
+        """Keep at most `n` seats (at least one): fewer items than `start` expected. The
+        actors of the seats given up are retired (started ones) and killed."""
+        keep = max(1, n)
+        extra = self.slots[keep:]
+        self._retire([s for s in extra if s.actor is not None and s.ready])
+        for slot in extra:
+            self._kill(slot)
+        self.slots = self.slots[:keep]
+
     def run(self, items: Iterator[Any]) -> Iterator[Outcome]:
         """Yield each item's final outcome as it happens (retries are internal)."""
         self.pending.extend((item, 1) for item in items)
@@ -121,10 +138,7 @@ class ActorPool:
                 spare = sum(1 for s in self.slots if s.actor is not None and id(s) not in busy)
                 if spare >= len(self.pending):
                     continue  # idle or starting actors will take what is left (a retry)
-                slot.actor = self.make_actor()
-                slot.warm_ref = self.warm(slot.actor)
-                slot.ready, slot.warm_started = False, time.monotonic()
-                self.warming[slot.warm_ref] = slot
+                self._start(slot)
             elif slot.ready and id(slot) not in busy:
                 item, attempt = self.pending.popleft()
                 now = time.monotonic()
@@ -132,6 +146,12 @@ class ActorPool:
                 self.flights[ref] = _Flight(slot, item, attempt, time.time(),
                                             now + self.time_limit(item), slot.info)
                 busy.add(id(slot))
+
+    def _start(self, slot: _Slot) -> None:
+        slot.actor = self.make_actor()
+        slot.warm_ref = self.warm(slot.actor)
+        slot.ready, slot.warm_started = False, time.monotonic()
+        self.warming[slot.warm_ref] = slot
 
     def _step(self) -> Iterator[Outcome]:
         import ray

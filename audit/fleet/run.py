@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -44,24 +43,35 @@ def run_fleet(manifest: Manifest, options: FleetOptions | None = None,
     tests only (`audit.fleet.testing`).
     """
     options = options or FleetOptions()
-    cases = cases if cases is not None else manifest.cases(trust_models=options.trust_models)
     output = options.output or manifest.output_uri
     store = Store(output)
-    run_id, done = _plan(store, manifest, options)
-    todo = [c for c in cases if c.case_id not in done]
-    result = RunResult(run_id=run_id, output=output, n_cases=len(cases))
-    _count_previous(store, run_id, [c.case_id for c in cases if c.case_id in done], result)
+    run_id = _run_id(manifest, options)
     started = time.time()
     tag = uuid.uuid4().hex[:8]  # names this invocation's worker temp folders
     with ray_session(options) as address:
-        size = pool_size(manifest.resources, options, len(todo), manifest)
-        result.concurrency = size
-        with stop_on_signals(options.handle_signals) as stop:
-            try:
-                _execute(manifest, store, run_id, todo, size, options, result, stop, on_case,
-                         faults or {}, tag)
-            finally:  # workers killed mid-case (timeouts, a stop) leave their temp folders
-                clear_run_folders(workers_parent(options.temp_root), tag)
+        # The actors start first and import TensorFlow while this process expands the
+        # manifest, hashes the files and lists what the run already has.
+        upper = None if cases is None and manifest.fleet else len(
+            cases if cases is not None else manifest.entries)
+        pool = _pool(manifest, store, run_id, options, faults or {}, tag,
+                     pool_size(manifest.resources, options, upper, manifest))
+        try:
+            pool.start()
+            if cases is None:
+                cases = manifest.cases(trust_models=options.trust_models)
+            done = _done(store, run_id, options)
+            todo = [c for c in cases if c.case_id not in done]
+            pool.trim(len(todo))
+            result = RunResult(run_id=run_id, output=output, n_cases=len(cases),
+                               concurrency=len(pool.slots))
+            _count_previous(store, run_id, [c.case_id for c in cases if c.case_id in done],
+                            result)
+            with stop_on_signals(options.handle_signals) as stop:
+                pool.stop_requested = stop
+                _execute(pool, manifest.name, store, run_id, todo, options, result, on_case)
+        finally:  # workers killed mid-case (timeouts, a stop) leave their temp folders
+            pool.shutdown()
+            clear_run_folders(workers_parent(options.temp_root), tag)
         result.stopped = stop.is_set()
         result.duration_s = time.time() - started
         store.write_run(run_id, run_row(manifest, options, result, started, address))
@@ -90,15 +100,19 @@ def run_manifest(path: str | os.PathLike[str], options: FleetOptions | None = No
     return run_fleet(load_manifest(path), options, faults=faults)
 
 
-def _plan(store: Store, manifest: Manifest, options: FleetOptions) -> tuple[str, set[str]]:
-    """The run id and the cases it already has (resume, or a re-used --run-id)."""
+def _run_id(manifest: Manifest, options: FleetOptions) -> str:
+    """This run's id (new, or the one to resume), its options checked before Ray starts."""
     if options.resume and not options.run_id:
         raise FleetError("--resume needs the id of the run to resume")
     if options.retry_failed and not options.run_id:
         raise FleetError("--retry-failed needs the run to retry (--resume RUN)")
     if options.run_id and not is_run_id(options.run_id):
         raise FleetError(f"run id {options.run_id!r} is not a safe slug; {RUN_ID_RULE}")
-    run_id = options.run_id or new_run_id(manifest.name)
+    return options.run_id or new_run_id(manifest.name)
+
+
+def _done(store: Store, run_id: str, options: FleetOptions) -> set[str]:
+    """The cases the run already has (resume, or a re-used --run-id)."""
     try:
         if options.retry_failed:
             done = {case_id for case_id, status in store.case_status_by_id(run_id).items()
@@ -109,7 +123,7 @@ def _plan(store: Store, manifest: Manifest, options: FleetOptions) -> tuple[str,
         raise ReportError(f"output {store.output}: cannot list reports ({exc})") from None
     if options.resume and not done and run_id not in store.run_ids():
         raise FleetError(f"--resume {run_id}: no such run under {store.output}")
-    return run_id, done
+    return done
 
 
 def _count_previous(store: Store, run_id: str, ids: list[str], result: RunResult) -> None:
@@ -122,10 +136,10 @@ def _count_previous(store: Store, run_id: str, ids: list[str], result: RunResult
     result.n_timeout += counts.get("timeout", 0)
 
 
-def _execute(manifest: Manifest, store: Store, run_id: str, todo: list[CaseSpec], size: int,
-             options: FleetOptions, result: RunResult, stop: threading.Event,
-             on_case: Callable[[RunResult], None] | None, faults: Faults, tag: str) -> None:
-    """Stream the cases through the pool; record each failure at once; show progress."""
+def _pool(manifest: Manifest, store: Store, run_id: str, options: FleetOptions,
+          faults: Faults, tag: str, size: int) -> ActorPool:
+    """The actor pool of this run: `size` seats of `CaseWorker`s, each recycled after
+    `execution.cases_per_actor` cases."""
     import ray
 
     config = WorkerConfig(output=store.output, run_id=run_id, resources=manifest.resources,
@@ -134,7 +148,7 @@ def _execute(manifest: Manifest, store: Store, run_id: str, todo: list[CaseSpec]
         num_cpus=manifest.resources.num_cpus, num_gpus=manifest.resources.num_gpus,
         max_restarts=0, max_task_retries=0)
     execution = manifest.execution
-    pool = ActorPool(
+    return ActorPool(
         size=size,
         make_actor=lambda: actor_class.remote(config),
         warm=lambda actor: actor.setup.remote(),
@@ -145,8 +159,13 @@ def _execute(manifest: Manifest, store: Store, run_id: str, todo: list[CaseSpec]
         poll_s=options.poll_s,
         retire=lambda actor: actor.close.remote(),
     )
-    pool.stop_requested = stop
-    with progress(options.progress, manifest.name, result) as advance:
+
+
+def _execute(pool: ActorPool, name: str, store: Store, run_id: str, todo: list[CaseSpec],
+             options: FleetOptions, result: RunResult,
+             on_case: Callable[[RunResult], None] | None) -> None:
+    """Stream the cases through the pool; record each failure at once; show progress."""
+    with progress(options.progress, name, result) as advance:
         for outcome in pool.run(iter(todo)):
             _record(store, run_id, outcome, result)
             advance()
@@ -190,9 +209,10 @@ def _record(store: Store, run_id: str, outcome: Outcome, result: RunResult) -> N
               f"({exc}); --resume re-runs it", file=sys.stderr, flush=True)
 
 
-def pool_size(resources: Resources, options: FleetOptions, n_todo: int,
+def pool_size(resources: Resources, options: FleetOptions, n_todo: int | None,
               manifest: Manifest) -> int:
-    """As many actors as the cluster's resources hold, capped by --max-concurrency."""
+    """As many actors as the cluster's resources hold, capped by --max-concurrency and by
+    the number of cases (`n_todo`; None: not known yet)."""
     import ray
 
     total = ray.cluster_resources()
@@ -209,4 +229,4 @@ def pool_size(resources: Resources, options: FleetOptions, n_todo: int,
     for cap in (options.max_concurrency, manifest.execution.max_concurrency):
         if cap:
             size = min(size, cap)
-    return max(1, min(size, n_todo or 1))
+    return max(1, size if n_todo is None else min(size, n_todo or 1))

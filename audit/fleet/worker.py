@@ -56,7 +56,12 @@ class WorkerConfig:
 
 class CaseWorker:
     """A Ray actor: a private temp folder and TensorFlow set up once, then cases audited and
-    their reports written."""
+    their reports written.
+
+    The constructor does the slow part (importing TensorFlow, Keras and the probes, ~3 s),
+    so it starts the moment the driver creates the actor, while the driver is still expanding
+    the manifest; an actor then serves `execution.cases_per_actor` cases before it is
+    recycled."""
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
@@ -64,18 +69,24 @@ class CaseWorker:
         self.temp_folder = make_temp_folder(config.temp_root, config.run_tag)
         atexit.register(self.close)
         self.store = Store(config.output)
-        self.identity: dict[str, Any] = {}
+        self.identity = self._start_tensorflow()
 
-    def setup(self) -> dict[str, Any]:
-        """Import and configure TensorFlow before any op; return where this actor runs."""
+    def _start_tensorflow(self) -> dict[str, Any]:
+        """Import and configure TensorFlow before any op, import what a case needs; return
+        where this actor runs."""
         import ray
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         context = ray.get_runtime_context()
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
         configure_tensorflow(self.config.resources, gpu_ids)
-        self.identity = {"node": ray.util.get_node_ip_address(), "node_id": context.get_node_id(),
-                         "gpu_ids": gpu_ids, "worker": context.get_actor_id(), "pid": os.getpid()}
+        import audit.engine  # noqa: F401  (Keras and every probe: not the first case's cost)
+
+        return {"node": ray.util.get_node_ip_address(), "node_id": context.get_node_id(),
+                "gpu_ids": gpu_ids, "worker": context.get_actor_id(), "pid": os.getpid()}
+
+    def setup(self) -> dict[str, Any]:
+        """Where this actor runs; resolves once the constructor is done (it is ready)."""
         return self.identity
 
     def run(self, spec: CaseSpec, attempt: int) -> dict[str, Any]:
