@@ -185,6 +185,18 @@ def measure_cases(plan: Plan, zoo: dict[str, Any], wanted: set[str], args: argpa
     return rows, table
 
 
+def worst_faulty(rows: list[dict[str, Any]], zoo: dict[str, Any]) -> Comparison:
+    """`audit_vs_one_fit_worst`: the faulty case whose audit costs the most fits."""
+    faulty = [r for r in rows if zoo[r["case"]].expected_fault and math.isfinite(r["ratio"])]
+    if not faulty:
+        return Comparison("audit_vs_one_fit_worst", math.nan, math.nan, math.nan,
+                          notes={"skipped": "no faulty case had its fit timed"})
+    worst = min(faulty, key=lambda r: r["ratio"])
+    return Comparison("audit_vs_one_fit_worst", worst["ours_s"], worst["baseline_s"],
+                      worst["ratio"], cases=sorted(faulty, key=lambda r: r["ratio"]),
+                      notes={"case": worst["case"]})
+
+
 def run(args: argparse.Namespace) -> int:
     """Measure, print the lines and the table, write the JSON; 1 if a check failed."""
     wanted = set(args.only.split(",")) if args.only else set(COMPARISONS)
@@ -223,6 +235,9 @@ def run(args: argparse.Namespace) -> int:
                                    f"(baseline) and {args.repeats * CHEAP_REPEATS} (ours, "
                                    "floor)")
             results.append(per_case(name, rows[name], **notes))
+        if wanted & AUDIT_VS_FIT:
+            results.append(worst_faulty([row for line in AUDIT_VS_FIT for row in rows[line]],
+                                        zoo))
         if fleet_on:
             try:
                 results += measure_fleet([zoo[n] for n in plan.fleet], plan.fleet_retrain,

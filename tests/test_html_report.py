@@ -111,6 +111,9 @@ def test_the_page_draws_filters_and_opens_cases(browser: object, two_nights: Pat
     assert "regression" in page.locator("#since").inner_text()
     page.click("#cases tbody tr[data-name='model-0000'] a")
     section = page.locator("details#case-model-0000-00000000")
+    # the click's hash change opens the section in a handler: wait for it (a loaded machine
+    # ran the handler after a bare read), then read it
+    page.wait_for_selector("details#case-model-0000-00000000[open]", timeout=10_000)
     assert section.get_attribute("open") is not None
     page.wait_for_function(
         "document.querySelectorAll('#case-model-0000-00000000 .case-charts svg').length == 3")
