@@ -39,6 +39,7 @@ def main() -> int:
     findings: dict[str, list[tuple[str, float]]] = {}
     for case in cases:
         primaries = [by_seed[seed][case.name].primary_fault for seed in args.seeds]
+        primaries = [None if p is None else str(p) for p in primaries]  # codes as plain text
         first = by_seed[args.seeds[0]][case.name]
         findings[case.name] = [(f.fault, f.confidence) for f in first.findings]
         ok = all(p == case.expected_fault for p in primaries)
