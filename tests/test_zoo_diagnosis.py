@@ -16,8 +16,10 @@ FAULTY = [name for name, s in SCENARIOS.items()
           if s.expected_fault and s.shape != "export" and name not in UNREPAIRABLE + NOISY]
 PAIRS = [name for name, s in SCENARIOS.items() if s.contributing]
 #: labels the loss cannot read, and the verdict their mechanism gives: ids / 4 all cast to
-#: class 0 (the output goes flat); near-integers move half of each class (it still responds)
-LABELS = {"multiclass_fraction_labels": "flat", "multiclass_near_integer_labels": "impaired",
+#: class 0 (the output goes flat); ids / 255 too, but ten softmax outputs 20 epochs into that
+#: still move with the input; near-integers move half of each class (it still responds)
+LABELS = {"multiclass_fraction_labels": "flat", "multiclass_ids_over_255": "impaired",
+          "multiclass_near_integer_labels": "impaired",
           "binary_constant_label": "impaired"}
 EXPORTS_FLAT = [name for name, s in SCENARIOS.items() if s.expected_fault and s.shape == "export"]
 HEALTHY = [name for name, s in SCENARIOS.items() if not s.expected_fault]

@@ -9,6 +9,8 @@ already scaled, whatever its raw values).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from audit.inputs import model_inputs
@@ -153,14 +155,21 @@ def run(subject: Subject, settings: DataSettings) -> ProbeResult:
 
 
 def _fraction_scale(values: np.ndarray, settings: DataSettings) -> float:
-    """The smallest k for which every distinct label times k is an integer (labels that are
-    class ids divided by a scale), NaN when the labels are integers already or no k fits."""
+    """The smallest k for which every distinct label times k is a small class id (labels that
+    are class ids divided by a scale), NaN when the labels are integers already or no k fits.
+
+    The ids must be compact (0 to `few_label_values`): ids / 255 are {0, 1, ..., 9} / 255,
+    while integers with round-off ({0.999, 2.001}) only fit k = 1000 as ids in the thousands.
+    """
     if np.allclose(values, np.round(values)):
         return float("nan")
     for k in range(2, settings.max_label_scale + 1):
         scaled = values * k
-        if np.allclose(scaled, np.round(scaled), rtol=0, atol=1e-4 * k):
-            return float(k)
+        # ids stored as float32 are off by ~1e-6; a neighbouring k is off by 1/k of an id
+        if np.allclose(scaled, np.round(scaled), rtol=0, atol=1e-3):
+            ids = np.round(scaled)
+            compact = ids.min() >= 0 and ids.max() < settings.few_label_values
+            return float(k) if compact else float("nan")
     return float("nan")
 
 
@@ -185,11 +194,14 @@ def label_checks(y: np.ndarray, task: str, settings: DataSettings) -> dict[str, 
     values = np.unique(finite[:, 0])
     off = np.abs(finite[:, 0] - np.round(finite[:, 0]))
     nearly = (off > 0) & (off <= settings.near_integer)
-    if len(np.unique(np.round(values))) <= settings.few_label_values:
+    if 2 <= len(values) <= settings.few_label_values:
+        out[Data.LABEL_FRACTION_SCALE.metric] = _fraction_scale(values, settings)
+    # ids over a large scale (ids / 255 all lie within 0.04 of 0) are no round-off: a scale
+    # that gives compact ids explains them, and rounding would merge every class into one
+    scaled_ids = math.isfinite(out[Data.LABEL_FRACTION_SCALE.metric])
+    if len(np.unique(np.round(values))) <= settings.few_label_values and not scaled_ids:
         out[Data.LABEL_NEAR_INTEGER.metric] = float(nearly.mean()) if np.all(
             off <= settings.near_integer) else 0.0
-    if 2 <= len(values) <= settings.few_label_values and not nearly.any():
-        out[Data.LABEL_FRACTION_SCALE.metric] = _fraction_scale(values, settings)
     integral = np.all(off == 0)  # exact: class ids are stored as exact integers
     if (task == "regression" and integral and 3 <= len(values) <= settings.few_label_values
             and values[0] == 0 and np.array_equal(values, np.arange(len(values)))):
