@@ -293,7 +293,12 @@ def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dic
         sup, static = support.get(fault, (0.0, {}))
         score += th.static_weight * sup + th.priority_weight * faults.root_cause_rank(fault)
         best = by_fault.get(fault)
-        if best is None or (confirmed, score) > (best.confirmed, best.score):
+
+        def upstream(o: Outcome | None) -> bool:  # removes a mechanism others compensate for
+            return o is not None and bool(o.plan.outranks) and o.plan.tests == fault
+
+        if best is None or (confirmed, upstream(outcome), score) > (
+                best.confirmed, upstream(best.outcome), best.score):
             by_fault[fault] = Candidate(fault, score, confirmed, outcome, sup, static, **more)
 
     singles = [o for o in outcomes if not o.plan.parts]
@@ -328,7 +333,7 @@ def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dic
                 have = by_fault.get(fault)
                 offer(fault, 1.0, have is not None and have.confirmed,
                       have.outcome if have else None)
-    mark_worked_around(by_fault)
+    mark_worked_around(by_fault, singles)
     ranked = sorted(by_fault.values(), key=lambda c: (
         faults.get(c.fault).definitive and c.support >= 1, not c.contributing, c.confirmed,
         not c.worked_around, c.score), reverse=True)
@@ -344,10 +349,12 @@ def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dic
     return ranked
 
 
-def mark_worked_around(by_fault: dict[str, Candidate]) -> None:
+def mark_worked_around(by_fault: dict[str, Candidate], singles: list[Outcome]) -> None:
     """Root cause over symptom: a confirmed change that declares it only works around an
     upstream fault ranks below that fault when the upstream fault's own change is confirmed
-    too (the change that removes the mechanism beats the one that compensates for it)."""
+    too (the change that removes the mechanism beats the one that compensates for it). The
+    upstream change may declare it instead (`outranks`): any confirmed change of it ranks the
+    faults it names below, whichever change confirmed them."""
     for cand in by_fault.values():
         if not cand.confirmed or cand.outcome is None:
             continue
@@ -355,6 +362,14 @@ def mark_worked_around(by_fault: dict[str, Candidate]) -> None:
             other = by_fault.get(upstream)
             if other is not None and other.confirmed and other.outcome is not cand.outcome:
                 cand.worked_around = True
+    for outcome in singles:
+        if not outcome.confirmed:
+            continue
+        for downstream in outcome.plan.outranks:
+            other = by_fault.get(downstream)
+            if (other is not None and other.confirmed and other.outcome is not outcome
+                    and other.fault != outcome.plan.tests):
+                other.worked_around = True
 
 
 def restored_by(ranked: list[Candidate], singles: list[Outcome]) -> None:

@@ -32,6 +32,7 @@ DECLARED = {
                       "also_fixes": ["dead_relu", "vanishing_gradient"]},
     "adam": {"tests": "optimizer_stalled", "control": "baseline",
              "also_fixes": ["vanishing_gradient", "saturated_activations"]},
+    "restore_activation": faults.network.RESTORE_ACTIVATION.plan().info(),
 }
 
 
@@ -378,3 +379,24 @@ def test_the_change_that_removes_the_cause_beats_the_one_that_works_around_it() 
     # without the declaration the targets win (root-cause order): the rule is what decides
     with_declared(runs, "standardize_targets", works_around=[])
     assert diagnose(results, "regression").primary_fault == "unscaled_targets"
+
+
+def test_one_layers_activation_put_back_outranks_what_keeps_its_dead_units_alive() -> None:
+    """An early layer's activation swapped leaves every ReLU after it dead. Putting that one
+    layer's activation back restores the model; so do LeakyReLU everywhere (which speaks for
+    the dead units) and Adam. The swapped activation is the cause, the dead units its
+    symptom; both other changes stay in the evidence."""
+    runs = retrain(baseline=[0.02, 0.0, 0.01], restore_activation=[0.9, 0.92, 0.91],
+                   nonsaturating=[0.95, 0.96, 0.95], adam=[0.97, 0.96, 0.97])
+    results = {"data": data(), "sensitivity": sensitivity(0.01, 0.01), "retrain": runs,
+               "activations": ProbeResult("activations", metrics={
+                   keys.Activations.DEAD_MAX.metric: 1.0,
+                   keys.Activations.DEAD_MEAN.metric: 0.9})}
+    d = diagnose(results, "regression")
+    assert d.primary_fault == "saturated_activations" and d.findings[0].confirmed
+    assert d.findings[0].evidence["counterfactual"] == "restore_activation"
+    assert set(d.findings[0].evidence["also_restored_by"]) == {"nonsaturating", "adam"}
+    assert "dead_relu" in [f.fault for f in d.findings[1:]]
+    # without the declaration the dead units win (full static support, root-cause order)
+    with_declared(runs, "restore_activation", outranks=[])
+    assert diagnose(results, "regression").primary_fault == "dead_relu"

@@ -4,6 +4,7 @@ what each declares (its fault, its control), and the two-change search."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -215,3 +216,51 @@ def test_the_rate_search_refines_half_a_decade_back_from_the_first_rate_that_wor
     plans += refined
     skills[refined[0].name] = 0.1
     assert lr_walk(plans, skills, 0.01, settings) == []
+
+
+def _stack(*activations: str, recurrent: bool = False) -> Any:
+    import keras
+
+    layers: list[Any] = [keras.Input((5, 4))]
+    if recurrent:
+        layers.append(keras.layers.LSTM(8))
+    layers.append(keras.layers.Flatten())
+    layers += [keras.layers.Dense(8, activation=a, name=f"h{i}")
+               for i, a in enumerate(activations)]
+    return keras.Sequential([*layers, keras.layers.Dense(1)])
+
+
+@pytest.mark.parametrize(("activations", "odd"), [
+    (("relu", "softmax", "relu", "relu"), ("h1", "softmax", "relu")),
+    (("exponential", "tanh", "tanh"), ("h0", "exponential", "tanh")),
+    (("relu", "relu", "relu"), None),  # nothing out of line
+    (("relu", "softmax"), None),  # too few layers to say which is out of line
+    (("tanh", "relu", "relu", "tanh"), None),  # two designs, neither one layer
+    (("relu", "sigmoid", "tanh", "relu"), None),  # three kinds: no one line to restore
+])
+def test_the_one_hidden_layer_out_of_line_is_found(activations: tuple[str, ...],
+                                                   odd: tuple[str, str, str] | None) -> None:
+    from audit.faults.network import odd_activation
+
+    assert odd_activation(_stack(*activations)) == odd
+
+
+def test_recurrent_gates_and_the_head_are_not_counted() -> None:
+    """An LSTM's tanh and a sigmoid head are design: only hidden non-recurrent layers count."""
+    from audit.faults.network import odd_activation
+
+    # counted, the LSTM's tanh would be the one out of line among three ReLU layers
+    assert odd_activation(_stack("relu", "relu", "relu", recurrent=True)) is None
+
+
+def test_restoring_the_odd_layer_changes_that_layer_only(tmp_path: Path) -> None:
+    from audit.faults.network import RESTORE_ACTIVATION
+    from audit.probes.retrain.variants import plan_model
+
+    model = _stack("relu", "softmax", "relu")
+    plan = RESTORE_ACTIVATION.plan(architecture="restore_activation",
+                                   activations=(("h1", "relu"),))
+    clone = plan_model(SimpleNamespace(model=model), None, plan)  # type: ignore[arg-type]
+    names = {layer.name: layer.get_config().get("activation") for layer in clone.layers}
+    assert names["h0"] == names["h1"] == names["h2"] == "relu"
+    assert model.get_layer("h1").get_config()["activation"] == "softmax"

@@ -61,6 +61,7 @@ PLANNING: tuple[Counterfactual, ...] = (
     training.ADAM,
     training.FIT_LOSS,
     data.CLASS_WEIGHTS,
+    network.RESTORE_ACTIVATION,
     network.NONSATURATING,
     network.DEFAULT_INIT,
     regularization.UNREGULARIZED,

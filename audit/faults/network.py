@@ -8,7 +8,13 @@ from typing import Any
 from audit.faults.codes import Code
 from audit.faults.plan import Plan
 from audit.faults.unit import FULL, PARTIAL, Counterfactual, Evidence, Fault, PlanContext, Support
-from audit.keras_vocab import DEFAULT_KERNEL_INITS, SATURATING, is_recurrent, weighted_layers
+from audit.keras_vocab import (
+    DEFAULT_KERNEL_INITS,
+    SATURATING,
+    activation_name,
+    is_recurrent,
+    weighted_layers,
+)
 from audit.probes.keys import Activations, Gradients
 
 
@@ -99,6 +105,35 @@ def _nonsaturating(ctx: PlanContext, cf: Counterfactual) -> list[Plan]:
     return [cf.plan(architecture="nonsaturating")] if names & (SATURATING | {"relu"}) else []
 
 
+def odd_activation(model: Any) -> tuple[str, str, str] | None:
+    """The one hidden layer whose activation is out of line with every other hidden layer's
+    (a softmax or sigmoid between ReLU layers, as a swapped activation leaves it), as (layer,
+    its activation, the others'), or None. At least two others must agree; recurrent layers
+    (gates by design) and the head are not counted."""
+    hidden = [(layer.name, activation_name(layer))
+              for layer in weighted_layers(model)[:-1] if not is_recurrent(layer)]
+    hidden = [(name, act) for name, act in hidden if act is not None]
+    kinds = {act for _, act in hidden}
+    if len(hidden) < 3 or len(kinds) != 2:
+        return None
+    odd = [(name, act) for name, act in hidden
+           if sum(a == act for _, a in hidden) == 1]
+    if len(odd) != 1:
+        return None
+    name, act = odd[0]
+    return name, act, next(a for _, a in hidden if a != act)
+
+
+def _restore_activation(ctx: PlanContext, cf: Counterfactual) -> list[Plan]:
+    odd = odd_activation(ctx.subject.model)
+    if odd is None:
+        return []
+    name, act, usual = odd
+    return [cf.plan(change=f"layer {name}: {act} -> {usual}, as every other hidden layer",
+                    suspect=True, architecture="restore_activation",
+                    activations=((name, usual),))]
+
+
 def _default_init(ctx: PlanContext, cf: Counterfactual) -> list[Plan]:
     if not has_unusual_init(ctx.subject.model):
         return []
@@ -108,6 +143,14 @@ def _default_init(ctx: PlanContext, cf: Counterfactual) -> list[Plan]:
 CLIP_GRADIENTS = Counterfactual("clip_gradients", "gradients clipped to norm 1",
                                 Code.EXPLODING_GRADIENT, _clip_gradients,
                                 also_fixes=(Code.LR_TOO_HIGH,))
+#: one layer's activation put back removes the cause; what else restored only compensated
+#: for the units it killed or squashed (dead ReLUs downstream, a stalled optimizer, a rate)
+RESTORE_ACTIVATION = Counterfactual(
+    "restore_activation",
+    "one hidden layer's activation, out of line with the others', set to theirs",
+    Code.SATURATED_ACTIVATIONS, _restore_activation,
+    outranks=(Code.DEAD_RELU, Code.VANISHING_GRADIENT, Code.EXPLODING_GRADIENT,
+              Code.OPTIMIZER_STALLED, Code.LR_TOO_LOW, Code.LR_TOO_HIGH, Code.UNDERTRAINED))
 NONSATURATING = Counterfactual("nonsaturating", "hidden sigmoid/tanh -> ReLU, ReLU -> LeakyReLU",
                                Code.SATURATED_ACTIVATIONS, _nonsaturating,
                                also_fixes=(Code.DEAD_RELU, Code.VANISHING_GRADIENT))
@@ -132,10 +175,13 @@ DEAD_RELU = Fault(
 
 SATURATED_ACTIVATIONS = Fault(
     Code.SATURATED_ACTIVATIONS,
-    "Sigmoid/tanh units sit in their flat tails, so gradients vanish.",
-    "Use ReLU-family activations (He init) or scale the pre-activations (inputs, init, "
-    "BatchNorm).",
-    probe="activations", rule=_saturated, limits=UnitLimits(), counterfactuals=(NONSATURATING,))
+    "A hidden activation squashes its units: sigmoid/tanh units sit in their flat tails, or "
+    "one layer's activation, out of line with the others' (a softmax, sigmoid or exponential "
+    "between ReLU layers), starves or kills the units after it, so gradients vanish.",
+    "Give the layer out of line its neighbours' activation; otherwise use ReLU-family "
+    "activations (He init) or scale the pre-activations (inputs, init, BatchNorm).",
+    probe="activations", rule=_saturated, limits=UnitLimits(),
+    counterfactuals=(RESTORE_ACTIVATION, NONSATURATING))
 
 VANISHING_GRADIENT = Fault(
     Code.VANISHING_GRADIENT,

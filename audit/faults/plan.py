@@ -32,6 +32,9 @@ class Plan:
     #: faults upstream of the one this change addresses: when one of them is confirmed by
     #: its own change too, this change only worked around it (ranked below it)
     works_around: tuple[Code, ...] = ()
+    #: faults downstream of the one this change addresses: when this change is confirmed, a
+    #: change that restored the model under one of them only compensated for it (ranked below)
+    outranks: tuple[Code, ...] = ()
     standardize_inputs: bool = False
     standardize_targets: bool = False
     drop_bad_rows: bool = False
@@ -40,7 +43,9 @@ class Plan:
     clipnorm: float | None = None
     fit_loss: bool = False
     class_weights: bool = False
-    architecture: str = "same"  # same | nonsaturating | default_init | unregularized
+    #: same | nonsaturating | default_init | unregularized | restore_activation
+    architecture: str = "same"
+    activations: tuple[tuple[str, str], ...] = ()  # (layer, activation) restore_activation sets
     epochs: int | None = None
     relabel: float | None = None  # labels x this, rounded: class ids again (1.0: rounding)
 
@@ -50,6 +55,7 @@ class Plan:
             object.__setattr__(self, "tests", Code(self.tests))
         object.__setattr__(self, "also_fixes", tuple(Code(c) for c in self.also_fixes))
         object.__setattr__(self, "works_around", tuple(Code(c) for c in self.works_around))
+        object.__setattr__(self, "outranks", tuple(Code(c) for c in self.outranks))
 
     @property
     def is_rate_rung(self) -> bool:
@@ -62,7 +68,8 @@ class Plan:
         return {keys.CHANGE: self.change, keys.TESTS: self.tests,
                 keys.ALSO_FIXES: list(self.also_fixes), keys.CONTROL: self.control,
                 keys.PARTS: list(self.parts), keys.LEARNING_RATE: self.learning_rate,
-                keys.RATE_RUNG: self.rate_rung, keys.WORKS_AROUND: list(self.works_around)}
+                keys.RATE_RUNG: self.rate_rung, keys.WORKS_AROUND: list(self.works_around),
+                keys.OUTRANKS: list(self.outranks)}
 
     @classmethod
     def read(cls, name: str, details: dict[str, Any]) -> Plan:
@@ -74,11 +81,12 @@ class Plan:
                    info.get(keys.CONTROL), parts=tuple(info.get(keys.PARTS, ())),
                    rate_rung=info.get(keys.RATE_RUNG),
                    works_around=tuple(info.get(keys.WORKS_AROUND, ())),
+                   outranks=tuple(info.get(keys.OUTRANKS, ())),
                    learning_rate=info.get(keys.LEARNING_RATE))
 
 
 #: the fields a change sets; two plans combine when they set different ones
 CHANGE_FIELDS = ("standardize_inputs", "standardize_targets", "drop_bad_rows", "optimizer",
                  "learning_rate", "clipnorm", "fit_loss", "class_weights", "architecture",
-                 "relabel")
+                 "activations", "relabel")
 assert set(CHANGE_FIELDS) <= {f.name for f in fields(Plan)}

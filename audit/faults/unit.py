@@ -109,11 +109,16 @@ class Counterfactual:
     #: own change too, that one is the root cause (e.g. standardized targets make a training
     #: that stopped far too early suffice; training as long as it should removes the cause)
     works_around: tuple[Code, ...] = ()
+    #: downstream faults whose changes only compensate for the cause this change removes: when
+    #: it is confirmed, they rank below it (e.g. one layer's activation put back, against Adam,
+    #: another rate, or LeakyReLU everywhere keeping the units it killed alive)
+    outranks: tuple[Code, ...] = ()
 
     def plan(self, name: str | None = None, change: str | None = None, **fields: Any) -> Plan:
         """A plan of this family, declaring what the family tests."""
         return Plan(name or self.name, change or self.change, tests=self.tests,
-                    also_fixes=self.also_fixes, works_around=self.works_around, **fields)
+                    also_fixes=self.also_fixes, works_around=self.works_around,
+                    outranks=self.outranks, **fields)
 
 
 Rule = Callable[[Evidence, Any], Support | None]

@@ -126,6 +126,7 @@ CONTROL = "control"  # the plan that isolates this plan's second change ("baseli
 PARTS = "parts"  # a pair: the two single plans it combines
 LEARNING_RATE = "learning_rate"  # the rate the plan trains at (None: the model's own)
 WORKS_AROUND = "works_around"  # faults upstream that this change only works around
+OUTRANKS = "outranks"  # faults downstream whose changes only compensate for this one's cause
 RATE_RUNG = "rate_rung"  # "up"/"down": a rung of the learning-rate search (None: not one)
 BASELINE = "baseline"
 PAIR_JOIN = "+"

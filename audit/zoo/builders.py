@@ -217,6 +217,21 @@ def multiclass_fraction_labels() -> tuple[Any, np.ndarray, np.ndarray, dict[str,
                                 "sparse_categorical_crossentropy", 20)
 
 
+def regression_softmax_layer() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """One activation swapped (DeepCrime's ACH): the first of four ReLU layers is a softmax.
+    Its 64 outputs of about 1/64 starve the layers after it under SGD(0.01), which trains the
+    all-ReLU twin well; putting its ReLU back restores the model, and so do what compensate
+    (Adam, a higher rate)."""
+    import keras
+
+    x, y = smooth_regression(1000, 8, seed=5)
+    acts = {64: "softmax", 63: "relu", 32: "relu", 16: "relu"}  # units: activation
+    model = keras.Sequential([keras.Input((8,))] + [
+        keras.layers.Dense(units, activation=act) for units, act in acts.items()
+    ] + [keras.layers.Dense(1)])
+    return model, x, y, _fit(model, x, y, opt("sgd", 0.01), "mse", 30)
+
+
 def multiclass_ids_over_255() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
     """Class ids divided by 255 upstream, as pixel values are: every label lies within 0.04 of
     0, so sparse cross-entropy casts all ten classes to class 0."""

@@ -43,6 +43,7 @@ from audit.zoo.builders import (
     regression_rmsprop_long_low_rate,
     regression_saturated,
     regression_sgd_too_brief,
+    regression_softmax_layer,
     regression_unscaled_inputs,
     regression_unscaled_targets,
 )
@@ -109,6 +110,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("multiclass_fraction_labels", "regression", "bad_data",
                  "4 classes whose ids were divided by 4, sparse cross-entropy",
                  multiclass_fraction_labels),
+        Scenario("regression_softmax_layer", "regression", "saturated_activations",
+                 "the first of four ReLU layers swapped to softmax, SGD(0.01): its outputs of "
+                 "about 1/64 starve the layers after it", regression_softmax_layer),
         Scenario("multiclass_ids_over_255", "regression", "bad_data",
                  "10 classes whose ids were divided by 255, sparse cross-entropy",
                  multiclass_ids_over_255),

@@ -83,14 +83,18 @@ def make_split(subject: Subject, settings: RetrainSettings) -> Split:
     return Split(x.take(train), subject.y[train], x.take(val), subject.y[val], rows)
 
 
-def _clone(model: Any, architecture: str) -> Any:
+def _clone(model: Any, architecture: str, activations: tuple[tuple[str, str], ...] = ()) -> Any:
     import keras
 
     last = model.layers[-1].name
+    restore = dict(activations)
 
     def change(layer: Any) -> Any:
         config = layer.get_config()
-        if architecture == "default_init":
+        if architecture == "restore_activation":
+            if layer.name in restore:
+                config["activation"] = restore[layer.name]
+        elif architecture == "default_init":
             if "kernel_initializer" in config:
                 config["kernel_initializer"] = "glorot_uniform"
             if "bias_initializer" in config:
@@ -173,7 +177,7 @@ def standardize_inputs(x: Inputs, ref: Inputs) -> Inputs:
 def plan_model(subject: Subject, split: Split, plan: Plan) -> Any:
     """The network a plan trains: a clone of the model, changed as the plan says. It only
     describes the architecture; each seed's weights are drawn by `initial_weights`."""
-    model = _clone(subject.model, plan.architecture)
+    model = _clone(subject.model, plan.architecture, plan.activations)
     if plan.fit_loss:
         _, units, activation = fitting_loss(subject.task)
         if units is None:
@@ -185,10 +189,10 @@ def plan_model(subject: Subject, split: Split, plan: Plan) -> Any:
 
 def build_variants(subject: Subject, split: Split, plans: list[Plan]) -> list[Variant]:
     """Every plan built; plans with the same architecture share one model."""
-    models: dict[tuple[str, bool], Any] = {}
+    models: dict[tuple[str, tuple[tuple[str, str], ...], bool], Any] = {}
     variants = []
     for plan in plans:
-        key = (plan.architecture, plan.fit_loss)
+        key = (plan.architecture, plan.activations, plan.fit_loss)
         if key not in models:
             models[key] = plan_model(subject, split, plan)
         variants.append(build_variant(subject, split, plan, models[key]))
