@@ -285,7 +285,7 @@ def query(
     if csv:
         import csv as csvlib
 
-        writer = csvlib.writer(sys.stdout)
+        writer = csvlib.writer(sys.stdout, lineterminator="\n")  # LF, as Unix tools read
         writer.writerow(columns)
         writer.writerows(rows)
         return
@@ -433,7 +433,7 @@ def _render_diff(result: Any, format_: DiffFormat) -> None:
 
         fields = ["kind", "name", "base_verdict", "new_verdict", "base_fault", "new_fault",
                   "base_skill", "new_skill", "reason"]
-        writer = csvlib.DictWriter(sys.stdout, fieldnames=fields)
+        writer = csvlib.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         return

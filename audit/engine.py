@@ -14,16 +14,12 @@ from audit.subject import SubjectError, load_subject
 
 
 def probe_settings(name: str, spec: CaseSpec) -> probes.ProbeSettings:
-    """The settings of probe `name` for this case: its seed, and the budget for retraining."""
-    settings_type = probes.get(name).settings
-    fields = settings_type.model_fields
+    """The settings of probe `name` for this case: its seed, and the `budget:` fields the
+    probe declares it takes (`Probe.budget`)."""
+    probe = probes.get(name)
     values: dict[str, object] = {"seed": spec.seed}
-    budget = {"epochs": "epochs", "max_seconds": "max_seconds", "seeds": "seeds",
-              "max_flops": "flops"}  # setting -> Budget field
-    for key, field in budget.items():
-        if key in fields:
-            values[key] = getattr(spec.budget, field)
-    return settings_type(**values)
+    values.update({key: getattr(spec.budget, field) for key, field in probe.budget.items()})
+    return probe.settings(**values)
 
 
 def run_probes(spec: CaseSpec, subject: object) -> dict[str, ProbeResult]:

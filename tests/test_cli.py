@@ -153,11 +153,12 @@ def test_report_shows_the_worst_cases_first_with_what_to_do(cli_run: dict) -> No
 
 
 def test_query_answers_sql_over_the_views(cli_run: dict) -> None:
-    result = _audit("query", str(cli_run["output"]),
-                    "select run_id, status, count(*) as n from cases group by 1, 2 order by 2",
-                    "--csv")
-    assert result.returncode == 0, result.stderr
-    assert list(csv.reader(io.StringIO(result.stdout))) == [
+    sql = "select run_id, status, count(*) as n from cases group by 1, 2 order by 2"
+    raw = subprocess.run([AUDIT, "query", str(cli_run["output"]), sql, "--csv"],
+                         capture_output=True, timeout=300)  # bytes: no newline translation
+    assert raw.returncode == 0, raw.stderr
+    assert b"\r" not in raw.stdout  # LF line ends, as shell tools read them
+    assert list(csv.reader(io.StringIO(raw.stdout.decode()))) == [
         ["run_id", "status", "n"], ["clirun", "error", "1"], ["clirun", "ok", "3"]]
 
 

@@ -122,6 +122,7 @@ def test_cli_formats(nights: Path) -> None:
     assert (doc["changes"][0]["name"], doc["changes"][0]["new"]["primary_fault"]) == \
         ("new-fault", "dead_relu")
     as_csv = runner.invoke(app, ["diff", str(nights), "r1", "r2", "--format", "csv"])
+    assert "\r" not in as_csv.stdout  # LF line ends, as Unix tools read them
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert [r["kind"] for r in rows].count("regression") == 3
     assert rows[0]["name"] == "new-fault" and rows[0]["new_fault"] == "dead_relu"

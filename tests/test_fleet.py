@@ -84,6 +84,7 @@ FAULTY = {
     "good-b": None,
     "exits-once": Injection(kind="exit", attempts=1),
     "exits-always": Injection(kind="exit"),
+    "raises": Injection(kind="raise"),
     "too-slow": Injection(kind="sleep", seconds=120),
 }
 
@@ -209,7 +210,7 @@ def test_healthy_cases_finish_next_to_faulty_ones(faulty: tuple[RunResult, dict]
     result, rows = faulty
     assert rows["good-a"]["status"] == rows["good-b"]["status"] == "ok"
     assert rows["good-a"]["verdict"] in ("healthy", "impaired", "flat")
-    assert (result.n_cases, result.n_ok, result.n_error, result.n_timeout) == (7, 3, 3, 1)
+    assert (result.n_cases, result.n_ok, result.n_error, result.n_timeout) == (8, 3, 4, 1)
     assert result.exit_code == 1
 
 
@@ -226,6 +227,15 @@ def test_a_case_that_always_crashes_ends_as_error_with_a_reason(faulty: tuple) -
         assert row["node_id"] == rows["good-a"]["node_id"] is not None
     assert (row["status"], row["verdict"], row["attempts"]) == ("error", "error", 2)
     assert "worker" in row["error"] and "died" in row["error"] and "\n" not in row["error"]
+
+
+def test_a_case_whose_audit_raises_is_an_error_at_once_not_retried(faulty: tuple) -> None:
+    """An exception the audit itself raised would be raised again: one attempt, no restart
+    of the worker (each costs a TensorFlow start-up), the exception in one line."""
+    _, rows = faulty
+    row = rows["raises"]
+    assert (row["status"], row["verdict"], row["attempts"]) == ("error", "error", 1)
+    assert "RuntimeError: injected failure" in row["error"] and "\n" not in row["error"]
 
 
 def test_a_case_over_its_time_limit_ends_as_timeout(faulty: tuple) -> None:
@@ -248,8 +258,8 @@ def test_the_run_row_is_written_with_counts_and_settings(faulty: tuple) -> None:
     output = Path(result.output)
     (run,) = _rows(output, "faulty", "runs")
     assert (run["run_id"], run["status"], run["n_cases"], run["n_ok"]) == ("faulty", "finished",
-                                                                           7, 3)
-    assert (run["n_error"], run["n_timeout"], run["package_version"]) == (3, 1, "0.1.0")
+                                                                           8, 3)
+    assert (run["n_error"], run["n_timeout"], run["package_version"]) == (4, 1, "0.1.0")
     assert '"max_attempts": 2' in run["settings"] and '"inject"' not in run["settings"]
     assert '"faults"' not in run["settings"]
     last_case = max(r["finished_at"] for r in rows.values())

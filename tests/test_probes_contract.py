@@ -33,6 +33,23 @@ def test_unknown_probe_lists_the_valid_ones() -> None:
         probes.get("sensitivty")
 
 
+@pytest.mark.parametrize("name", list(probes.PROBES))
+def test_a_probe_takes_only_the_budget_fields_it_declares(name: str) -> None:
+    """Each declared pair names a real setting and a real `budget:` field; the case's budget
+    reaches exactly those settings, whatever else happens to share a name."""
+    probe = probes.get(name)
+    assert set(probe.budget) <= set(probe.settings.model_fields)
+    assert set(probe.budget.values()) <= set(Budget.model_fields)
+    budget = Budget(epochs=4, seeds=2, max_seconds=7.0, flops=3e9)
+    settings = probe_settings(name, CaseSpec(name="c", model="m", data="d", budget=budget))
+    defaults = probe.settings()
+    for key in probe.settings.model_fields:
+        wanted = getattr(budget, probe.budget[key]) if key in probe.budget else getattr(
+            defaults, key)
+        assert getattr(settings, key) == wanted, key
+    assert (name == "retrain") == bool(probe.budget)
+
+
 @pytest.fixture(scope="module")
 def subject(zoo_cases: dict) -> object:
     case = zoo_cases["regression_unscaled_targets"]

@@ -189,8 +189,13 @@ class ActorPool:
         try:
             status = ray.get(ref)
         except ray.exceptions.RayError as exc:  # the actor died, or the item raised in it
-            self._kill(slot)
             why = reason(exc)
+            if raised_by_the_item(exc):  # another attempt would raise it again: no retry
+                slot.uses += 1
+                yield Outcome(flight.item, "error", flight.attempt, flight.started,
+                              reason=f"the audit raised {why}", where=flight.where)
+                return
+            self._kill(slot)
             if flight.attempt < self.max_attempts:
                 self.pending.appendleft((flight.item, flight.attempt + 1))
                 return
@@ -247,6 +252,17 @@ class ActorPool:
         if slot.warm_ref is not None:
             self.warming.pop(slot.warm_ref, None)
         slot.actor, slot.warm_ref, slot.ready, slot.uses, slot.info = None, None, False, 0, None
+
+
+def raised_by_the_item(exc: BaseException) -> bool:
+    """An exception the item's own code raised in a live actor (deterministic: the same
+    item raises it again), not the actor's death; a `MemoryError` may pass on a fresh one."""
+    import ray
+
+    cause = getattr(exc, "cause", None)
+    return (isinstance(exc, ray.exceptions.RayTaskError)
+            and not isinstance(exc, ray.exceptions.RayActorError)
+            and cause is not None and not isinstance(cause, MemoryError))
 
 
 def reason(exc: BaseException) -> str:

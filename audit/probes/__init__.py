@@ -35,7 +35,9 @@ def _registry() -> dict[str, Probe]:
                                "per-layer gradient norms of the loss; NaN/inf weights"),
             "retrain": Probe("retrain", retrain.run, retrain.RetrainSettings,
                              "retrains fresh clones under the own config and one-change "
-                             "counterfactuals", skipped_when_settled=True),
+                             "counterfactuals", skipped_when_settled=True,
+                             budget={"epochs": "epochs", "max_seconds": "max_seconds",
+                                     "seeds": "seeds", "max_flops": "flops"}),
         })
     return _REGISTRY
 

@@ -7,8 +7,8 @@ timing and turning an exception into an `error` result, so one failing probe nev
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,8 @@ class Probe:
     description: str
     #: not run once the cheaper probes' evidence settles the case (`audit.faults.settled`)
     skipped_when_settled: bool = False
+    #: which of its settings the case's `budget:` sets: setting name -> `Budget` field
+    budget: Mapping[str, str] = field(default_factory=dict)
 
 
 def run_probe(probe: Probe, subject: Any, settings: ProbeSettings | None = None) -> ProbeResult:
