@@ -31,10 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from audit.case_ids import case_id as case_id  # re-exported: spec was their home
-from audit.case_ids import content_digest as content_digest
-from audit.case_ids import slug as slug
-from audit.locations import expand_glob as expand_glob  # re-exported (older imports)
+from audit.case_ids import case_id
 from audit.locations import resolve_location, stem
 from audit.manifest_hints import describe
 from audit.probes.keys import NAMESPACES

@@ -60,7 +60,8 @@ def build_cases(folder: Path) -> list[Any]:
     memory is taken before the actors start)."""
     import json
 
-    from audit.spec import CaseSpec, case_id
+    from audit.case_ids import case_id
+    from audit.spec import CaseSpec
     from audit.zoo import ZooCase
 
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}

@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from audit import class_order, classes, faults
+from audit.case_ids import case_id
 from audit.diagnose import Diagnosis
 from audit.engine import audit_case
 from audit.results import Finding
-from audit.spec import CaseSpec, ManifestError, case_id, parse_manifest
+from audit.spec import CaseSpec, ManifestError, parse_manifest
 from audit.subject import SubjectError, load_subject
 
 #: no retraining where the verdict does not need it (a model that does well skips it anyway)

@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from audit.locations import expand_glob, resolve_location
 from audit.spec import (
     ALL_PROBES,
     Manifest,
     ManifestError,
     ManifestFilesMissing,
-    expand_glob,
     load_manifest,
     parse_manifest,
-    resolve_location,
 )
 
 JOBS = Path(__file__).resolve().parents[1] / "jobs"

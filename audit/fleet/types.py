@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from audit.spec import MlflowPublish, slug
+from audit.case_ids import slug
+from audit.spec import MlflowPublish
 
 __all__ = ["FleetError", "FleetOptions", "RunResult", "new_run_id"]
 

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from audit.case_ids import slug
 from audit.sources import FetchError
 from audit.sources.mlflow_client import describe, quick_retries, tracking_uri
-from audit.spec import CaseSpec, RegistryVersion, slug
+from audit.spec import CaseSpec, RegistryVersion
 
 __all__ = ["cache_folder", "fetch", "find_model"]
 
