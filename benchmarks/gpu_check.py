@@ -138,24 +138,26 @@ def worker_class() -> Any:
     return GpuCheckWorker
 
 
-def problems_of(actor: int, result: dict[str, Any], recorded: dict[str, Any]) -> list[str]:
-    """What is wrong with one actor's run: OOM, a case on the CPU, a case not ok."""
-    found = []
+def problems_of(actor: int, result: dict[str, Any],
+                recorded: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """What is wrong with one actor's run: (placement problems: no GPU given, a case on the
+    CPU; other problems: OOM, a case not ok). A CPU rehearsal expects only the first kind."""
+    placement, other = [], []
     if not result["gpu_ids"] or not result["visible_gpus"]:
-        found.append(f"actor {actor}: Ray gave it no GPU (gpu_ids {result['gpu_ids']}, "
-                     f"{result['visible_gpus']} visible to TensorFlow)")
+        placement.append(f"actor {actor}: Ray gave it no GPU (gpu_ids {result['gpu_ids']}, "
+                         f"{result['visible_gpus']} visible to TensorFlow)")
     for name, row in result["cases"].items():
         status = row["status"]
         if status.get("status") != "ok":
             error = str(status.get("error", ""))
             kind = "OOM" if any(m in error for m in OOM_MARKERS) else "not ok"
-            found.append(f"actor {actor}: {name}: {kind}: {status}")
+            other.append(f"actor {actor}: {name}: {kind}: {status}")
         if not recorded.get(name):
-            found.append(f"actor {actor}: {name}: the report recorded no gpu_ids")
+            placement.append(f"actor {actor}: {name}: the report recorded no gpu_ids")
         if row.get("peak_mb", 0.0) <= 0 or "GPU" not in row["device"].upper():
-            found.append(f"actor {actor}: {name}: ran on the CPU (peak GPU memory "
-                         f"{row.get('peak_mb', 0.0):.0f} MiB, weights on {row['device']})")
-    return found
+            placement.append(f"actor {actor}: {name}: ran on the CPU (peak GPU memory "
+                             f"{row.get('peak_mb', 0.0):.0f} MiB, weights on {row['device']})")
+    return placement, other
 
 
 def main() -> int:
@@ -165,8 +167,9 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, default=None, help="build the cases and write "
                         "the reports here (default: a temp folder, removed)")
     parser.add_argument("--cpu-rehearsal", action="store_true", help="run every step on a "
-                        "machine without a GPU (num_gpus 0): each case is then reported as on "
-                        "the CPU and the exit status is 1; to check the script itself")
+                        "machine without a GPU (num_gpus 0), to check the script itself: the "
+                        "GPU placement checks fail as expected and are counted; exit 0 when "
+                        "every other check passed")
     args = parser.parse_args()
     count, why = (1, "") if args.cpu_rehearsal else gpu_count()
     if count <= 0:
@@ -188,6 +191,7 @@ def main() -> int:
     ray.init(address="local", num_gpus=0 if args.cpu_rehearsal else 1,
              include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     problems: list[str] = []
+    expected: list[str] = []  # placement problems a CPU rehearsal must show
     results: list[dict[str, Any] | None] = []
     try:
         actor_class = ray.remote(worker_class()).options(num_cpus=cpus, num_gpus=share,
@@ -217,11 +221,18 @@ def main() -> int:
             print(f"  {name}: audit {row['audit_s']:.1f} s vs fit {row['fit_s']:.1f} s "
                   f"(fit / audit {row['fit_s'] / row['audit_s']:.2f}), weights on "
                   f"{row['device']}")
-        problems += problems_of(i, result, recorded)
+        placement, other = problems_of(i, result, recorded)
+        problems += other
+        expected += placement
+    if not args.cpu_rehearsal:
+        problems, expected = expected + problems, []
     for problem in problems:
         print(f"FAILED: {problem}")
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
+    if expected:  # a rehearsal: every case ran, on the CPU, as it must without a GPU
+        print(f"gpu_check: rehearsal on the CPU: {len(expected)} GPU placement check(s) "
+              "failed as expected without a GPU")
     print("gpu_check: ok" if not problems else f"gpu_check: {len(problems)} problem(s)")
     return 1 if problems else 0
 
