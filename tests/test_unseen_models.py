@@ -110,6 +110,26 @@ def noisy_raw_inputs_healthy(keras: Any) -> tuple[Any, np.ndarray, np.ndarray, A
     return model, x, y, keras.optimizers.Adam(3e-3), "mse", 40
 
 
+def tanh_net_softmax_layer(keras: Any) -> tuple[Any, np.ndarray, np.ndarray, Any, str, int]:
+    """A tanh network whose second hidden layer's activation was swapped to softmax (the
+    zoo's case is a ReLU network, its first layer): Adam or a higher rate also restore it."""
+    x, y = _data(110, 1000, 10)
+    model = keras.Sequential([keras.Input((10,))] + [
+        keras.layers.Dense(units, activation=act)
+        for units, act in ((48, "tanh"), (48, "softmax"), (24, "tanh"), (12, "tanh"))
+    ] + [keras.layers.Dense(1)])
+    return model, x, y, keras.optimizers.SGD(0.01), "mse", 30
+
+
+def tanh_net_healthy(keras: Any) -> tuple[Any, np.ndarray, np.ndarray, Any, str, int]:
+    """The same network and training with every hidden layer tanh."""
+    x, y = _data(110, 1000, 10)
+    model = keras.Sequential([keras.Input((10,))] + [
+        keras.layers.Dense(units, activation="tanh") for units in (48, 48, 24, 12)
+    ] + [keras.layers.Dense(1)])
+    return model, x, y, keras.optimizers.SGD(0.01), "mse", 30
+
+
 CASES: dict[str, tuple[Callable[[Any], tuple], str | None]] = {
     "noisy_raw_inputs_healthy": (noisy_raw_inputs_healthy, None),
     "two_branch_healthy": (two_branch_healthy, None),
@@ -120,6 +140,8 @@ CASES: dict[str, tuple[Callable[[Any], tuple], str | None]] = {
     "multiclass_rare_classes": (multiclass_rare_classes, "class_imbalance"),
     "softmax_single_unit": (softmax_single_unit, "loss_mismatch"),
     "sgd_diverging": (sgd_diverging, "lr_too_high"),
+    "tanh_net_softmax_layer": (tanh_net_softmax_layer, "saturated_activations"),
+    "tanh_net_healthy": (tanh_net_healthy, None),
 }
 
 
