@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from audit import locations
-from audit.reports import ReportError, verdict_color
+from audit.cli_render import DiffFormat, err, out, render_diff, render_summaries
+from audit.reports import ReportError
 from audit.spec import ManifestError
 
 app = typer.Typer(
@@ -32,8 +32,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
 
 ManifestArg = Annotated[Path, typer.Argument(help="A manifest (YAML), e.g. jobs/nightly.yaml.",
                                              show_default=False)]
@@ -119,7 +117,7 @@ def demo(
     with _user_errors(), _folder(folder) as where, _build_progress(where, names) as built:
         result = run_demo(where, names, chosen, FleetOptions(
             address=address or None, max_concurrency=max_concurrency), on_built=built)
-        _render_summaries(_summaries(result.output, result.run_id))
+        render_summaries(_summaries(result.output, result.run_id))
     if not every and not scenario:
         from audit.zoo import SCENARIOS
 
@@ -262,7 +260,7 @@ def report(
         return
     with _user_errors(), _reading_warnings():
         summaries = _summaries(output, run_, limit)
-    _render_summaries(summaries)
+    render_summaries(summaries)
 
 
 @app.command()
@@ -299,12 +297,6 @@ class PublishTarget(StrEnum):
     mlflow = "mlflow"
 
 
-class DiffFormat(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
 @app.command()
 def diff(
     output: OutputArg,
@@ -329,7 +321,7 @@ def diff(
         raise typer.Exit(2)
     with _user_errors(), _reading_warnings():
         result = diff_last(output, last) if last else diff_runs(output, base, new)
-    _render_diff(result, format_)
+    render_diff(result, format_)
     raise typer.Exit(result.exit_code)
 
 
@@ -381,77 +373,6 @@ def _summaries(output: str, run_id: str | None, limit: int = 20) -> list[Any]:
 
     with _reading_warnings():
         return summarize(output, run_id, limit)
-
-
-def _render_summaries(summaries: list[Any]) -> None:
-    for s in summaries:
-        counts = ", ".join(f"{n} {v}" for v, n in sorted(s.verdicts.items()))
-        failed = sum(n for status, n in s.statuses.items() if status != "ok")
-        title = (f"run {s.run_id} ({s.name or '?'}, {s.status}): {s.n_cases} cases: {counts}"
-                 + (f"; {failed} failed" if failed else ""))
-        table = Table("case", "verdict", "fault", "recommendation", title=title,
-                      title_justify="left", show_lines=False)
-        for line in s.cases:
-            table.add_row(line.name, _verdict_style(line.verdict), line.primary_fault or "-",
-                          line.recommendation)
-        if s.more:
-            table.add_row(f"... {s.more} more", "", "", "")
-        out.print(table)
-        if s.faults:
-            out.print("faults: " + ", ".join(f"{f} x{n}" for f, n in s.faults.items()),
-                      highlight=False)
-        if s.since is not None:
-            _render_since(s.since)
-        if s.unreadable:
-            out.print(f"{len(s.unreadable)} unreadable files skipped", highlight=False)
-
-
-def _render_since(change: Any, shown: int = 5) -> None:
-    """A few lines: what changed since the previous run of the same name."""
-    counts = change.counts()
-    out.print(f"since run {change.base}: {counts['regression']} regressed, {counts['fix']} "
-              f"fixed, {counts['new']} new, {counts['missing']} missing, "
-              f"{counts['unchanged']} unchanged", highlight=False)
-    listed = [c for c in change.changes if c.kind in ("regression", "fix")]
-    for c in listed[:shown]:
-        mark = "[red]regressed[/]" if c.kind == "regression" else "[green]fixed[/]"
-        out.print(f"  {mark} {c.name}: {c.reason}", highlight=False)
-    if len(listed) > shown:
-        out.print(f"  ... {len(listed) - shown} more: audit diff OUTPUT {change.base} "
-                  f"{change.new}", highlight=False)
-
-
-def _render_diff(result: Any, format_: DiffFormat) -> None:
-    if format_ is DiffFormat.json:
-        import json
-
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
-        return
-    rows = [c.row() for c in result.changes]
-    if format_ is DiffFormat.csv:
-        import csv as csvlib
-
-        fields = ["kind", "name", "base_verdict", "new_verdict", "base_fault", "new_fault",
-                  "base_skill", "new_skill", "reason"]
-        writer = csvlib.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return
-    counts = result.counts()
-    table = Table("change", "case", "verdict", "fault", "why", title_justify="left",
-                  title=f"{result.base} -> {result.new}: " + ", ".join(
-                      f"{n} {k}" for k, n in counts.items()))
-    for row in rows:
-        verdicts = f"{row['base_verdict'] or '-'} -> {_verdict_style(row['new_verdict'] or '-')}"
-        table.add_row(row["kind"], row["name"], verdicts,
-                      f"{row['base_fault'] or '-'} -> {row['new_fault'] or '-'}", row["reason"])
-    out.print(table)
-    if result.unreadable:
-        err.print(f"{len(result.unreadable)} unreadable files skipped", highlight=False)
-
-
-def _verdict_style(verdict: str) -> str:
-    return f"[{verdict_color(verdict).rich}]{verdict}[/]"
 
 
 def _exists(location: str) -> bool:
