@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 __all__ = [
-    "ADAPTIVE_OPTIMIZERS",
+    "ADAM_LIKE_OPTIMIZERS",
     "BINARY_LOSSES",
     "CATEGORICAL_LOSSES",
     "DEFAULT_KERNEL_INITS",
@@ -38,9 +38,10 @@ RELU_LIKE = frozenset({"relu", "relu6"})
 #: the learning rate each optimizer family is usually run at
 TYPICAL_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "nadam": 1e-3,
               "adamax": 2e-3, "adagrad": 1e-2, "adadelta": 1.0, "ftrl": 1e-2, "lion": 1e-4}
-#: optimizer families that adapt each weight's step (plain SGD does not)
-ADAPTIVE_OPTIMIZERS = frozenset({"adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad",
-                                 "adadelta", "lion", "ftrl"})
+#: optimizer families that adapt each weight's step with a running average of its squared
+#: gradients, as Adam does: Adam offers them nothing but another rate. Plain SGD, and Adagrad,
+#: Adadelta and FTRL (whose steps only shrink; FTRL was made for sparse linear models) are not.
+ADAM_LIKE_OPTIMIZERS = frozenset({"adam", "adamw", "nadam", "adamax", "rmsprop", "lion"})
 
 #: Keras' usual kernel initializers (class names, lowercase, no underscores)
 DEFAULT_KERNEL_INITS = frozenset({"glorotuniform", "glorotnormal", "heuniform", "henormal",

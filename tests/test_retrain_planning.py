@@ -104,6 +104,14 @@ def test_every_plan_declares_its_fault_and_adam_its_rate_control(tmp_path: Path)
     adam = plans_of(make_subject(tmp_path, "m", 1, None, targets, optimizer="adam",
                                  learning_rate=1e-3, loss="mse"))
     assert "adam" not in adam and "lr_typical" not in adam
+    # RMSprop is Adam-like (nothing but another rate to offer); FTRL's steps only shrink
+    rmsprop = plans_of(make_subject(tmp_path, "r", 1, None, targets, optimizer="rmsprop",
+                                    learning_rate=1e-3, loss="mse"))
+    assert "adam" not in rmsprop
+    ftrl = plans_of(make_subject(tmp_path, "f", 1, None, targets, optimizer="ftrl",
+                                 learning_rate=1e-3, loss="mse"))
+    assert ftrl["adam"].tests == "optimizer_stalled"
+    assert ftrl[ftrl["adam"].control].learning_rate == pytest.approx(1e-2)  # FTRL's usual
 
 
 def test_labels_a_classification_loss_cannot_read_get_a_repair_plan(tmp_path: Path) -> None:

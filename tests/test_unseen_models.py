@@ -130,6 +130,16 @@ def tanh_net_healthy(keras: Any) -> tuple[Any, np.ndarray, np.ndarray, Any, str,
     return model, x, y, keras.optimizers.SGD(0.01), "mse", 30
 
 
+def ftrl_default_rate(keras: Any) -> tuple[Any, np.ndarray, np.ndarray, Any, str, int]:
+    """DeepCrime's change of optimizer: FTRL (made for sparse linear models) at Keras' default
+    rate, on a ReLU network; it stays flat at its usual rate too, and Adam trains it."""
+    x, y = _data(111, 1000, 10)
+    model = keras.Sequential([keras.Input((10,))] + [
+        keras.layers.Dense(units, activation="relu") for units in (48, 24, 12)
+    ] + [keras.layers.Dense(1)])
+    return model, x, y, keras.optimizers.Ftrl(), "mse", 30
+
+
 CASES: dict[str, tuple[Callable[[Any], tuple], str | None]] = {
     "noisy_raw_inputs_healthy": (noisy_raw_inputs_healthy, None),
     "two_branch_healthy": (two_branch_healthy, None),
@@ -142,6 +152,7 @@ CASES: dict[str, tuple[Callable[[Any], tuple], str | None]] = {
     "sgd_diverging": (sgd_diverging, "lr_too_high"),
     "tanh_net_softmax_layer": (tanh_net_softmax_layer, "saturated_activations"),
     "tanh_net_healthy": (tanh_net_healthy, None),
+    "ftrl_default_rate": (ftrl_default_rate, "optimizer_stalled"),
 }
 
 

@@ -9,7 +9,7 @@ from audit.faults.codes import Code
 from audit.faults.data import label_problem
 from audit.faults.plan import Plan
 from audit.faults.unit import FULL, PARTIAL, Counterfactual, Evidence, Fault, PlanContext, Support
-from audit.keras_vocab import ADAPTIVE_OPTIMIZERS, typical_lr
+from audit.keras_vocab import ADAM_LIKE_OPTIMIZERS, typical_lr
 from audit.probes.keys import Config, Gradients
 
 # ---------------------------------------------------------------- loss_mismatch
@@ -139,7 +139,7 @@ def _adam(ctx: PlanContext, cf: Counterfactual) -> list[Plan]:
     """Adam also moves the rate: its control is the own optimizer at its typical rate (the
     baseline when the own rate is typical already)."""
     t = ctx.subject.training
-    if t.optimizer in ADAPTIVE_OPTIMIZERS:
+    if t.optimizer in ADAM_LIKE_OPTIMIZERS:
         return []
     typical = typical_lr(t.optimizer)
     far = not 1 / 10 < t.learning_rate / typical < 10
@@ -162,8 +162,9 @@ ADAM = Counterfactual("adam", "Adam(1e-3) instead of the own optimizer",
 
 OPTIMIZER_STALLED = Fault(
     Code.OPTIMIZER_STALLED,
-    "Plain SGD stalls where an adaptive optimizer converges.",
-    "Train with Adam (lr 1e-3) or add momentum to SGD.",
+    "The optimizer stalls where Adam converges: plain SGD, or an optimizer whose steps only "
+    "shrink (Adagrad, Adadelta, FTRL), even at its own usual rate.",
+    "Train with Adam (lr 1e-3), or add momentum to SGD.",
     probe="config", rule=_optimizer_stalled, counterfactuals=(ADAM,))
 
 
