@@ -6,7 +6,7 @@ layers are slow to trace, and every clone has its own variables). Two backends, 
 (`Backend.train(epochs, epoch0, active) -> {job: Trained}`), and a scheduler that knows neither:
 - `StackedBackend`: plain Dense stacks of one shape train stacked as one `Ensemble` (see
   `ensemble.py`): every seed and every variant in one small graph, whatever their activations
-  and optimizers;
+  and optimizers; a later call (the race's next round) whose jobs fit that graph reuses it;
 - `GraphBackend`: any other model trains in one graph per architecture (with optimizer family
   and loss), shared by every job that has that architecture: the job's weights and optimizer
   state are swapped into the traced template's variables and out (as device snapshots). The
@@ -222,23 +222,57 @@ class _Data:
         self.outputs: np.ndarray | None = None
 
 
+#: the key under which `train_together`'s `graphs` keeps the stacked ensembles' traced loops
+STACKED = ("stacked ensembles",)
+
+
+class _StackedGraph:
+    """Ensembles (one per `stack_key`) and the one traced function that trains them all:
+    later jobs that fit reuse both (`Ensemble.load`), so a race's rounds trace once."""
+
+    def __init__(self, ensembles: dict[tuple[Any, ...], Any]) -> None:
+        self.ensembles = ensembles
+        self.run = _one_graph(list(ensembles.values()))
+
+    def fits(self, jobs: list[TrainJob], groups: dict[tuple[Any, ...], list[int]],
+             batch_size: int) -> bool:
+        """Whether every group has its ensemble here, fits it, and fills at least half of it
+        (padding members compute too: past that, tracing anew costs less)."""
+        return all(key in self.ensembles
+                   and self.ensembles[key].fits([jobs[i] for i in members], batch_size)
+                   and 2 * len(members) >= self.ensembles[key].capacity
+                   for key, members in groups.items())
+
+
 class StackedBackend(Backend):
     """Plain Dense stacks, each group of one shape as an `Ensemble`, all of them in one
-    `tf.function`: every seed and variant of a shape in one small graph."""
+    `tf.function`: every seed and variant of a shape in one small graph. The graph is kept in
+    `graphs` and reused by later calls whose jobs fit it (no new trace)."""
 
-    def __init__(self, jobs: list[TrainJob], groups: list[list[int]], batch_size: int) -> None:
+    def __init__(self, jobs: list[TrainJob], groups: dict[tuple[Any, ...], list[int]],
+                 batch_size: int, graphs: dict[tuple[Any, ...], Any]) -> None:
         from audit.probes.ensemble import Ensemble
 
-        self.groups = [(members, Ensemble([jobs[i] for i in members], batch_size))
-                       for members in groups]
-        self.members = [i for members in groups for i in members]
+        kept: list[_StackedGraph] = graphs.setdefault(STACKED, [])
+        graph = next((g for g in kept if g.fits(jobs, groups, batch_size)), None)
+        if graph is not None:
+            for key, members in groups.items():
+                graph.ensembles[key].load([jobs[i] for i in members])
+        else:
+            graph = _StackedGraph({key: Ensemble([jobs[i] for i in members], batch_size)
+                                   for key, members in groups.items()})
+            kept.append(graph)
+        self.groups = [(groups.get(key, []), ensemble)
+                       for key, ensemble in graph.ensembles.items()]
+        self.members = [i for members in groups.values() for i in members]
         self.has_outputs = {i: jobs[i].x_val is not None for i in self.members}
-        self.run = _one_graph([e for _, e in self.groups])
+        self.run = graph.run
 
     def train(self, epochs: int, epoch0: int, active: list[bool]) -> dict[int, Trained]:
         import tensorflow as tf
 
-        masks = [[active[i] for i in members] for members, _ in self.groups]
+        masks = [[active[i] for i in members] + [False] * (ensemble.capacity - len(members))
+                 for members, ensemble in self.groups]
         if not any(any(m) for m in masks):
             return {}
         results = self.run(tf.constant(epochs), tf.constant(epoch0, tf.int64),
@@ -249,12 +283,14 @@ class StackedBackend(Backend):
             if not any(mask):
                 continue
             snapshot = tf.identity(ensemble.params.value)  # stays on the device
+            positions = list(ensemble.positions)  # the members' now (the ensemble is reused)
             outputs = np.asarray(outputs)
             for k, i in enumerate(members):
                 if mask[k]:
                     out[i] = Trained(
                         float(losses[k]), outputs[k] if self.has_outputs[i] else None,
-                        lambda e=ensemble, s=snapshot, k=k: e.member_weights(s)[k])
+                        lambda e=ensemble, s=snapshot, k=k, p=positions:
+                            e.member_weights(s, p)[k])
         return out
 
 
@@ -326,8 +362,10 @@ def train_together(
     the weights and validation outputs so far) and returns a reason (e.g. "early_success") or
     None to go on.
     Past `deadline` (a `time.monotonic()` value) every job stops with "time_budget".
-    `graphs` keeps the traced per-architecture graphs between calls (pass the same dict to
-    train more jobs of the same architectures without tracing again).
+    `graphs` keeps the traced graphs between calls (pass the same dict to train more jobs of
+    the same architectures without tracing again: the per-architecture graphs, and the
+    stacked ensembles while later jobs fit their members, optimizer families and
+    activations).
     """
     from audit.probes.ensemble import stack_key
 
@@ -342,12 +380,12 @@ def train_together(
             singles.append(i)
         else:
             groups.setdefault(key, []).append(i)
+    graphs = {} if graphs is None else graphs
     backends: list[Backend] = []
     if groups:
-        backends.append(StackedBackend(jobs, list(groups.values()), batch_size))
+        backends.append(StackedBackend(jobs, groups, batch_size, graphs))
     if singles:
-        backends.append(GraphBackend(jobs, singles, batch_size,
-                                     {} if graphs is None else graphs))
+        backends.append(GraphBackend(jobs, singles, batch_size, graphs))
     active = [True] * len(jobs)
     done = 0
 
