@@ -5,12 +5,12 @@ Prints a table (seconds per probe per case, load, and the case total) and the me
 The measuring lives in benchmarks/run.py (which prints the same table after its comparisons);
 this is the table alone.
 
-`--parts` also fits each (retrainable) case once under its own training config, and splits its
-audit into the fixed part (loading, the cheap probes, the retrain probe's plans, reference
-learner, confident learning, building and tracing the counterfactuals) and the training steps
-(see `audit_parts.py` for what each column times), with the fixed part's share of the audit
-and the fit / audit ratio. `--repeats N` audits each case N times and keeps the fastest (the
-machine is shared: the fastest is the least disturbed).
+`--parts` also fits each case of an audit-vs-fit line once under its own training config,
+and splits its audit into the fixed part (loading, the cheap probes, the retrain probe's
+plans, reference learner, confident learning, building and tracing the counterfactuals) and
+the training steps (see `audit_parts.py` for what each column times), with the fixed part's
+share of the audit and the fit / audit ratio. `--repeats N` audits each case N times and keeps
+the fastest (the machine is shared: the fastest is the least disturbed).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from audit_fit import audit_rows, one_fit, probe_table, probe_times
+from audit_fit import AUDIT_LINES, audit_rows, one_fit, probe_table, probe_times
 from audit_parts import parts_table, watching, with_share
 from harness import Mismatch, case_spec, log, quiet_tensorflow, timed, zoo_cases
 
@@ -44,7 +44,8 @@ def audit_parts(case: Any, repeats: int) -> dict[str, Any]:
     from audit.subject import load_subject
 
     keras.backend.clear_session()
-    fit_s = one_fit(load_subject(case_spec(case))) if case.retrainable else math.nan
+    fits = case.retrainable and case.shape in AUDIT_LINES  # as run.py's audit-vs-fit lines
+    fit_s = one_fit(load_subject(case_spec(case))) if fits else math.nan
     best: dict[str, Any] | None = None
     for _ in range(repeats):
         keras.backend.clear_session()
@@ -95,5 +96,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main(sys.argv[1:])
