@@ -114,13 +114,12 @@ def trace_key(job: TrainJob) -> tuple[Any, ...]:
     return (
         layers,
         type(job.optimizer).__name__,
-        _config_key(job.optimizer, ("name", "learning_rate")),
+        _config_key(job.optimizer, ("name", "learning_rate", "clipnorm")),
         type(job.loss).__name__,
         _config_key(job.loss),
         feed_signature(job.x),
         job.y.shape[1:],
         str(job.y.dtype),
-        job.sample_weight is not None,
         job.shuffle,
     )
 
@@ -129,7 +128,9 @@ class _Graph:
     """One traced training loop over a template copy of the model, shared by every job with the
     same `trace_key`: a job's weights and optimizer state are copied into the template's
     variables, trained, and copied out (cheap for small models, and far cheaper than tracing
-    Keras layers again)."""
+    Keras layers again). What may differ between those jobs is an input of the graph: the
+    learning rate (optimizer state), the sample weights (ones when a job has none) and the
+    gradient clipping norm (a variable; infinite: no clipping)."""
 
     def __init__(self, first: TrainJob, batch_size: int) -> None:
         import tensorflow as tf
@@ -137,8 +138,12 @@ class _Graph:
         from audit.probes.tfutil import clone_with_state
 
         model = clone_with_state(first.model)
-        optimizer = type(first.optimizer).from_config(first.optimizer.get_config())
+        # clipping is done here, by a variable norm, so jobs with and without it share a graph
+        optimizer = type(first.optimizer).from_config(
+            {**first.optimizer.get_config(), "clipnorm": None})
         optimizer.build(model.trainable_variables)
+        self.clipnorm = tf.Variable(math.inf, dtype=tf.float32, trainable=False)
+        clipnorm = self.clipnorm
         loss_fn = first.loss
         self.model, self.optimizer = model, optimizer
         #: a fresh optimizer's state; every job starts from it with its own learning rate
@@ -166,7 +171,7 @@ class _Graph:
                         loss = loss_fn(tf.gather(y, idx), out, sample_weight=tf.gather(w, idx))
                         if model.losses:  # the model's own penalties, as fit adds them
                             loss += tf.add_n([tf.cast(p, loss.dtype) for p in model.losses])
-                    grads = tape.gradient(loss, variables)
+                    grads = [clip_by_norm(g, clipnorm) for g in tape.gradient(loss, variables)]
                     optimizer.apply_gradients(zip(grads, variables, strict=True))
                     total += tf.cast(loss, tf.float32) * tf.cast(tf.size(idx), tf.float32)
                 last = total / tf.cast(n, tf.float32)  # weighted by batch size, as fit reports
@@ -194,6 +199,7 @@ class _Graph:
             variable.assign(value)
         for variable, value in zip(self.optimizer.variables, data.optimizer_state, strict=True):
             variable.assign(value)
+        self.clipnorm.assign(job.optimizer.clipnorm or math.inf)
         loss = self.run(data.x, data.y, data.w, tf.constant(epochs),
                         tf.constant(epoch0, tf.int64), data.seed)
         # the template serves the next job: keep this job's state as device snapshots
@@ -202,6 +208,27 @@ class _Graph:
         if job.x_val is not None:
             data.outputs = predict(self.model, job.x_val)
         return float(loss)
+
+
+def clip_by_norm(grad: Any, clipnorm: Any) -> Any:
+    """Keras' `clipnorm` (a gradient scaled to norm <= clipnorm, as `BaseOptimizer` computes
+    it), with the norm a tensor: an infinite norm leaves the gradient as it is. A sparse
+    gradient (an embedding's) stays sparse, its norm taken over its values as Keras takes it
+    (a row repeated in the batch counts once per repeat)."""
+    import tensorflow as tf
+
+    if grad is None:
+        return None
+    values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
+    l2sum = tf.reduce_sum(tf.square(values))
+    positive = l2sum > 0
+    norm = tf.where(positive, tf.sqrt(tf.where(positive, l2sum, tf.ones_like(l2sum))), l2sum)
+    finite = tf.math.is_finite(clipnorm)
+    limit = tf.where(finite, clipnorm, tf.ones_like(clipnorm))
+    clipped = tf.where(finite, values * limit / tf.maximum(norm, limit), values)
+    if isinstance(grad, tf.IndexedSlices):
+        return tf.IndexedSlices(clipped, grad.indices, grad.dense_shape)
+    return clipped
 
 
 class _Data:
