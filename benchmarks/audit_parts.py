@@ -8,8 +8,8 @@ training steps themselves). The split is measured by wrapping the functions that
 while the audit runs as shipped (nothing is skipped or mocked; the wrappers only time):
 
 - `retrain.prepare`, `retrain.reference` (`linear_reference`), `retrain.label_noise`
-  (`label_noise.for_subject`), `retrain.build` (`build_variants`, and `seeded_jobs`: each seed's
-  initial weights) and `retrain.training` (`train_together`) are inclusive times;
+  (`label_noise.for_subject`), `retrain.build` (`build_variants`, and `initial_weights`: each
+  seed's starting weights) and `retrain.training` (`train_together`) are inclusive times;
 - within training, `setup` is building the training graphs' state (`Ensemble.__init__` for the
   stacked Dense models, `_Graph.__init__` for the others: clones, optimizers, variables),
   `tracing` the Python time spent tracing `tf.function` bodies (the only time those bodies run
@@ -35,7 +35,7 @@ WRAPPED = (
     ("audit.probes.retrain.probe", "linear_reference", "retrain.reference"),
     ("audit.probes.label_noise", "for_subject", "retrain.label_noise"),
     ("audit.probes.retrain.probe", "build_variants", "retrain.build"),
-    ("audit.probes.retrain.race", "seeded_jobs", "retrain.build"),
+    ("audit.probes.retrain.race", "initial_weights", "retrain.build"),
     ("audit.probes.retrain.race", "train_together", "retrain.training"),
     ("audit.probes.retrain.race", "score", "scoring"),
 )
