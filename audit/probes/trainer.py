@@ -178,6 +178,7 @@ class _Graph:
             return last
 
         self.run = run
+        self.forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     def start_state(self, job: TrainJob) -> list[np.ndarray]:
         """A fresh optimizer state carrying `job`'s learning rate."""
@@ -205,9 +206,22 @@ class _Graph:
         # the template serves the next job: keep this job's state as device snapshots
         data.weights = [tf.identity(v.value) for v in self.model.weights]
         data.optimizer_state = [tf.identity(v.value) for v in self.optimizer.variables]
+        loss = float(loss)
         if job.x_val is not None:
-            data.outputs = predict(self.model, job.x_val)
-        return float(loss)
+            # a finite model predicts in the traced forward pass (an eager call of a recurrent
+            # layer loops in Python); a diverged one eagerly, where NaN stays NaN (a graph's
+            # fused MatMul+BiasAdd+ReLU turns it into 0)
+            data.outputs = (self.outputs(data) if math.isfinite(loss)
+                            else predict(self.model, job.x_val))
+        return loss
+
+    def outputs(self, data: _Data) -> np.ndarray:
+        """The template's outputs on the job's validation rows, as `tfutil.predict` gives
+        them (rows x outputs, the first output of a dict)."""
+        out = self.forward(data.x_val)
+        if isinstance(out, dict):
+            out = next(iter(out.values()))
+        return np.asarray(out, dtype=np.float32).reshape(len(out), -1)
 
 
 def clip_by_norm(grad: Any, clipnorm: Any) -> Any:
@@ -244,6 +258,8 @@ class _Data:
         weights = job.sample_weight if job.sample_weight is not None else np.ones(rows)
         self.w = tf.constant(weights, tf.float32)
         self.seed = tf.constant(job.seed, tf.int64)
+        self.x_val = None if job.x_val is None else tf.nest.map_structure(tf.constant,
+                                                                          job.x_val)
         self.weights: list[Any] = job.start_weights()  # numpy at first, then device tensors
         self.optimizer_state: list[Any] | None = None
         self.outputs: np.ndarray | None = None
