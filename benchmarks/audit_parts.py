@@ -17,7 +17,10 @@ while the audit runs as shipped (nothing is skipped or mocked; the wrappers only
   first chunk's steps), `scoring` judging each seed between chunks;
 - `steps` = training - setup - tracing - first_calls - scoring: training steps after the
   first chunk of each graph (a lower bound of what scales with epochs);
-- `fixed` = total - steps - first_calls.
+- `fixed` = total - steps - first_calls;
+- `steps_in_sequence`: the optimizer steps the counterfactuals ran one after another (a
+  stacked ensemble steps all its members at once; other models train one job at a time),
+  against the fit's own epochs x batches per epoch: what bounds fit / audit from above.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ WRAPPED = (
     ("audit.probes.retrain.race", "score", "scoring"),
 )
 PARTS = ("retrain.prepare", "retrain.reference", "retrain.label_noise", "retrain.build",
-         "retrain.training", "setup", "tracing", "first_calls", "scoring", "traces")
+         "retrain.training", "setup", "tracing", "first_calls", "scoring", "traces",
+         "steps_in_sequence")
 
 
 class Stopwatch:
@@ -97,6 +101,32 @@ class Stopwatch:
 
         return function
 
+    def counted_stacked(self, train: Callable[..., Any]) -> Callable[..., Any]:
+        """`StackedBackend.train`, counting the optimizer steps it runs one after another
+        (every member of every ensemble steps at once: the longest ensemble's count)."""
+        watch = self
+
+        def wrapper(backend: Any, epochs: int, epoch0: int, active: list[bool]) -> Any:
+            out = train(backend, epochs, epoch0, active)
+            if out:
+                watch.spent["steps_in_sequence"] += epochs * max(
+                    -(-int(e.x.shape[1]) // e.batch_size) for _, e in backend.groups)
+            return out
+
+        return wrapper
+
+    def counted_graph(self, train: Callable[..., Any]) -> Callable[..., Any]:
+        """`_Graph.train` (one job at a time), counting its optimizer steps."""
+        from audit.inputs import feed_len
+
+        watch = self
+
+        def wrapper(graph: Any, job: Any, data: Any, epochs: int, epoch0: int) -> Any:
+            watch.spent["steps_in_sequence"] += epochs * -(-feed_len(job.x) // graph.batch_size)
+            return train(graph, job, data, epochs, epoch0)
+
+        return wrapper
+
     def row(self) -> dict[str, float]:
         out = {part: self.spent.get(part, 0.0) for part in PARTS}
         out["steps"] = max(0.0, out["retrain.training"] - out["setup"] - out["tracing"]
@@ -126,6 +156,8 @@ def watching() -> Iterator[Stopwatch]:
         patch(ensemble.Ensemble, "__init__", watch.timed("setup", ensemble.Ensemble.__init__))
         patch(trainer._Graph, "__init__", watch.timed("setup", trainer._Graph.__init__))
         patch(tf, "function", watch.traced_function(tf.function))
+        patch(trainer.StackedBackend, "train", watch.counted_stacked(trainer.StackedBackend.train))
+        patch(trainer._Graph, "train", watch.counted_graph(trainer._Graph.train))
         yield watch
 
 

@@ -45,7 +45,10 @@ def audit_parts(case: Any, repeats: int) -> dict[str, Any]:
 
     keras.backend.clear_session()
     fits = case.retrainable and case.shape in AUDIT_LINES  # as run.py's audit-vs-fit lines
-    fit_s = one_fit(load_subject(case_spec(case))) if fits else math.nan
+    subject = load_subject(case_spec(case))
+    fit_s = one_fit(subject) if fits else math.nan
+    t = subject.training
+    fit_steps = (t.epochs or 30) * -(-len(subject.inputs) // t.batch_size)
     best: dict[str, Any] | None = None
     for _ in range(repeats):
         keras.backend.clear_session()
@@ -55,7 +58,7 @@ def audit_parts(case: Any, repeats: int) -> dict[str, Any]:
             raise Mismatch(f"{case.name}: the audit ended as {report.status}: {report.error}")
         row = with_share({"case": case.name, **probe_times(report), **watch.row()})
         row.update(fit_s=fit_s, audit_s=audit_s, ratio=fit_s / audit_s,
-                   primary_fault=report.primary_fault)
+                   primary_fault=report.primary_fault, fit_steps=fit_steps)
         if best is None or row["total"] < best["total"]:
             best = row
     assert best is not None
@@ -92,7 +95,9 @@ def main(argv: list[str] | None = None) -> None:
         for row in rows:
             print(f"{row['case']}: fit / audit {row['ratio']:.2f} x (audit {row['audit_s']:.2f} s "
                   f"vs fit {row['fit_s']:.2f} s; fixed {row['fixed']:.2f} s = "
-                  f"{100 * row['fixed_share']:.0f}%, {row['primary_fault']})")
+                  f"{100 * row['fixed_share']:.0f}%, {row['primary_fault']}); steps in "
+                  f"sequence: audit {row['steps_in_sequence']:.0f} vs fit {row['fit_steps']}, "
+                  f"{1000 * row['steps'] / max(row['steps_in_sequence'], 1):.2f} ms each")
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ class _Graph:
         self.clipnorm = tf.Variable(math.inf, dtype=tf.float32, trainable=False)
         clipnorm = self.clipnorm
         loss_fn = first.loss
-        self.model, self.optimizer = model, optimizer
+        self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
         #: a fresh optimizer's state; every job starts from it with its own learning rate
         self.fresh_state = [np.array(v) for v in optimizer.variables]
         rate = optimizer.learning_rate
