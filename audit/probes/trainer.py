@@ -171,7 +171,7 @@ class _Graph:
                         loss = loss_fn(tf.gather(y, idx), out, sample_weight=tf.gather(w, idx))
                         if model.losses:  # the model's own penalties, as fit adds them
                             loss += tf.add_n([tf.cast(p, loss.dtype) for p in model.losses])
-                    grads = [clip_by_norm(g, clipnorm) for g in tape.gradient(loss, variables)]
+                    grads = clip_by_norm(tape.gradient(loss, variables), clipnorm)
                     optimizer.apply_gradients(zip(grads, variables, strict=True))
                     total += tf.cast(loss, tf.float32) * tf.cast(tf.size(idx), tf.float32)
                 last = total / tf.cast(n, tf.float32)  # weighted by batch size, as fit reports
@@ -224,25 +224,34 @@ class _Graph:
         return np.asarray(out, dtype=np.float32).reshape(len(out), -1)
 
 
-def clip_by_norm(grad: Any, clipnorm: Any) -> Any:
-    """Keras' `clipnorm` (a gradient scaled to norm <= clipnorm, as `BaseOptimizer` computes
-    it), with the norm a tensor: an infinite norm leaves the gradient as it is. A sparse
-    gradient (an embedding's) stays sparse, its norm taken over its values as Keras takes it
-    (a row repeated in the batch counts once per repeat)."""
+def clip_by_norm(grads: list[Any], clipnorm: Any) -> list[Any]:
+    """Keras' `clipnorm` (each gradient scaled to norm <= clipnorm, as `BaseOptimizer` computes
+    it), with the norm a tensor: an infinite norm leaves the gradients as they are, at the
+    cost of one `tf.cond` per step. A sparse gradient (an embedding's) stays sparse, its norm
+    taken over its values as Keras takes it (a row repeated in the batch counts per repeat)."""
     import tensorflow as tf
 
-    if grad is None:
-        return None
-    values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
-    l2sum = tf.reduce_sum(tf.square(values))
-    positive = l2sum > 0
-    norm = tf.where(positive, tf.sqrt(tf.where(positive, l2sum, tf.ones_like(l2sum))), l2sum)
-    finite = tf.math.is_finite(clipnorm)
-    limit = tf.where(finite, clipnorm, tf.ones_like(clipnorm))
-    clipped = tf.where(finite, values * limit / tf.maximum(norm, limit), values)
-    if isinstance(grad, tf.IndexedSlices):
-        return tf.IndexedSlices(clipped, grad.indices, grad.dense_shape)
-    return clipped
+    def clip(grad: Any) -> Any:
+        values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
+        l2sum = tf.reduce_sum(tf.square(values))
+        positive = l2sum > 0
+        norm = tf.where(positive, tf.sqrt(tf.where(positive, l2sum, tf.ones_like(l2sum))),
+                        l2sum)
+        clipped = values * clipnorm / tf.maximum(norm, clipnorm)
+        if isinstance(grad, tf.IndexedSlices):
+            return tf.IndexedSlices(clipped, grad.indices, grad.dense_shape)
+        return clipped
+
+    present = [k for k, g in enumerate(grads) if g is not None]
+    if not present:
+        return list(grads)
+    kept = [grads[k] for k in present]
+    done = tf.cond(tf.math.is_finite(clipnorm), lambda: [clip(g) for g in kept],
+                   lambda: kept)
+    out = list(grads)
+    for k, g in zip(present, done, strict=True):
+        out[k] = g
+    return out
 
 
 class _Data:
