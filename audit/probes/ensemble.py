@@ -293,11 +293,13 @@ class Ensemble:
         members = self.capacity
         n = self.x.shape[1]
         b = self.batch_size
+        # the members' data, read once per call (not once per step)
+        x, y, w, seeds = (tf.convert_to_tensor(v) for v in (self.x, self.y, self.w, self.seeds))
         steps = (n + b - 1) // b
         last = tf.zeros([members], tf.float32)
         for e in tf.range(epochs):
             if self.shuffle:
-                keys = tf.stack([self.seeds, tf.fill([members], epoch0 + tf.cast(e, tf.int64))],
+                keys = tf.stack([seeds, tf.fill([members], epoch0 + tf.cast(e, tf.int64))],
                                 axis=1)
                 perm = tf.map_fn(lambda k: tf.argsort(tf.random.stateless_uniform([n], seed=k)),
                                  keys, fn_output_signature=tf.int32)
@@ -306,9 +308,9 @@ class Ensemble:
             total = tf.zeros([members], tf.float32)
             for s in tf.range(steps):
                 idx = perm[:, s * b : (s + 1) * b]
-                xb = tf.gather(self.x, idx, batch_dims=1)
-                yb = tf.gather(self.y, idx, batch_dims=1)
-                wb = tf.gather(self.w, idx, batch_dims=1)
+                xb = tf.gather(x, idx, batch_dims=1)
+                yb = tf.gather(y, idx, batch_dims=1)
+                wb = tf.gather(w, idx, batch_dims=1)
                 with tf.GradientTape() as tape:
                     params = tf.convert_to_tensor(self.params)
                     tape.watch(params)
