@@ -169,3 +169,93 @@ def test_jobs_sharing_one_model_train_from_their_own_weights(functional: bool) -
         assert lb.outputs is None  # no validation rows given
     assert not np.allclose(logs_a[0].weights[0], logs_a[1].weights[0])
     shared.set_weights(untouched)
+
+
+def test_a_later_call_reuses_the_stacked_graph_and_trains_as_a_fresh_one() -> None:
+    """Jobs that fit an earlier call's stacked ensemble (fewer members, optimizer families and
+    activations it has) train in its traced loop, padded, with the results of a fresh one;
+    their weights, read later, are theirs even after the ensemble was loaded again."""
+    import keras
+
+    from audit.probes.trainer import STACKED
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(48, 4)).astype(np.float32)
+    y = (x[:, :1] - x[:, 2:3]).astype(np.float32)
+
+    def model(activation: str) -> object:
+        keras.utils.set_random_seed(0)
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation=activation),
+                                 keras.layers.Dense(1)])
+
+    def jobs(specs: list[tuple[str, str, float, float | None]]) -> list[TrainJob]:
+        return [TrainJob(model(act), make_optimizer(opt, rate, clip), make_loss("mse"), x, y,
+                         epochs=6, seed=k, x_val=x[:8])
+                for k, (act, opt, rate, clip) in enumerate(specs)]
+
+    first = [("tanh", "sgd", 0.05, None), ("relu", "adam", 0.01, 1.0),
+             ("tanh", "adam", 0.02, None), ("relu", "sgd", 0.1, None)]
+    later = [("relu", "adam", 0.03, 0.5), ("tanh", "sgd", 0.2, None)]
+    graphs: dict = {}
+    train_together(jobs(first), batch_size=16, graphs=graphs)
+    reused = train_together(jobs(later), batch_size=16, graphs=graphs)
+    assert len(graphs[STACKED]) == 1  # no second graph was traced
+    train_together(jobs(first), batch_size=16, graphs=graphs)  # loads other members again
+    fresh = train_together(jobs(later), batch_size=16)
+    for a, b in zip(reused, fresh, strict=True):
+        assert a.losses == pytest.approx(b.losses, rel=1e-5)
+        np.testing.assert_allclose(a.outputs, b.outputs, rtol=1e-5, atol=1e-6)
+        for wa, wb in zip(a.weights, b.weights, strict=True):
+            np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+    # a new activation does not fit: a second graph
+    train_together(jobs([("sigmoid", "sgd", 0.05, None), ("tanh", "sgd", 0.05, None)]),
+                   batch_size=16, graphs=graphs)
+    assert len(graphs[STACKED]) == 2
+
+
+@pytest.mark.parametrize("kind", ["conv", "embedding"])
+def test_clipping_and_class_weights_share_the_graph_and_match_fit(kind: str) -> None:
+    """A model that cannot be stacked trains in one traced graph whatever its jobs' learning
+    rates, sample weights and clipping norms (inputs of the graph), and each job computes
+    what `model.fit` with that clipnorm and those sample weights computes (an embedding's
+    gradient is sparse, with repeated rows)."""
+    import keras
+
+    from audit.probes.trainer import trace_key
+
+    rng = np.random.default_rng(8)
+    if kind == "conv":
+        x = rng.normal(size=(40, 6, 1)).astype(np.float32)
+        y = (x[:, :2, 0].sum(axis=1, keepdims=True) * 3).astype(np.float32)
+    else:
+        x = rng.integers(0, 12, size=(40, 6)).astype(np.int32)
+        y = ((x < 4).sum(axis=1, keepdims=True) * 2.0).astype(np.float32)
+    weights = rng.uniform(0.5, 2.0, size=40).astype(np.float32)
+
+    def conv() -> object:
+        keras.utils.set_random_seed(3)
+        if kind == "embedding":
+            return keras.Sequential([keras.Input((6,), dtype="int32"),
+                                     keras.layers.Embedding(12, 4),
+                                     keras.layers.GlobalAveragePooling1D(),
+                                     keras.layers.Dense(1)])
+        return keras.Sequential([keras.Input((6, 1)), keras.layers.Conv1D(4, 3, activation="relu"),
+                                 keras.layers.Flatten(), keras.layers.Dense(1)])
+
+    specs = [(0.05, None, None), (0.02, 0.1, weights), (0.05, 0.5, None)]
+    jobs = [TrainJob(conv(), make_optimizer("sgd", rate, clip), make_loss("mse"), x, y,
+                     epochs=4, seed=0, sample_weight=w, shuffle=False)
+            for rate, clip, w in specs]
+    assert len({trace_key(job) for job in jobs}) == 1
+    graphs: dict = {}
+    logs = train_together(jobs, batch_size=16, graphs=graphs)
+    assert len(graphs) == 1  # one traced graph
+    for (rate, clip, w), log in zip(specs, logs, strict=True):
+        theirs = conv()
+        theirs.compile(make_optimizer("sgd", rate, clip), "mse")
+        history = theirs.fit(x, y, sample_weight=w, epochs=4, batch_size=16, shuffle=False,
+                             verbose=0)
+        for a, b in zip(log.weights, theirs.get_weights(), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        assert log.losses[-1] == pytest.approx(history.history["loss"][-1], rel=1e-4)
+    assert not np.allclose(logs[0].weights[0], logs[2].weights[0])  # clipping changed it

@@ -112,19 +112,35 @@ def stack_key(job: Any) -> tuple[Any, ...] | None:
 
 
 class Ensemble:
-    """The stacked state and traced training loop of jobs sharing one `stack_key`."""
+    """The stacked state and traced training loop of jobs sharing one `stack_key`.
 
-    def __init__(self, jobs: list[Any], batch_size: int) -> None:
+    Everything a member brings (its weights, data, seed, learning rate, clipping, activation
+    choice, optimizer family) lives in variables, so a traced loop serves later jobs of the
+    same key too: `fits` says whether they fit its `capacity` (members), optimizer families
+    and activations, and `load` swaps them in (fresh optimizer state; rows beyond the jobs are
+    padding that trains at rate 0 and is never read)."""
+
+    def __init__(self, jobs: list[Any], batch_size: int, capacity: int | None = None) -> None:
         import keras
         import tensorflow as tf
 
-        self.jobs = jobs
-        stacks = [dense_stack(job.model) for job in jobs]
-        first = stacks[0]
+        size = max(len(jobs), capacity or 0)
+        self.capacity = size
+        first = dense_stack(jobs[0].model)
+        assert first is not None
+        #: per layer: the activations present, by key, in order of first sight
+        self.activation_keys = [
+            [key for key, _ in _distinct((s[i][2], s[i][1]) for s in
+                                         (dense_stack(job.model) for job in jobs))]
+            for i in range(len(first))
+        ]
+        fns = [dict(_distinct((s[i][2], s[i][1]) for s in
+                              (dense_stack(job.model) for job in jobs)))
+               for i in range(len(first))]
         #: per layer: [(activation_fn, member mask)], one entry per activation present
         self.activations = [
-            [(fn, _mask([s[i][2] == key for s in stacks])) for key, fn in
-             _distinct((s[i][2], s[i][1]) for s in stacks)]
+            [(fns[i][key], tf.Variable(np.zeros((size, 1, 1), bool), trainable=False))
+             for key in self.activation_keys[i]]
             for i in range(len(first))
         ]
         self.use_bias = [layer.use_bias for layer, _, _ in first]
@@ -140,48 +156,106 @@ class Ensemble:
         self.sizes = [int(np.prod(shape)) for shape in self.shapes]
         #: which piece each column of a row belongs to (for per-piece gradient clipping)
         self.piece_of = tf.constant(np.repeat(np.arange(len(self.sizes)), self.sizes), tf.int32)
-        #: where each piece sits in a member's `model.weights`
-        self.positions = [_positions(job.model, stack) for job, stack in
-                          zip(jobs, stacks, strict=True)]
-        rows = [np.concatenate([start[k].ravel() for k in positions]) for start, positions in
-                zip((job.start_weights() for job in jobs), self.positions, strict=True)]
-        self.params = keras.Variable(np.stack(rows).astype(np.float32))
-        #: per optimizer family: (optimizer over the stacked variable, its member mask)
+        self.params = keras.Variable(np.zeros((size, sum(self.sizes)), np.float32))
+        #: per optimizer family: (optimizer over the stacked variable, its rates, its mask)
+        self.families: list[str | None] = []
+        self.rates: list[Any] = []  # per family: each member's learning rate (0: not its own)
         self.optimizers = []
-        families = [optimizer_family(job.optimizer) for job in jobs]
-        for family, template in _distinct((f, job.optimizer) for f, job in
-                                          zip(families, jobs, strict=True)):
-            mine = [f == family for f in families]
-            rates = tf.constant(np.array([
-                float(job.optimizer.get_config()["learning_rate"]) if m else 0.0
-                for job, m in zip(jobs, mine, strict=True)], np.float32).reshape(-1, 1))
+        for family, template in _distinct((optimizer_family(job.optimizer), job.optimizer)
+                                          for job in jobs):
+            rates = tf.Variable(np.zeros((size, 1), np.float32), trainable=False)
             config = {k: v for k, v in template.get_config().items()
                       if k not in _PER_MEMBER_OPTIMIZER_KEYS}
             optimizer = type(template)(learning_rate=lambda r=rates: r, **config)
             optimizer.build([self.params])
-            self.optimizers.append((optimizer, tf.constant(np.array(mine, bool)[:, None])))
-        clip = [job.optimizer.clipnorm or math.inf for job in jobs]
-        self.clips = any(math.isfinite(c) for c in clip)
-        self.clipnorm = tf.constant(np.array(clip, dtype=np.float32))
+            self.families.append(family)
+            self.rates.append(rates)
+            self.optimizers.append(
+                (optimizer, tf.Variable(np.zeros((size, 1), bool), trainable=False)))
+        #: a fresh optimizer state per family (what `load` starts every member from)
+        self.fresh = [[np.array(v) for v in opt.variables] for opt, _ in self.optimizers]
+        self.clips = any(job.optimizer.clipnorm for job in jobs)
+        self.clipnorm = tf.Variable(np.full(size, np.inf, np.float32), trainable=False)
         self.loss = jobs[0].loss
-        self.x = tf.constant(np.stack([job.x for job in jobs]).astype(np.float32))
-        self.y = tf.constant(np.stack([job.y for job in jobs]))
-        self.w = tf.constant(np.stack([
-            job.sample_weight if job.sample_weight is not None else np.ones(len(job.x))
-            for job in jobs]).astype(np.float32))
-        self.x_val = tf.constant(np.stack([
-            job.x_val if job.x_val is not None else job.x[:0] for job in jobs]).astype(np.float32))
+        x0, y0 = jobs[0].x, jobs[0].y
+        x_val0 = jobs[0].x_val if jobs[0].x_val is not None else x0[:0]
+        self.x = tf.Variable(np.zeros((size, *x0.shape), np.float32), trainable=False)
+        self.y = tf.Variable(np.zeros((size, *y0.shape), y0.dtype), trainable=False)
+        self.w = tf.Variable(np.zeros((size, len(x0)), np.float32), trainable=False)
+        self.x_val = tf.Variable(np.zeros((size, *x_val0.shape), np.float32), trainable=False)
         #: (members, validation rows, outputs): what `train_epochs` predicts after training
-        self.output_shape = (len(jobs), self.x_val.shape[1], first[-1][0].kernel.shape[-1])
-        self.seeds = tf.constant([job.seed for job in jobs], tf.int64)
+        self.output_shape = (size, x_val0.shape[0], first[-1][0].kernel.shape[-1])
+        self.seeds = tf.Variable(np.zeros(size, np.int64), trainable=False)
         self.shuffle = jobs[0].shuffle
         self.batch_size = batch_size
+        self.load(jobs)
+
+    def fits(self, jobs: list[Any], batch_size: int) -> bool:
+        """Whether `jobs` (of this ensemble's `stack_key`) can train in its traced loop."""
+        if len(jobs) > self.capacity or batch_size != self.batch_size:
+            return False
+        if any(optimizer_family(job.optimizer) not in self.families for job in jobs):
+            return False
+        if not self.clips and any(job.optimizer.clipnorm for job in jobs):
+            return False
+        for job in jobs:
+            stack = dense_stack(job.model)
+            if stack is None or any(key not in known for (_, _, key), known in
+                                    zip(stack, self.activation_keys, strict=True)):
+                return False
+        return True
+
+    def load(self, jobs: list[Any]) -> None:
+        """Make `jobs` the members (rows 0..len(jobs)-1), from their starting weights, with a
+        fresh optimizer state."""
+        size, n = self.capacity, len(jobs)
+        self.jobs = jobs
+        stacks = [dense_stack(job.model) for job in jobs]
+        #: where each piece sits in a member's `model.weights`
+        self.positions = [_positions(job.model, stack) for job, stack in
+                          zip(jobs, stacks, strict=True)]
+        rows = np.zeros((size, sum(self.sizes)), np.float32)
+        for k, (job, positions) in enumerate(zip(jobs, self.positions, strict=True)):
+            start = job.start_weights()
+            rows[k] = np.concatenate([start[p].ravel() for p in positions])
+        self.params.assign(rows)
+        for layer, (keys, acts) in enumerate(zip(self.activation_keys, self.activations,
+                                                 strict=True)):
+            for key, (_, mask) in zip(keys, acts, strict=True):
+                mask.assign(np.array([k < n and stacks[k][layer][2] == key
+                                      for k in range(size)], bool).reshape(-1, 1, 1))
+        families = [optimizer_family(job.optimizer) for job in jobs]
+        for (optimizer, mask), family, fresh, rates in zip(
+                self.optimizers, self.families, self.fresh, self.rates, strict=True):
+            for variable, value in zip(optimizer.variables, fresh, strict=True):
+                variable.assign(value)
+            mine = [k < n and families[k] == family for k in range(size)]
+            rates.assign(np.array([
+                float(jobs[k].optimizer.get_config()["learning_rate"]) if mine[k] else 0.0
+                for k in range(size)], np.float32).reshape(-1, 1))
+            mask.assign(np.array(mine, bool)[:, None])
+        self.clipnorm.assign(np.array([
+            (jobs[k].optimizer.clipnorm or math.inf) if k < n else math.inf
+            for k in range(size)], np.float32))
+
+        def padded(values: list[np.ndarray], dtype: Any) -> np.ndarray:
+            out = np.zeros((size, *values[0].shape), dtype)
+            out[:n] = np.stack(values).astype(dtype)
+            return out
+
+        self.x.assign(padded([job.x for job in jobs], np.float32))
+        self.y.assign(padded([job.y for job in jobs], self.y.dtype.as_numpy_dtype))
+        self.w.assign(padded([job.sample_weight if job.sample_weight is not None
+                              else np.ones(len(job.x)) for job in jobs], np.float32))
+        self.x_val.assign(padded([job.x_val if job.x_val is not None else job.x[:0]
+                                  for job in jobs], np.float32))
+        self.seeds.assign(padded([np.asarray(job.seed) for job in jobs], np.int64))
 
     def forward(self, x: Any, params: Any) -> Any:
         """Every member's outputs for its own rows `x` (members, rows, features)."""
         import tensorflow as tf
 
-        members = len(self.jobs)
+        members = self.capacity
         pieces = iter(tf.reshape(piece, [members, *shape]) for piece, shape in
                       zip(tf.split(params, self.sizes, axis=1), self.shapes, strict=True))
         h = x
@@ -216,14 +290,16 @@ class Ensemble:
         Graph code: the trainer calls it inside one `tf.function` that holds every ensemble."""
         import tensorflow as tf
 
-        members = len(self.jobs)
+        members = self.capacity
         n = self.x.shape[1]
         b = self.batch_size
+        # the members' data, read once per call (not once per step)
+        x, y, w, seeds = (tf.convert_to_tensor(v) for v in (self.x, self.y, self.w, self.seeds))
         steps = (n + b - 1) // b
         last = tf.zeros([members], tf.float32)
         for e in tf.range(epochs):
             if self.shuffle:
-                keys = tf.stack([self.seeds, tf.fill([members], epoch0 + tf.cast(e, tf.int64))],
+                keys = tf.stack([seeds, tf.fill([members], epoch0 + tf.cast(e, tf.int64))],
                                 axis=1)
                 perm = tf.map_fn(lambda k: tf.argsort(tf.random.stateless_uniform([n], seed=k)),
                                  keys, fn_output_signature=tf.int32)
@@ -232,9 +308,9 @@ class Ensemble:
             total = tf.zeros([members], tf.float32)
             for s in tf.range(steps):
                 idx = perm[:, s * b : (s + 1) * b]
-                xb = tf.gather(self.x, idx, batch_dims=1)
-                yb = tf.gather(self.y, idx, batch_dims=1)
-                wb = tf.gather(self.w, idx, batch_dims=1)
+                xb = tf.gather(x, idx, batch_dims=1)
+                yb = tf.gather(y, idx, batch_dims=1)
+                wb = tf.gather(w, idx, batch_dims=1)
                 with tf.GradientTape() as tape:
                     params = tf.convert_to_tensor(self.params)
                     tape.watch(params)
@@ -254,15 +330,18 @@ class Ensemble:
             last = total / tf.cast(n, tf.float32)
         return last, self.forward(self.x_val, tf.convert_to_tensor(self.params))
 
-    def member_weights(self, params: Any = None) -> list[list[np.ndarray]]:
-        """Every member's weights (now, or in a snapshot `params` of the stacked variable),
-        each in its model's `model.weights` order."""
-        rows = np.array(self.params if params is None else params)
+    def member_weights(self, params: Any = None,
+                       positions: list[list[int]] | None = None) -> list[list[np.ndarray]]:
+        """Every member's weights (now, or in a snapshot `params` of the stacked variable
+        taken while the members had `positions`), each in its model's `model.weights`
+        order."""
+        members = self.positions if positions is None else positions
+        rows = np.array(self.params if params is None else params)[: len(members)]
         bounds = np.cumsum(self.sizes)[:-1]
         out = []
-        for row, positions in zip(rows, self.positions, strict=True):
-            weights: list[np.ndarray] = [np.empty(0)] * len(positions)
-            for k, piece, shape in zip(positions, np.split(row, bounds), self.weight_shapes,
+        for row, where in zip(rows, members, strict=True):
+            weights: list[np.ndarray] = [np.empty(0)] * len(where)
+            for k, piece, shape in zip(where, np.split(row, bounds), self.weight_shapes,
                                        strict=True):
                 weights[k] = piece.reshape(shape)
             out.append(weights)
@@ -287,10 +366,3 @@ def _distinct(pairs: Any) -> list[tuple[Any, Any]]:
     for key, value in pairs:
         seen.setdefault(key, value)
     return list(seen.items())
-
-
-def _mask(flags: list[bool]) -> Any:
-    """A member mask shaped (members, 1, 1), to broadcast over (members, rows, units)."""
-    import tensorflow as tf
-
-    return tf.constant(np.array(flags, bool).reshape(-1, 1, 1))

@@ -6,7 +6,7 @@ layers are slow to trace, and every clone has its own variables). Two backends, 
 (`Backend.train(epochs, epoch0, active) -> {job: Trained}`), and a scheduler that knows neither:
 - `StackedBackend`: plain Dense stacks of one shape train stacked as one `Ensemble` (see
   `ensemble.py`): every seed and every variant in one small graph, whatever their activations
-  and optimizers;
+  and optimizers; a later call (the race's next round) whose jobs fit that graph reuses it;
 - `GraphBackend`: any other model trains in one graph per architecture (with optimizer family
   and loss), shared by every job that has that architecture: the job's weights and optimizer
   state are swapped into the traced template's variables and out (as device snapshots). The
@@ -114,13 +114,12 @@ def trace_key(job: TrainJob) -> tuple[Any, ...]:
     return (
         layers,
         type(job.optimizer).__name__,
-        _config_key(job.optimizer, ("name", "learning_rate")),
+        _config_key(job.optimizer, ("name", "learning_rate", "clipnorm")),
         type(job.loss).__name__,
         _config_key(job.loss),
         feed_signature(job.x),
         job.y.shape[1:],
         str(job.y.dtype),
-        job.sample_weight is not None,
         job.shuffle,
     )
 
@@ -129,7 +128,9 @@ class _Graph:
     """One traced training loop over a template copy of the model, shared by every job with the
     same `trace_key`: a job's weights and optimizer state are copied into the template's
     variables, trained, and copied out (cheap for small models, and far cheaper than tracing
-    Keras layers again)."""
+    Keras layers again). What may differ between those jobs is an input of the graph: the
+    learning rate (optimizer state), the sample weights (ones when a job has none) and the
+    gradient clipping norm (a variable; infinite: no clipping)."""
 
     def __init__(self, first: TrainJob, batch_size: int) -> None:
         import tensorflow as tf
@@ -137,10 +138,14 @@ class _Graph:
         from audit.probes.tfutil import clone_with_state
 
         model = clone_with_state(first.model)
-        optimizer = type(first.optimizer).from_config(first.optimizer.get_config())
+        # clipping is done here, by a variable norm, so jobs with and without it share a graph
+        optimizer = type(first.optimizer).from_config(
+            {**first.optimizer.get_config(), "clipnorm": None})
         optimizer.build(model.trainable_variables)
+        self.clipnorm = tf.Variable(math.inf, dtype=tf.float32, trainable=False)
+        clipnorm = self.clipnorm
         loss_fn = first.loss
-        self.model, self.optimizer = model, optimizer
+        self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
         #: a fresh optimizer's state; every job starts from it with its own learning rate
         self.fresh_state = [np.array(v) for v in optimizer.variables]
         rate = optimizer.learning_rate
@@ -166,13 +171,14 @@ class _Graph:
                         loss = loss_fn(tf.gather(y, idx), out, sample_weight=tf.gather(w, idx))
                         if model.losses:  # the model's own penalties, as fit adds them
                             loss += tf.add_n([tf.cast(p, loss.dtype) for p in model.losses])
-                    grads = tape.gradient(loss, variables)
+                    grads = clip_by_norm(tape.gradient(loss, variables), clipnorm)
                     optimizer.apply_gradients(zip(grads, variables, strict=True))
                     total += tf.cast(loss, tf.float32) * tf.cast(tf.size(idx), tf.float32)
                 last = total / tf.cast(n, tf.float32)  # weighted by batch size, as fit reports
             return last
 
         self.run = run
+        self.forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     def start_state(self, job: TrainJob) -> list[np.ndarray]:
         """A fresh optimizer state carrying `job`'s learning rate."""
@@ -194,14 +200,58 @@ class _Graph:
             variable.assign(value)
         for variable, value in zip(self.optimizer.variables, data.optimizer_state, strict=True):
             variable.assign(value)
+        self.clipnorm.assign(job.optimizer.clipnorm or math.inf)
         loss = self.run(data.x, data.y, data.w, tf.constant(epochs),
                         tf.constant(epoch0, tf.int64), data.seed)
         # the template serves the next job: keep this job's state as device snapshots
         data.weights = [tf.identity(v.value) for v in self.model.weights]
         data.optimizer_state = [tf.identity(v.value) for v in self.optimizer.variables]
+        loss = float(loss)
         if job.x_val is not None:
-            data.outputs = predict(self.model, job.x_val)
-        return float(loss)
+            # a finite model predicts in the traced forward pass (an eager call of a recurrent
+            # layer loops in Python); a diverged one eagerly, where NaN stays NaN (a graph's
+            # fused MatMul+BiasAdd+ReLU turns it into 0)
+            data.outputs = (self.outputs(data) if math.isfinite(loss)
+                            else predict(self.model, job.x_val))
+        return loss
+
+    def outputs(self, data: _Data) -> np.ndarray:
+        """The template's outputs on the job's validation rows, as `tfutil.predict` gives
+        them (rows x outputs, the first output of a dict)."""
+        out = self.forward(data.x_val)
+        if isinstance(out, dict):
+            out = next(iter(out.values()))
+        return np.asarray(out, dtype=np.float32).reshape(len(out), -1)
+
+
+def clip_by_norm(grads: list[Any], clipnorm: Any) -> list[Any]:
+    """Keras' `clipnorm` (each gradient scaled to norm <= clipnorm, as `BaseOptimizer` computes
+    it), with the norm a tensor: an infinite norm leaves the gradients as they are, at the
+    cost of one `tf.cond` per step. A sparse gradient (an embedding's) stays sparse, its norm
+    taken over its values as Keras takes it (a row repeated in the batch counts per repeat)."""
+    import tensorflow as tf
+
+    def clip(grad: Any) -> Any:
+        values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
+        l2sum = tf.reduce_sum(tf.square(values))
+        positive = l2sum > 0
+        norm = tf.where(positive, tf.sqrt(tf.where(positive, l2sum, tf.ones_like(l2sum))),
+                        l2sum)
+        clipped = values * clipnorm / tf.maximum(norm, clipnorm)
+        if isinstance(grad, tf.IndexedSlices):
+            return tf.IndexedSlices(clipped, grad.indices, grad.dense_shape)
+        return clipped
+
+    present = [k for k, g in enumerate(grads) if g is not None]
+    if not present:
+        return list(grads)
+    kept = [grads[k] for k in present]
+    done = tf.cond(tf.math.is_finite(clipnorm), lambda: [clip(g) for g in kept],
+                   lambda: kept)
+    out = list(grads)
+    for k, g in zip(present, done, strict=True):
+        out[k] = g
+    return out
 
 
 class _Data:
@@ -217,28 +267,64 @@ class _Data:
         weights = job.sample_weight if job.sample_weight is not None else np.ones(rows)
         self.w = tf.constant(weights, tf.float32)
         self.seed = tf.constant(job.seed, tf.int64)
+        self.x_val = None if job.x_val is None else tf.nest.map_structure(tf.constant,
+                                                                          job.x_val)
         self.weights: list[Any] = job.start_weights()  # numpy at first, then device tensors
         self.optimizer_state: list[Any] | None = None
         self.outputs: np.ndarray | None = None
 
 
+#: the key under which `train_together`'s `graphs` keeps the stacked ensembles' traced loops
+STACKED = ("stacked ensembles",)
+
+
+class _StackedGraph:
+    """Ensembles (one per `stack_key`) and the one traced function that trains them all:
+    later jobs that fit reuse both (`Ensemble.load`), so a race's rounds trace once."""
+
+    def __init__(self, ensembles: dict[tuple[Any, ...], Any]) -> None:
+        self.ensembles = ensembles
+        self.run = _one_graph(list(ensembles.values()))
+
+    def fits(self, jobs: list[TrainJob], groups: dict[tuple[Any, ...], list[int]],
+             batch_size: int) -> bool:
+        """Whether every group has its ensemble here, fits it, and fills at least half of it
+        (padding members compute too: past that, tracing anew costs less)."""
+        return all(key in self.ensembles
+                   and self.ensembles[key].fits([jobs[i] for i in members], batch_size)
+                   and 2 * len(members) >= self.ensembles[key].capacity
+                   for key, members in groups.items())
+
+
 class StackedBackend(Backend):
     """Plain Dense stacks, each group of one shape as an `Ensemble`, all of them in one
-    `tf.function`: every seed and variant of a shape in one small graph."""
+    `tf.function`: every seed and variant of a shape in one small graph. The graph is kept in
+    `graphs` and reused by later calls whose jobs fit it (no new trace)."""
 
-    def __init__(self, jobs: list[TrainJob], groups: list[list[int]], batch_size: int) -> None:
+    def __init__(self, jobs: list[TrainJob], groups: dict[tuple[Any, ...], list[int]],
+                 batch_size: int, graphs: dict[tuple[Any, ...], Any]) -> None:
         from audit.probes.ensemble import Ensemble
 
-        self.groups = [(members, Ensemble([jobs[i] for i in members], batch_size))
-                       for members in groups]
-        self.members = [i for members in groups for i in members]
+        kept: list[_StackedGraph] = graphs.setdefault(STACKED, [])
+        graph = next((g for g in kept if g.fits(jobs, groups, batch_size)), None)
+        if graph is not None:
+            for key, members in groups.items():
+                graph.ensembles[key].load([jobs[i] for i in members])
+        else:
+            graph = _StackedGraph({key: Ensemble([jobs[i] for i in members], batch_size)
+                                   for key, members in groups.items()})
+            kept.append(graph)
+        self.groups = [(groups.get(key, []), ensemble)
+                       for key, ensemble in graph.ensembles.items()]
+        self.members = [i for members in groups.values() for i in members]
         self.has_outputs = {i: jobs[i].x_val is not None for i in self.members}
-        self.run = _one_graph([e for _, e in self.groups])
+        self.run = graph.run
 
     def train(self, epochs: int, epoch0: int, active: list[bool]) -> dict[int, Trained]:
         import tensorflow as tf
 
-        masks = [[active[i] for i in members] for members, _ in self.groups]
+        masks = [[active[i] for i in members] + [False] * (ensemble.capacity - len(members))
+                 for members, ensemble in self.groups]
         if not any(any(m) for m in masks):
             return {}
         results = self.run(tf.constant(epochs), tf.constant(epoch0, tf.int64),
@@ -249,12 +335,14 @@ class StackedBackend(Backend):
             if not any(mask):
                 continue
             snapshot = tf.identity(ensemble.params.value)  # stays on the device
+            positions = list(ensemble.positions)  # the members' now (the ensemble is reused)
             outputs = np.asarray(outputs)
             for k, i in enumerate(members):
                 if mask[k]:
                     out[i] = Trained(
                         float(losses[k]), outputs[k] if self.has_outputs[i] else None,
-                        lambda e=ensemble, s=snapshot, k=k: e.member_weights(s)[k])
+                        lambda e=ensemble, s=snapshot, k=k, p=positions:
+                            e.member_weights(s, p)[k])
         return out
 
 
@@ -326,8 +414,10 @@ def train_together(
     the weights and validation outputs so far) and returns a reason (e.g. "early_success") or
     None to go on.
     Past `deadline` (a `time.monotonic()` value) every job stops with "time_budget".
-    `graphs` keeps the traced per-architecture graphs between calls (pass the same dict to
-    train more jobs of the same architectures without tracing again).
+    `graphs` keeps the traced graphs between calls (pass the same dict to train more jobs of
+    the same architectures without tracing again: the per-architecture graphs, and the
+    stacked ensembles while later jobs fit their members, optimizer families and
+    activations).
     """
     from audit.probes.ensemble import stack_key
 
@@ -342,12 +432,12 @@ def train_together(
             singles.append(i)
         else:
             groups.setdefault(key, []).append(i)
+    graphs = {} if graphs is None else graphs
     backends: list[Backend] = []
     if groups:
-        backends.append(StackedBackend(jobs, list(groups.values()), batch_size))
+        backends.append(StackedBackend(jobs, groups, batch_size, graphs))
     if singles:
-        backends.append(GraphBackend(jobs, singles, batch_size,
-                                     {} if graphs is None else graphs))
+        backends.append(GraphBackend(jobs, singles, batch_size, graphs))
     active = [True] * len(jobs)
     done = 0
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Any
+
+import numpy as np
 
 from audit.faults.unit import CONFIRMATION
 from audit.probes import keys
 from audit.probes.ensemble import dense_stack
 from audit.probes.retrain.settings import RetrainSettings
-from audit.probes.retrain.variants import Variant, clipped, score, seeded_jobs
+from audit.probes.retrain.variants import Variant, clipped, initial_weights, score
 from audit.probes.trainer import TrainJob, TrainLog, train_together
 from audit.subject import Subject
 
@@ -46,6 +49,8 @@ class Race:
         self._raw: dict[tuple[int, int], float] = {}  # (id(variant), seed) -> skill (NaN: diverged)
         self._now: dict[int, float] = {}  # id(variant) -> its latest clipped skill in training
         self._graphs: dict[tuple[Any, ...], Any] = {}  # traced once, reused by every round
+        #: (id(network), seed) -> starting weights: plans sharing a network share them
+        self._starts: dict[tuple[int, int], list[np.ndarray]] = {}
 
     def run(self, variants: list[Variant]) -> None:
         """Train `variants` (the baseline among them, or trained before) as racing allows."""
@@ -83,7 +88,7 @@ class Race:
         if not pending:
             return
         self.rounds += 1
-        runs = [(v, job) for v, seed in pending for job in seeded_jobs(v, [seed])]
+        runs = [(v, self._job(v, seed)) for v, seed in pending]
         settings, subject = self.settings, self.subject
 
         def should_stop(i: int, log: TrainLog) -> str | None:
@@ -101,6 +106,16 @@ class Race:
             self._raw[(id(variant), job.seed)] = score(variant, log, subject)[0]
         self.runs += runs
         self.logs += logs
+
+    def _job(self, variant: Variant, seed: int) -> TrainJob:
+        """The variant's job under `seed`, as `variants.seeded_jobs` makes it, its starting
+        weights drawn once per network and seed (plans that share a network, as every change
+        of rate, optimizer or data does, share them; drawing is costly for layers that have
+        to be cloned, such as an LSTM's)."""
+        key = (id(variant.model), seed)
+        if key not in self._starts:
+            self._starts[key] = initial_weights(variant.model, seed)
+        return replace(variant.job, seed=seed, weights=self._starts[key])
 
     def _halved(self, variant: Variant, job: TrainJob, log: TrainLog) -> bool:
         """Successive halving within the first seed: past half its epochs, a plan no static
