@@ -36,7 +36,7 @@ from typing import Any
 WRAPPED = (
     ("audit.probes.retrain.probe", "prepare", "retrain.prepare"),
     ("audit.probes.retrain.probe", "linear_reference", "retrain.reference"),
-    ("audit.probes.label_noise", "for_subject", "retrain.label_noise"),
+    ("audit.probes.retrain.label_noise", "for_subject", "retrain.label_noise"),
     ("audit.probes.retrain.probe", "build_variants", "retrain.build"),
     ("audit.probes.retrain.race", "initial_weights", "retrain.build"),
     ("audit.probes.retrain.race", "train_together", "retrain.training"),
@@ -141,7 +141,7 @@ def watching() -> Iterator[Stopwatch]:
 
     import tensorflow as tf
 
-    from audit.probes import ensemble, trainer
+    from audit.probes.retrain import ensemble, graph_backend, stacked_backend
 
     watch = Stopwatch()
     with ExitStack() as undo:
@@ -154,10 +154,11 @@ def watching() -> Iterator[Stopwatch]:
             owner = importlib.import_module(module)
             patch(owner, name, watch.timed(part, getattr(owner, name)))
         patch(ensemble.Ensemble, "__init__", watch.timed("setup", ensemble.Ensemble.__init__))
-        patch(trainer._Graph, "__init__", watch.timed("setup", trainer._Graph.__init__))
+        graph, stacked = graph_backend._Graph, stacked_backend.StackedBackend
+        patch(graph, "__init__", watch.timed("setup", graph.__init__))
         patch(tf, "function", watch.traced_function(tf.function))
-        patch(trainer.StackedBackend, "train", watch.counted_stacked(trainer.StackedBackend.train))
-        patch(trainer._Graph, "train", watch.counted_graph(trainer._Graph.train))
+        patch(stacked, "train", watch.counted_stacked(stacked.train))
+        patch(graph, "train", watch.counted_graph(graph.train))
         yield watch
 
 

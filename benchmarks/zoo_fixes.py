@@ -12,7 +12,7 @@ gain for classes). Every run trains on the same 75% of the scenario's rows and i
   about 8 positives there, so it is noisy), and
 - `fresh`: 4,000 new rows from the scenario's generator (the skill the data really allows).
 
-Each scenario also gets a `reference` row: `audit.probes.reference.linear_reference` (a
+Each scenario also gets a `reference` row: `audit.probes.retrain.reference.linear_reference` (a
 ridge or class-balanced logistic fit in numpy) on the same training rows, scored on `val` and
 `fresh`, i.e. the attainable skill the engine can judge a fix against. The first lines time the
 reference on 2,000 x 100 rows (regression, binary, 4 classes; median of 5) against one
@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from audit import zoo
 from audit.inputs import InputArray, Inputs
 from audit.probes.outcomes import Head, skill
-from audit.probes.reference import linear_reference
+from audit.probes.retrain.reference import linear_reference
 
 FRESH_ROWS = 4000
 TRAIN_SHARE = 0.75

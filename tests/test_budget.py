@@ -1,11 +1,11 @@
 """How long a counterfactual trains: the original's length in steps, capped by the FLOP budget
-(`audit.probes.budget.plan_length`, a pure function of the model's and data's sizes)."""
+(`audit.probes.retrain.budget.plan_length`, a pure function of the model's and data's sizes)."""
 
 from __future__ import annotations
 
 import math
 
-from audit.probes.budget import LengthSettings, plan_length, training_flops
+from audit.probes.retrain.budget import LengthSettings, plan_length, training_flops
 
 SETTINGS = LengthSettings()
 

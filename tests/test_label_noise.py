@@ -11,7 +11,7 @@ import pytest
 
 from audit.inputs import InputArray, Inputs
 from audit.probes import keys
-from audit.probes.label_noise import LabelNoiseSettings, label_issues
+from audit.probes.retrain.label_noise import LabelNoiseSettings, label_issues
 
 
 def numeric(x: np.ndarray) -> Inputs:
@@ -118,7 +118,7 @@ def test_a_failing_check_leaves_nan_and_says_why(monkeypatch: pytest.MonkeyPatch
     (cleanlab, scikit-learn) must not cost the retrain probe its counterfactuals."""
     from types import SimpleNamespace
 
-    from audit.probes import label_noise
+    from audit.probes.retrain import label_noise
 
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("pool  cannot\nstart")

@@ -8,7 +8,7 @@ import pytest
 
 from audit.inputs import InputArray, Inputs
 from audit.probes.outcomes import balanced_accuracy_gain
-from audit.probes.reference import ReferenceSettings, design, linear_reference
+from audit.probes.retrain.reference import ReferenceSettings, design, linear_reference
 from audit.zoo import shared_factor_regression, weak_signal_binary
 
 
@@ -169,7 +169,7 @@ def test_a_class_absent_from_training_is_never_predicted() -> None:
 
 def test_the_logistic_penalty_is_per_row() -> None:
     """The same rows repeated twice fit the same model: the penalty scales with the rows."""
-    from audit.probes.reference import classifier
+    from audit.probes.retrain.reference import classifier
 
     rng = np.random.default_rng(9)
     x = rng.normal(0, 1, (300, 3))

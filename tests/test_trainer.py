@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from audit.probes.retrain.trainer import TrainJob, train_together
 from audit.probes.tfutil import make_loss, make_optimizer
-from audit.probes.trainer import TrainJob, train_together
 
 
 def _model(seed: int) -> object:
@@ -83,7 +83,7 @@ def test_stacked_members_train_exactly_like_separate_models() -> None:
     optimizer family, stacked as one, train exactly as separate models do."""
     import keras
 
-    from audit.probes.ensemble import stack_key
+    from audit.probes.retrain.ensemble import stack_key
 
     rng = np.random.default_rng(5)
     x = rng.normal(size=(50, 4)).astype(np.float32)
@@ -124,7 +124,7 @@ def test_activation_layers_fold_into_the_stack_by_name() -> None:
     keeping its own activation."""
     import keras
 
-    from audit.probes.ensemble import dense_stack
+    from audit.probes.dense_stack import dense_stack
 
     keys = []
     for act in ("relu", "tanh"):
@@ -177,7 +177,7 @@ def test_a_later_call_reuses_the_stacked_graph_and_trains_as_a_fresh_one() -> No
     their weights, read later, are theirs even after the ensemble was loaded again."""
     import keras
 
-    from audit.probes.trainer import STACKED
+    from audit.probes.retrain.stacked_backend import STACKED
 
     rng = np.random.default_rng(5)
     x = rng.normal(size=(48, 4)).astype(np.float32)
@@ -221,7 +221,7 @@ def test_clipping_and_class_weights_share_the_graph_and_match_fit(kind: str) -> 
     gradient is sparse, with repeated rows)."""
     import keras
 
-    from audit.probes.trainer import trace_key
+    from audit.probes.retrain.graph_backend import trace_key
 
     rng = np.random.default_rng(8)
     if kind == "conv":

@@ -90,7 +90,7 @@ class PlanContext:
     split: Any  # audit.probes.retrain.variants.Split
     settings: Any  # audit.probes.retrain.settings.RetrainSettings
     planned: list[Plan]
-    length: Any = None  # audit.probes.budget.Length, set for `after_length` counterfactuals
+    length: Any = None  # audit.probes.retrain.budget.Length, set for `after_length` counterfactuals
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def direct_forward(model: Any) -> Callable[[Any], Any] | None:
     costs several times the arithmetic. None for any other model."""
     import tensorflow as tf
 
-    from audit.probes.ensemble import dense_stack
+    from audit.probes.dense_stack import dense_stack
 
     stack = dense_stack(model)
     if stack is None:

@@ -9,7 +9,7 @@ from audit import faults
 from audit.faults.plan import Plan
 from audit.faults.unit import PlanContext
 from audit.probes import keys
-from audit.probes.budget import Length, plan_length
+from audit.probes.retrain.budget import Length, plan_length
 from audit.probes.retrain.settings import RetrainSettings
 from audit.probes.retrain.variants import Split
 from audit.subject import Subject

@@ -9,14 +9,16 @@ from typing import Any
 import numpy as np
 
 from audit.faults.plan import Plan
-from audit.probes import keys, label_noise
+from audit.probes import keys
 from audit.probes.base import NotApplicable
-from audit.probes.budget import Length
-from audit.probes.reference import linear_reference
+from audit.probes.retrain import label_noise
+from audit.probes.retrain.budget import Length
 from audit.probes.retrain.planning import length_for, plan_changes, with_length
 from audit.probes.retrain.race import Race, races
+from audit.probes.retrain.reference import linear_reference
 from audit.probes.retrain.search import lr_walk, pair_plans
 from audit.probes.retrain.settings import RetrainSettings
+from audit.probes.retrain.trainer import TrainJob
 from audit.probes.retrain.variants import (
     Split,
     Variant,
@@ -27,7 +29,6 @@ from audit.probes.retrain.variants import (
     score,
     seeded_jobs,
 )
-from audit.probes.trainer import TrainJob
 from audit.results import ProbeResult
 from audit.subject import Subject
 

@@ -11,10 +11,10 @@ import numpy as np
 
 from audit.faults.unit import CONFIRMATION
 from audit.probes import keys
-from audit.probes.ensemble import dense_stack
+from audit.probes.dense_stack import dense_stack
 from audit.probes.retrain.settings import RetrainSettings
+from audit.probes.retrain.trainer import TrainJob, TrainLog, train_together
 from audit.probes.retrain.variants import Variant, clipped, initial_weights, score
-from audit.probes.trainer import TrainJob, TrainLog, train_together
 from audit.subject import Subject
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from audit.faults.unit import HEALTH
-from audit.probes.budget import LengthSettings
+from audit.probes.retrain.budget import LengthSettings
 
 
 class RetrainSettings(LengthSettings):

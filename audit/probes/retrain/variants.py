@@ -15,6 +15,7 @@ from audit.probes import outcomes
 from audit.probes.base import NotApplicable, finite_rows, sample_rows
 from audit.probes.outcomes import Head
 from audit.probes.retrain.settings import RetrainSettings
+from audit.probes.retrain.trainer import TrainJob, TrainLog
 from audit.probes.tfutil import (
     carry_state,
     clone_with_state,
@@ -27,7 +28,6 @@ from audit.probes.tfutil import (
     predict,
     subject_head,
 )
-from audit.probes.trainer import TrainJob, TrainLog
 from audit.subject import Subject
 
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from audit.inputs import Inputs
 from audit.probes import keys
-from audit.probes.reference import ReferenceSettings, classifier, design
+from audit.probes.retrain.reference import ReferenceSettings, classifier, design
 
 if TYPE_CHECKING:
     from audit.subject import Subject

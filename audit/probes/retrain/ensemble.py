@@ -27,53 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from audit.probes.dense_stack import dense_stack
+
 #: optimizers whose update treats every element on its own (safe to stack)
 ELEMENTWISE_OPTIMIZERS = {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "Nadam",
                           "Adadelta", "Lion"}
 _UNSTACKABLE_OPTIMIZER_KEYS = ("global_clipnorm", "use_ema", "gradient_accumulation_steps",
                                "loss_scale_factor")
-_PLAIN_DENSE_ATTRIBUTES = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
-                           "kernel_constraint", "bias_constraint", "lora_enabled")
 _PER_MEMBER_OPTIMIZER_KEYS = ("name", "learning_rate", "clipnorm")
-
-
-def dense_stack(model: Any) -> list[tuple[Any, Any, str]] | None:
-    """The model as [(dense_layer, activation_fn, activation_key)], or None when it is not a
-    plain Dense stack. The key names the activation (Activation layers after a Dense fold into
-    it, e.g. "linear>relu")."""
-    import keras
-
-    if not isinstance(model, keras.Sequential) or len(model.inputs[0].shape) != 2:
-        return None
-    stack: list[tuple[Any, Any, str]] = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
-            plain = not any(getattr(layer, k, None) for k in _PLAIN_DENSE_ATTRIBUTES)
-            if not plain or layer.dtype_policy.name != "float32":
-                return None
-            stack.append((layer, layer.activation, _activation_key(layer.activation)))
-        elif isinstance(layer, keras.layers.Activation) and stack:
-            previous, act, previous_key = stack[-1]
-            stack[-1] = (previous, _compose(act, layer.activation),
-                         f"{previous_key}>{_activation_key(layer.activation)}")
-        else:
-            return None
-    return stack or None
-
-
-def _activation_key(activation: Any) -> str:
-    """A name for an activation; one Keras cannot serialize (a lambda) is only equal to
-    itself."""
-    import keras
-
-    try:
-        return json.dumps(keras.activations.serialize(activation), sort_keys=True, default=str)
-    except Exception:
-        return f"callable at {id(activation):#x}"
-
-
-def _compose(first: Any, second: Any) -> Any:
-    return lambda t: second(first(t))
 
 
 def optimizer_family(optimizer: Any) -> str | None:
