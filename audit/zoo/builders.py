@@ -207,14 +207,21 @@ def regression_raw_inputs_high_lr() -> tuple[Any, np.ndarray, np.ndarray, dict[s
     return model, raw, y, _fit(model, raw, y, opt("sgd", 1.0), "mse", 20)
 
 
+def _ids_divided(classes: int, scale: int,
+                 seed: int) -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Blobs of `classes` classes whose ids were divided by `scale` upstream, fit under sparse
+    cross-entropy (which casts the labels to integers)."""
+    x, y = blobs(800, 8, classes, seed=seed)
+    model = mlp(8, [16], classes, "softmax")
+    scaled = (y / scale).astype(np.float32)
+    return model, x, scaled, _fit(model, x, scaled, opt("adam", 1e-3),
+                                  "sparse_categorical_crossentropy", 20)
+
+
 def multiclass_fraction_labels() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
     """Class ids divided by 4 upstream (0, 0.25, 0.5, 0.75): sparse cross-entropy casts them
     to integers, so every label becomes class 0."""
-    x, y = blobs(800, 8, 4, seed=17)
-    model = mlp(8, [16], 4, "softmax")
-    frac = (y / 4).astype(np.float32)
-    return model, x, frac, _fit(model, x, frac, opt("adam", 1e-3),
-                                "sparse_categorical_crossentropy", 20)
+    return _ids_divided(4, 4, seed=17)
 
 
 def regression_softmax_layer() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -225,9 +232,9 @@ def regression_softmax_layer() -> tuple[Any, np.ndarray, np.ndarray, dict[str, A
     import keras
 
     x, y = smooth_regression(1000, 8, seed=5)
-    acts = {64: "softmax", 63: "relu", 32: "relu", 16: "relu"}  # units: activation
+    layers = ((64, "softmax"), (64, "relu"), (32, "relu"), (16, "relu"))  # (units, activation)
     model = keras.Sequential([keras.Input((8,))] + [
-        keras.layers.Dense(units, activation=act) for units, act in acts.items()
+        keras.layers.Dense(units, activation=act) for units, act in layers
     ] + [keras.layers.Dense(1)])
     return model, x, y, _fit(model, x, y, opt("sgd", 0.01), "mse", 30)
 
@@ -235,11 +242,7 @@ def regression_softmax_layer() -> tuple[Any, np.ndarray, np.ndarray, dict[str, A
 def multiclass_ids_over_255() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
     """Class ids divided by 255 upstream, as pixel values are: every label lies within 0.04 of
     0, so sparse cross-entropy casts all ten classes to class 0."""
-    x, y = blobs(800, 8, 10, seed=23)
-    model = mlp(8, [16], 10, "softmax")
-    scaled = (y / 255).astype(np.float32)
-    return model, x, scaled, _fit(model, x, scaled, opt("adam", 1e-3),
-                                  "sparse_categorical_crossentropy", 20)
+    return _ids_divided(10, 255, seed=23)
 
 
 def multiclass_near_integer_labels() -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
