@@ -130,17 +130,23 @@ def infer(subject: Subject, spec: CaseSpec,
 
 def judge(diagnosis: Diagnosis, order: ClassOrder,
           settings: OrderSettings = SETTINGS) -> Diagnosis:
-    """The diagnosis (made under the inferred order) with `label_order` as its primary fault:
-    the labels are fixed first, whatever else the probes found under the inferred order. The
-    verdict is `impaired` (or `flat`, if the probes found the output flat), never healthy."""
+    """The diagnosis (made under the inferred order) with `label_order` first. When the
+    probes found a fault under that order, `label_order` is the primary fault: the labels are
+    fixed first. When they found the model healthy, the model has no fault: the case keeps
+    its verdict, and the order is an `info` note on the manifest (its `classes:` line)."""
     fix = faults.get(FAULT).fix
     recommendation = (
         f"{fix} The model's outputs fit the order {json.dumps(list(order.order))} (the label "
         f"of output unit 0, 1, ...): balanced-accuracy gain {order.skill_inferred:.2f}, "
         f"against {order.skill_sorted:.2f} with the labels' own encoding; this audit used that "
         f"order. If it is the model's: `classes: {json.dumps(list(order.order))}`.")
+    if diagnosis.verdict == "healthy":
+        # the model does well in the order it was trained in: the manifest lacks `classes:`,
+        # the model has no fault; a note, not a finding against it
+        note = Finding(FAULT, "info", settings.confidence, False, PROBE, order.evidence(),
+                       recommendation)
+        return dataclasses.replace(diagnosis, findings=[note, *diagnosis.findings])
     finding = Finding(FAULT, "warning", settings.confidence, False, PROBE, order.evidence(),
                       recommendation)
-    verdict = diagnosis.verdict if diagnosis.verdict in ("flat", "impaired") else "impaired"
-    return dataclasses.replace(diagnosis, verdict=verdict, primary_fault=FAULT,
+    return dataclasses.replace(diagnosis, primary_fault=FAULT,
                                findings=[finding, *diagnosis.findings])

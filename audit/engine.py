@@ -79,6 +79,8 @@ def metric_rows(results: dict[str, ProbeResult]) -> list[MetricRow]:
         rows.append(MetricRow(name, "duration_s", result.duration_s, result.status))
         if result.error:
             rows.append(MetricRow(name, "error", float("nan"), result.error))
+        rows.extend(MetricRow(name, part, float("nan"), reason)
+                    for part, reason in result.part_errors.items())
         rows.extend(MetricRow(name, key, float(value), None)
                     for key, value in result.metrics.items())
         if result.details:  # what the report's charts draw (top features, per-seed stops)

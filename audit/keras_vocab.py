@@ -22,7 +22,10 @@ __all__ = [
     "TYPICAL_LR",
     "activation_name",
     "canonical_loss",
+    "head_index",
+    "hidden_activations",
     "is_recurrent",
+    "nonsaturating_swap",
     "typical_lr",
     "weighted_layers",
 ]
@@ -90,6 +93,57 @@ def activation_name(layer: Any) -> str | None:
 def weighted_layers(model: Any) -> list[Any]:
     """The layers that train (a `Normalization` or a lookup has no trainable weights)."""
     return [layer for layer in model.layers if layer.trainable_weights]
+
+
+#: layers that only apply an activation (a Dense before one is not linear, whatever its own)
+ACTIVATION_LAYERS = frozenset({"Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax"})
+#: the ReLU family's own units, which a non-saturating change turns into LeakyReLU
+RELU_TO_LEAKY = frozenset({"relu", "relu6"})
+LEAKY = frozenset({"leaky_relu"})
+
+
+def head_index(model: Any) -> int:
+    """The index in `model.layers` of the last layer that trains (the head); what follows it
+    (an `Activation`, say) belongs to the head too."""
+    trained = [i for i, layer in enumerate(model.layers) if layer.trainable_weights]
+    return trained[-1] if trained else len(model.layers)
+
+
+def hidden_activations(model: Any) -> list[tuple[Any, str]]:
+    """Each hidden layer that applies an activation, with its name, in model order: layers
+    before the head with an `activation` (Dense, conv, an `Activation` layer), recurrent
+    layers left out (their gates are their design). A layer whose own activation is linear
+    but whose output an activation layer reads (before the next layer that trains) is left out
+    too: that layer is the activation."""
+    layers = model.layers[:head_index(model)]
+    out: list[tuple[Any, str]] = []
+    for i, layer in enumerate(layers):
+        name = activation_name(layer)
+        if name is None or is_recurrent(layer):
+            continue
+        if name == "linear" and layer.trainable_weights:
+            after = []
+            for nxt in layers[i + 1:]:
+                if nxt.trainable_weights:
+                    break
+                after.append(nxt)
+            if any(type(a).__name__ in ACTIVATION_LAYERS for a in after):
+                continue
+        out.append((layer, name))
+    return out
+
+
+def nonsaturating_swap(model: Any) -> tuple[tuple[str, str], ...]:
+    """The hidden activations a non-saturating change sets, as (layer, activation): ReLU units
+    become LeakyReLU; every other hidden activation Keras ships (sigmoid, tanh, hard_sigmoid,
+    softsign, exponential, softplus, elu, selu, gelu, silu, softmax, a linear stack, ...)
+    becomes ReLU (AUTOTRAINER's `relu_1` and `leaky_3` repairs)."""
+    swap = []
+    for layer, name in hidden_activations(model):
+        if name in LEAKY:
+            continue
+        swap.append((layer.name, "leaky_relu" if name in RELU_TO_LEAKY else "relu"))
+    return tuple(swap)
 
 
 def is_recurrent(layer: Any) -> bool:

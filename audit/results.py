@@ -24,6 +24,9 @@ class ProbeResult:
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     duration_s: float = 0.0
+    #: parts of the probe that failed, each costing only itself (one change of the retrain
+    #: probe): the metric row's name -> its one-line reason; the rest of the probe still ran
+    part_errors: dict[str, str] = field(default_factory=dict)
 
     def get(self, metric: str, default: float = float("nan")) -> float:
         return float(self.metrics.get(metric, default))

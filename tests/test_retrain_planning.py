@@ -3,6 +3,7 @@ what each declares (its fault, its control), and the two-change search."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -61,7 +62,7 @@ def classes(n: int) -> np.ndarray:
 def test_head_problem_names_what_does_not_fit(tmp_path: Path) -> None:
     three = classes(3).astype(np.int64)
     one_sigmoid = make_subject(tmp_path, "a", 1, "sigmoid", three, loss="binary_crossentropy")
-    assert head_problem(one_sigmoid) == "binary_crossentropy is for 2 classes but the labels have 3"
+    assert head_problem(one_sigmoid) == "3 classes need 3 output units; the model has 1"
     softmax = make_subject(tmp_path, "b", 3, "softmax", three,
                            loss="sparse_categorical_crossentropy")
     assert head_problem(softmax) is None
@@ -77,6 +78,66 @@ def test_head_problem_names_what_does_not_fit(tmp_path: Path) -> None:
     wrong_units = make_subject(tmp_path, "e", 2, "softmax", three,
                                loss="sparse_categorical_crossentropy")
     assert head_problem(wrong_units) == "3 classes need 3 output units; the model has 2"
+
+
+#: (units, head, loss, from_logits) -> does the check accept it, for 3 classes
+KERAS_COMBOS = [
+    (3, "softmax", "sparse_categorical_crossentropy", False, True),
+    (3, "sigmoid", "categorical_crossentropy", False, True),  # Keras divides by the sum
+    (3, "sigmoid", "sparse_categorical_crossentropy", False, True),  # softmax(log p) = p/sum
+    (3, "softmax", "binary_crossentropy", False, True),  # per unit, on one-hot labels
+    (3, "softmax", "mse", False, True),  # on one-hot labels
+    (3, None, "sparse_categorical_crossentropy", True, True),
+    (3, None, "categorical_crossentropy", False, False),  # linear outputs can be negative
+    (3, "relu", "categorical_crossentropy", False, False),  # all-zero rows have no gradient
+    (3, "softmax", "sparse_categorical_crossentropy", True, False),  # softmax twice
+    (2, "softmax", "sparse_categorical_crossentropy", False, False),  # 2 units, 3 classes
+]
+
+
+@pytest.mark.parametrize(("units", "head", "loss", "logits", "fits"), KERAS_COMBOS)
+def test_head_problem_follows_what_keras_computes(tmp_path: Path, units: int, head: str | None,
+                                                  loss: str, logits: bool, fits: bool) -> None:
+    """The check accepts a head and loss exactly where Keras trains them (its losses'
+    source: the categorical cross-entropies normalize the outputs by their sum)."""
+    subject = make_subject(tmp_path, "k", units, head, classes(3).astype(np.int64), loss=loss)
+    subject = dataclasses.replace(
+        subject, training=dataclasses.replace(subject.training, from_logits=logits))
+    assert (head_problem(subject) is None) == fits, head_problem(subject)
+
+
+def test_keras_normalizes_a_sigmoid_head_under_categorical_crossentropy() -> None:
+    """What the rule reads off the Keras source, checked against Keras itself: outputs that
+    do not sum to 1 give the loss of their normalized values; sparse labels the same."""
+    import keras
+
+    raw = np.array([[0.9, 0.6, 0.2], [0.1, 0.3, 0.8]], np.float32)  # sigmoid outputs
+    one_hot = np.eye(3, dtype=np.float32)[[0, 2]]
+    normalized = raw / raw.sum(axis=1, keepdims=True)
+    cce = keras.losses.CategoricalCrossentropy()
+    sparse = keras.losses.SparseCategoricalCrossentropy()
+    expected = float(-np.mean(np.log(normalized[[0, 1], [0, 2]])))
+    assert float(cce(one_hot, raw)) == pytest.approx(expected, rel=1e-5)
+    assert float(sparse(np.array([0, 2]), raw)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_multi_unit_sigmoid_head_trains_under_categorical_crossentropy() -> None:
+    """The accepted combination trains as well as softmax does on separable classes."""
+    import keras
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 3, (3, 4))
+    y = rng.integers(0, 3, 600)
+    x = (centres[y] + rng.normal(0, 1, (600, 4))).astype(np.float32)
+    accuracy = {}
+    for head in ("sigmoid", "softmax"):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, activation="relu"),
+                                  keras.layers.Dense(3, activation=head)])
+        model.compile(keras.optimizers.Adam(0.01), "categorical_crossentropy")
+        model.fit(x, np.eye(3)[y], epochs=20, batch_size=32, verbose=0)
+        accuracy[head] = float(np.mean(np.argmax(model.predict(x, verbose=0), 1) == y))
+    assert accuracy["sigmoid"] > 0.9 and accuracy["sigmoid"] > accuracy["softmax"] - 0.05
 
 
 # ---------------------------------------------------------------- plan_variants

@@ -153,8 +153,11 @@ def rank_candidates(outcomes: list[Outcome], support: dict[str, tuple[float, dic
                 offer(fault, 1.0, have is not None and have.confirmed,
                       have.outcome if have else None)
     mark_worked_around(by_fault, singles)
+    # confirmed causes first, then unconfirmed ones; root-cause order (decisive static
+    # evidence, then what a change only worked around, then the score) ranks within each
+    # group, never across: an unconfirmed static finding never outranks a confirmed fix
     ranked = sorted(by_fault.values(), key=lambda c: (
-        faults.get(c.fault).definitive and c.support >= 1, not c.contributing, c.confirmed,
+        c.confirmed, not c.contributing, faults.get(c.fault).definitive and c.support >= 1,
         not c.worked_around, c.score), reverse=True)
     restored_by(ranked, singles)
     retrained = bool(outcomes)
@@ -179,7 +182,10 @@ def mark_worked_around(by_fault: dict[str, Candidate], singles: list[Outcome]) -
             continue
         for upstream in cand.outcome.plan.works_around:
             other = by_fault.get(upstream)
-            if other is not None and other.confirmed and other.outcome is not cand.outcome:
+            # confirmed by a change of its own, one that does not move what this one moves
+            # (Adam also moves the rate: it cannot tell a rate from an architecture)
+            if (other is not None and other.confirmed and other.outcome is not None
+                    and not other.outcome.plan.changed() & cand.outcome.plan.changed()):
                 cand.worked_around = True
     for outcome in singles:
         if not outcome.confirmed:

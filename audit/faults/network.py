@@ -10,9 +10,9 @@ from audit.faults.plan import Plan
 from audit.faults.unit import FULL, PARTIAL, Counterfactual, Evidence, Fault, PlanContext, Support
 from audit.keras_vocab import (
     DEFAULT_KERNEL_INITS,
-    SATURATING,
     activation_name,
     is_recurrent,
+    nonsaturating_swap,
     weighted_layers,
 )
 from audit.probes.keys import Activations, Gradients
@@ -99,10 +99,8 @@ def _clip_gradients(ctx: PlanContext, cf: Counterfactual) -> list[Plan]:
 
 
 def _nonsaturating(ctx: PlanContext, cf: Counterfactual) -> list[Plan]:
-    hidden = [getattr(layer, "activation", None)
-              for layer in weighted_layers(ctx.subject.model)[:-1] if not is_recurrent(layer)]
-    names = {getattr(a, "__name__", "") for a in hidden}
-    return [cf.plan(architecture="nonsaturating")] if names & (SATURATING | {"relu"}) else []
+    swap = nonsaturating_swap(ctx.subject.model)
+    return [cf.plan(architecture="nonsaturating", activations=swap)] if swap else []
 
 
 def odd_activation(model: Any) -> tuple[str, str, str] | None:
@@ -151,9 +149,14 @@ RESTORE_ACTIVATION = Counterfactual(
     Code.SATURATED_ACTIVATIONS, _restore_activation,
     outranks=(Code.DEAD_RELU, Code.VANISHING_GRADIENT, Code.EXPLODING_GRADIENT,
               Code.OPTIMIZER_STALLED, Code.LR_TOO_LOW, Code.LR_TOO_HIGH, Code.UNDERTRAINED))
-NONSATURATING = Counterfactual("nonsaturating", "hidden sigmoid/tanh -> ReLU, ReLU -> LeakyReLU",
-                               Code.SATURATED_ACTIVATIONS, _nonsaturating,
-                               also_fixes=(Code.DEAD_RELU, Code.VANISHING_GRADIENT))
+#: AUTOTRAINER's `relu_1` (ReLU, He init, zero bias) for every other hidden activation Keras
+#: ships, and its `leaky_3` for ReLU units; an activation that blows up (exponential) is
+#: exploding gradients that clipping alone does not cure
+NONSATURATING = Counterfactual(
+    "nonsaturating",
+    "hidden activations -> ReLU (He init, zero bias), ReLU -> LeakyReLU",
+    Code.SATURATED_ACTIVATIONS, _nonsaturating,
+    also_fixes=(Code.DEAD_RELU, Code.VANISHING_GRADIENT, Code.EXPLODING_GRADIENT))
 #: tests no single fault: it speaks for the one it also fixes with the most static support
 DEFAULT_INIT = Counterfactual("default_init", "Keras' default initializers (Glorot, zero bias)",
                               None, _default_init,

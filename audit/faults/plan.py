@@ -38,6 +38,7 @@ class Plan:
     standardize_inputs: bool = False
     standardize_targets: bool = False
     drop_bad_rows: bool = False
+    drop_disputed: bool = False  # training rows whose label the data disputes left out
     optimizer: str | None = None
     learning_rate: float | None = None
     clipnorm: float | None = None
@@ -48,8 +49,13 @@ class Plan:
     activations: tuple[tuple[str, str], ...] = ()  # (layer, activation) restore_activation sets
     epochs: int | None = None
     relabel: float | None = None  # labels x this, rounded: class ids again (1.0: rounding)
+    #: the `CHANGE_FIELDS` it sets (derived from them when not given)
+    moves: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.moves:
+            object.__setattr__(self, "moves", tuple(
+                name for name in CHANGE_FIELDS if getattr(self, name) != _DEFAULTS[name]))
         # a plain string is read as a code, so a misspelt one fails here, where it is declared
         if self.tests is not None:
             object.__setattr__(self, "tests", Code(self.tests))
@@ -63,13 +69,18 @@ class Plan:
         return (self.learning_rate is not None and not self.parts and self.optimizer is None
                 and self.clipnorm is None)
 
+    def changed(self) -> frozenset[str]:
+        """The `CHANGE_FIELDS` this plan sets away from the model's own training (as the
+        probe declared them, for a plan `read` back from its details)."""
+        return frozenset(self.moves)
+
     def info(self) -> dict[str, Any]:
         """What `diagnose` needs to know about the plan, for the probe's details."""
         return {keys.CHANGE: self.change, keys.TESTS: self.tests,
                 keys.ALSO_FIXES: list(self.also_fixes), keys.CONTROL: self.control,
                 keys.PARTS: list(self.parts), keys.LEARNING_RATE: self.learning_rate,
                 keys.RATE_RUNG: self.rate_rung, keys.WORKS_AROUND: list(self.works_around),
-                keys.OUTRANKS: list(self.outranks)}
+                keys.OUTRANKS: list(self.outranks), keys.MOVES: list(self.moves)}
 
     @classmethod
     def read(cls, name: str, details: dict[str, Any]) -> Plan:
@@ -82,11 +93,13 @@ class Plan:
                    rate_rung=info.get(keys.RATE_RUNG),
                    works_around=tuple(info.get(keys.WORKS_AROUND, ())),
                    outranks=tuple(info.get(keys.OUTRANKS, ())),
-                   learning_rate=info.get(keys.LEARNING_RATE))
+                   learning_rate=info.get(keys.LEARNING_RATE),
+                   moves=tuple(info.get(keys.MOVES, ())))
 
 
 #: the fields a change sets; two plans combine when they set different ones
-CHANGE_FIELDS = ("standardize_inputs", "standardize_targets", "drop_bad_rows", "optimizer",
-                 "learning_rate", "clipnorm", "fit_loss", "class_weights", "architecture",
-                 "activations", "relabel")
+CHANGE_FIELDS = ("standardize_inputs", "standardize_targets", "drop_bad_rows", "drop_disputed",
+                 "optimizer", "learning_rate", "clipnorm", "fit_loss", "class_weights",
+                 "architecture", "activations", "relabel")
 assert set(CHANGE_FIELDS) <= {f.name for f in fields(Plan)}
+_DEFAULTS = {f.name: f.default for f in fields(Plan) if f.name in CHANGE_FIELDS}

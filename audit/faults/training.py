@@ -89,20 +89,36 @@ def lr_ladder(optimizer: str, lr: float) -> list[float]:
     return [lr * 10, lr / 10]
 
 
-def rate_rung(own_lr: float, lr: float, suspect: bool = False) -> Plan:
-    """The model's own optimizer at rate `lr`: up tests `lr_too_low`, down `lr_too_high`."""
+#: where the model's own rate is already typical for its optimizer, another rate that
+#: restores it only compensates for what the network's own architecture does: its activations
+#: or initialization, when their change restores it too, are the cause
+ARCHITECTURE_FAULTS = (Code.SATURATED_ACTIVATIONS, Code.VANISHING_GRADIENT,
+                       Code.EXPLODING_GRADIENT, Code.DEAD_RELU)
+
+
+def rate_is_typical(optimizer: str, lr: float) -> bool:
+    """Within a decade of the optimizer family's typical rate."""
+    return 1 / 10 < lr / typical_lr(optimizer) < 10
+
+
+def rate_rung(own_lr: float, lr: float, suspect: bool = False,
+              own_typical: bool = False) -> Plan:
+    """The model's own optimizer at rate `lr`: up tests `lr_too_low`, down `lr_too_high`.
+    Away from an `own_typical` rate, it only works around an architectural cause."""
     ratio = lr / own_lr
     cf = RATE_UP if ratio > 1 else RATE_DOWN
-    return cf.plan(f"lr_{'up' if ratio > 1 else 'down'}_x{ratio:.3g}",
+    plan = cf.plan(f"lr_{'up' if ratio > 1 else 'down'}_x{ratio:.3g}",
                    f"learning rate {own_lr:.3g} -> {lr:.3g}", suspect=suspect,
                    learning_rate=lr, rate_rung="up" if ratio > 1 else "down")
+    return replace(plan, works_around=ARCHITECTURE_FAULTS) if own_typical else plan
 
 
 def _rungs(ctx: PlanContext, up: bool) -> list[Plan]:
     t = ctx.subject.training
     typical = typical_lr(t.optimizer)
-    far = not 1 / 10 < t.learning_rate / typical < 10
-    return [rate_rung(t.learning_rate, lr, suspect=far and lr == typical)
+    own_typical = rate_is_typical(t.optimizer, t.learning_rate)
+    return [rate_rung(t.learning_rate, lr, suspect=not own_typical and lr == typical,
+                      own_typical=own_typical)
             for lr in lr_ladder(t.optimizer, t.learning_rate) if (lr > t.learning_rate) == up]
 
 

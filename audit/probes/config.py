@@ -25,15 +25,26 @@ class ConfigSettings(ProbeSettings):
     pass
 
 
+#: heads whose outputs are strictly positive: Keras' categorical cross-entropies (without
+#: logits) divide the outputs by their sum, so such a head forms a distribution over the
+#: classes whatever its activation (a multi-unit sigmoid trains; an exponential is a softmax)
+POSITIVE_HEADS = frozenset({"softmax", "sigmoid", "softplus", "exponential"})
+#: heads whose outputs lie in [0, 1]: binary cross-entropy (without logits) clips its inputs
+#: there, so any other head loses its gradient wherever it leaves the range
+UNIT_INTERVAL_HEADS = frozenset({"softmax", "sigmoid", "hard_sigmoid"})
+
+
 def head_problem(subject: Subject) -> str | None:
-    """Why the loss, output head and labels do not fit together, or None when they do."""
+    """Why the loss, output head and labels do not fit together as Keras computes them, or
+    None when they do (keras/src/backend/tensorflow/nn.py: `categorical_crossentropy` and
+    `sparse_categorical_crossentropy` normalize the outputs by their sum, `binary_crossentropy`
+    clips them to [eps, 1 - eps]; class labels reach a multi-unit head one-hot)."""
     t = subject.training
     model = subject.model
     units = subject.n_outputs
     head = activation_name(model.layers[-1]) if model.layers else None
     head = head or "linear"
     loss = t.loss
-    probs = head in ("sigmoid", "softmax")
     if subject.task == "regression":
         if loss not in REGRESSION_LOSSES:
             return f"loss {loss} is for classification but the labels are continuous"
@@ -47,26 +58,26 @@ def head_problem(subject: Subject) -> str | None:
             return "a softmax output cannot fit continuous targets"
         return None
     n = subject.n_classes
-    if loss in REGRESSION_LOSSES and subject.task == "multiclass":
-        return f"loss {loss} treats {n} class labels as numbers"
     if subject.task == "binary":
         if loss in CATEGORICAL_LOSSES and units != 2:
-            return f"{loss} needs 2 output units for 2 classes; the model has {units}"
-        if loss in BINARY_LOSSES | REGRESSION_LOSSES and units != 1:
-            return f"{loss} on 2 classes needs 1 output unit; the model has {units}"
+            return (f"{loss} normalizes the outputs by their sum: over {units} unit(s) it is "
+                    f"constant for 2 classes")
+        if units not in (1, 2):
+            return f"2 classes need 1 output unit (or 2, one-hot); the model has {units}"
         if head == "softmax" and units == 1:
             return "a softmax over 1 unit always outputs 1.0"
-    else:
-        if loss in BINARY_LOSSES:
-            return f"{loss} is for 2 classes but the labels have {n}"
-        if units != n:
-            return f"{n} classes need {n} output units; the model has {units}"
-        if head == "sigmoid":
-            return "sigmoid outputs do not form a distribution over classes; use softmax"
-    if (loss in BINARY_LOSSES | CATEGORICAL_LOSSES) and not probs and not t.from_logits:
-        return f"{loss} expects probabilities but the output is {head} (and from_logits is off)"
-    if probs and t.from_logits:
-        return f"from_logits=True but the output already applies {head}"
+    elif units != n:
+        return f"{n} classes need {n} output units; the model has {units}"
+    if t.from_logits:
+        if head in ("sigmoid", "softmax"):
+            return f"from_logits=True but the output already applies {head}"
+        return None
+    if loss in CATEGORICAL_LOSSES and head not in POSITIVE_HEADS:
+        return (f"{loss} divides the outputs by their sum, but a {head} output can be zero "
+                "or negative (and from_logits is off)")
+    if loss == "binary_crossentropy" and head not in UNIT_INTERVAL_HEADS:
+        return (f"{loss} clips the outputs to [0, 1], but a {head} output leaves that range "
+                "(and from_logits is off)")
     return None
 
 

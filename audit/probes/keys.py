@@ -99,6 +99,10 @@ class Retrain:
     # confident learning over the reference learner (classification only, `label_noise`)
     LABEL_ISSUE_SHARE = Key("retrain", "reference.label_issue_share")  # rows whose label the
     LABEL_ISSUES = Key("retrain", "reference.label_issues")  # data disputes: share and count
+    #: the overlap the reference shows by itself: its out-of-fold error on the given labels,
+    #: and the mean probability it gives the disputed rows' own labels
+    REFERENCE_ERROR = Key("retrain", "reference.label_error")
+    DISPUTED_LABEL_PROBABILITY = Key("retrain", "reference.disputed_label_probability")
     LABEL_ROWS_CHECKED = Key("retrain", "reference.label_rows_checked")
     LENGTH_STEPS = Key("retrain", "length.steps")
     WANTED_STEPS = Key("retrain", "length.wanted_steps")
@@ -126,6 +130,7 @@ CONTROL = "control"  # the plan that isolates this plan's second change ("baseli
 PARTS = "parts"  # a pair: the two single plans it combines
 LEARNING_RATE = "learning_rate"  # the rate the plan trains at (None: the model's own)
 WORKS_AROUND = "works_around"  # faults upstream that this change only works around
+MOVES = "moves"  # the plan's fields it sets away from the own training (Plan.moves)
 OUTRANKS = "outranks"  # faults downstream whose changes only compensate for this one's cause
 RATE_RUNG = "rate_rung"  # "up"/"down": a rung of the learning-rate search (None: not one)
 BASELINE = "baseline"
@@ -163,6 +168,10 @@ def plan_metric(plan: str, name: str) -> str:
 
 
 PLAN_EPOCHS = "epochs"  # plan_metric(plan, PLAN_EPOCHS): the most epochs any seed ran
+#: plan_metric(plan, ERROR): a change that could not be built or trained (its own `error`
+#: row, the reason in its detail; every other change still ran), and details["variants"][plan]
+#: ["error"]: the same reason
+ERROR = "error"
 #: details["variants"][plan] lists, one per seed trained: why training stopped, its last loss
 STOPPED = "stopped"
 FINAL_LOSS = "final_loss"

@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -39,10 +39,7 @@ from audit.inputs import Inputs
 from audit.probes import keys
 from audit.probes.retrain.reference import ReferenceSettings, classifier, design
 
-if TYPE_CHECKING:
-    from audit.subject import Subject
-
-__all__ = ["LabelIssues", "LabelNoiseSettings", "for_subject", "label_issues"]
+__all__ = ["LabelIssues", "LabelNoiseSettings", "for_rows", "label_issues"]
 
 
 @dataclass(frozen=True)
@@ -66,13 +63,23 @@ class LabelIssues:
     share: float  # estimated share of rows whose label disagrees (NaN: could not say)
     count: float  # that share x the rows checked
     rows_checked: int
-    examples: tuple[int, ...] = ()  # row indices (of the rows the audit read)
+    examples: tuple[int, ...] = ()  # row indices (of the rows given), the most disputed first
     seconds: float = 0.0
+    #: every disputed row (indices of the rows given): the rows a counterfactual trains without
+    flagged: tuple[int, ...] = ()
+    #: the overlap the reference shows by itself: its out-of-fold error on the given labels,
+    #: and the mean probability it gives a disputed row's own label (overlap disputes rows
+    #: near a boundary, about 0.3 to 0.5; a label the rows around it contradict, near 0)
+    reference_error: float = float("nan")
+    disputed_label_probability: float = float("nan")
 
     def metrics(self) -> dict[str, float]:
         return {keys.Retrain.LABEL_ISSUE_SHARE.metric: self.share,
                 keys.Retrain.LABEL_ISSUES.metric: self.count,
-                keys.Retrain.LABEL_ROWS_CHECKED.metric: float(self.rows_checked)}
+                keys.Retrain.LABEL_ROWS_CHECKED.metric: float(self.rows_checked),
+                keys.Retrain.REFERENCE_ERROR.metric: self.reference_error,
+                keys.Retrain.DISPUTED_LABEL_PROBABILITY.metric:
+                    self.disputed_label_probability}
 
     def details(self) -> dict[str, Any]:
         return {keys.LABEL_ISSUE_ROWS: list(self.examples),
@@ -127,24 +134,28 @@ def label_issues(x: Inputs, y: np.ndarray, n_classes: int,
                                n_jobs=1)
     count = len(ranked)
     examples = tuple(int(rows[i]) for i in ranked[: settings.examples])
-    return LabelIssues(count / len(rows), float(count), len(rows), examples,
-                       time.monotonic() - started)
+    own = probs[np.arange(len(given)), given]
+    return LabelIssues(
+        count / len(rows), float(count), len(rows), examples, time.monotonic() - started,
+        flagged=tuple(sorted(int(rows[i]) for i in ranked)),
+        reference_error=float(np.mean(np.argmax(probs, axis=1) != given)),
+        disputed_label_probability=float(own[ranked].mean()) if count else float("nan"))
 
 
-def for_subject(subject: Subject, seed: int) -> tuple[dict[str, float], dict[str, Any]]:
-    """The metrics and details the retrain probe records beside the reference (for classes;
-    nothing for regression), on every row the audit read."""
-    if subject.task == "regression":
-        return {}, {}
+def for_rows(x: Inputs, y: np.ndarray, task: str, n_classes: int,
+             seed: int) -> tuple[LabelIssues | None, dict[str, Any]]:
+    """The check on the rows given (for classes; None for regression), and its details. It
+    is an extra: a failure never costs the counterfactuals, it is one detail line."""
+    if task == "regression":
+        return None, {}
     started = time.monotonic()
     try:
-        found = label_issues(subject.inputs, subject.y, subject.n_classes,
-                             LabelNoiseSettings(seed=seed))
-    except Exception as exc:  # the check is an extra: it never costs the counterfactuals
+        found = label_issues(x, y, n_classes, LabelNoiseSettings(seed=seed))
+    except Exception as exc:
         text = " ".join(str(exc).split())[:200] or type(exc).__name__
-        return (_cannot_say(len(subject.y), started).metrics(),
+        return (_cannot_say(len(y), started),
                 {LABEL_ISSUE_ERROR: f"{type(exc).__name__}: {text}"})
-    return found.metrics(), found.details()
+    return found, found.details()
 
 
 #: details[LABEL_ISSUE_ERROR]: why the check could not run (its metrics are then NaN)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,8 @@ from audit.subject import Subject
 @dataclass
 class Prepared:
     """Everything the probe decides before it trains: the rows, the plans at their length, the
-    seeds, and the shipped model's own outcome on the validation rows."""
+    seeds, the shipped model's own outcome on the validation rows, and which training rows'
+    labels the data disputes."""
 
     split: Split
     plans: list[Plan]
@@ -45,6 +46,8 @@ class Prepared:
     original_skill: float
     original_spread: float
     healthy: bool  # the shipped model already does well: no counterfactuals are needed
+    label_issues: label_noise.LabelIssues | None = None  # None: regression
+    label_details: dict[str, Any] = field(default_factory=dict)
 
     def grid(self, subject: Subject) -> list[tuple[Variant, TrainJob]]:
         """Every plan once per seed, built: the full grid racing chooses from."""
@@ -53,9 +56,19 @@ class Prepared:
 
 
 def prepare(subject: Subject, settings: RetrainSettings) -> Prepared:
-    """Split the rows, plan the counterfactuals and their length (cutting the training rows
-    when the FLOP budget asks for it), and score the shipped model."""
+    """Split the rows, find the training rows whose labels the data disputes (classes only:
+    confident learning over the reference learner), plan the counterfactuals and their length
+    (cutting the training rows when the FLOP budget asks for it), and score the shipped
+    model."""
     split = make_split(subject, settings)
+    issues, label_details = label_noise.for_rows(split.x_train, split.y_train, subject.task,
+                                                 subject.n_classes, settings.seed)
+    if issues is not None and issues.flagged:
+        split = replace(split, disputed=np.asarray(issues.flagged, dtype=np.int64))
+        # the examples as the subject's rows, as the report gives them
+        issues = replace(issues, examples=tuple(int(split.train_rows[i])
+                                                for i in issues.examples))
+        label_details = issues.details()
     changes = plan_changes(subject, split, settings)
     length = length_for(subject, split, len(changes) + 1, settings)
     split = split.keep_train_rows(length.train_rows)
@@ -64,8 +77,8 @@ def prepare(subject: Subject, settings: RetrainSettings) -> Prepared:
                     length=length,
                     seeds=[settings.seed * 1000 + s for s in range(settings.seeds)],
                     original_skill=skill, original_spread=spread,
-                    healthy=bool(np.isfinite(skill) and skill >= settings.healthy_skill))
-
+                    healthy=bool(np.isfinite(skill) and skill >= settings.healthy_skill),
+                    label_issues=issues, label_details=label_details)
 
 
 def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
@@ -91,8 +104,9 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
     near_reference = not (np.isfinite(headroom) and headroom >= settings.healthy_headroom)
     # which rows' labels the data disputes (classes only): confident learning over the same
     # reference learner's out-of-fold probabilities
-    noise_metrics, noise_details = label_noise.for_subject(subject, settings.seed)
-    metrics.update(noise_metrics)
+    noise_details = prep.label_details
+    if prep.label_issues is not None:
+        metrics.update(prep.label_issues.metrics())
     if settings.skip_when_healthy and prep.healthy and near_reference:
         metrics[keys.Retrain.SKIPPED.metric] = 1.0
         why = "the model already does well on validation"
@@ -100,18 +114,21 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
                            details={keys.SKIPPED_DETAIL: why, **noise_details})
     racing = races(subject, settings)
     race = Race(subject, settings, prep.seeds, started + settings.max_seconds, racing)
-    variants = build_variants(subject, split, prep.plans)
-    race.run(variants)
+    failed = race.failed  # a change that cannot be built or trained costs only itself
+    variants = build_variants(subject, split, prep.plans, failed)
+    if keys.BASELINE in failed:  # nothing can be judged without the model's own config
+        raise NotApplicable(failed[keys.BASELINE])
+    variants = trained(race, variants)
+    attempted = {p.name: p for p in prep.plans}
     while time.monotonic() < race.deadline:  # the learning-rate search walks on
         tried = {v.plan.name: _diverged_nan(race.skills(v, raw=True)) for v in variants}
         walked = [p for p in lr_walk([v.plan for v in variants], tried,
                                      subject.training.learning_rate, settings)
-                  if p.name not in tried]
+                  if p.name not in tried and p.name not in failed]
         if not walked:
             break
-        more = build_variants(subject, split, walked)
-        race.run(more)
-        variants += more
+        attempted.update((p.name, p) for p in walked)
+        variants += trained(race, build_variants(subject, split, walked, failed))
     plans = [v.plan for v in variants]
     single_skill = {v.plan.name: _nanmean(race.skills(v)) for v in variants}
     best_change = max((clipped(value) for name, value in single_skill.items()
@@ -120,12 +137,13 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
     pairs: list[Plan] = []
     if best_change < settings.pairs_below_skill and time.monotonic() < race.deadline:
         pairs = pair_plans(plans, {k: clipped(v) for k, v in single_skill.items()}, settings)
-    pair_variants = build_variants(subject, split, pairs) if pairs else []
     singles_trained = len(race.runs)
-    if pair_variants:
-        race.run(pair_variants)
+    attempted.update((p.name, p) for p in pairs)
+    pair_variants = trained(race, build_variants(subject, split, pairs, failed)) if pairs else []
     details: dict[str, Any] = {keys.VARIANTS: {}, **noise_details}
     record(variants + pair_variants, race, subject, metrics, details)
+    for name, reason in failed.items():
+        details[keys.VARIANTS][name] = {**attempted[name].info(), keys.ERROR: reason}
     metrics["lr_search.rates"] = float(sum(p.is_rate_rung for p in plans))
     n_seeds = len(prep.seeds)
     metrics[keys.Retrain.PAIRS_TRIED.metric] = float(len(pairs))
@@ -143,8 +161,15 @@ def run(subject: Subject, settings: RetrainSettings) -> ProbeResult:
         sum((p.epochs or 0) * n_seeds for p in plans + pairs))
     metrics[keys.Retrain.TIME_BUDGET_HIT.metric] = float(
         any(log.stopped == "time_budget" for log in race.logs))
-    return ProbeResult(probe="retrain", metrics=metrics, details=details)
+    return ProbeResult(probe="retrain", metrics=metrics, details=details,
+                       part_errors={keys.plan_metric(name, keys.ERROR): reason
+                                    for name, reason in failed.items()})
 
+
+def trained(race: Race, variants: list[Variant]) -> list[Variant]:
+    """`variants` raced; those that could not train are left out (`race.failed` says why)."""
+    race.run(variants)
+    return [v for v in variants if v.plan.name not in race.failed]
 
 
 def record(variants: list[Variant], race: Race, subject: Subject, metrics: dict[str, float],

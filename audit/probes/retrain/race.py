@@ -16,6 +16,7 @@ from audit.probes.retrain.settings import RetrainSettings
 from audit.probes.retrain.trainer import TrainJob, TrainLog, train_together
 from audit.probes.retrain.variants import Variant, clipped, initial_weights, score
 from audit.subject import Subject
+from audit.text import one_line
 
 
 def races(subject: Subject, settings: RetrainSettings) -> bool:
@@ -44,6 +45,8 @@ class Race:
         self.runs: list[tuple[Variant, TrainJob]] = []
         self.logs: list[TrainLog] = []
         self.dropped: dict[str, str] = {}
+        #: plan name -> why it could not be built or trained (it costs only itself)
+        self.failed: dict[str, str] = {}
         self.rounds = 0
         self.baseline: Variant | None = None
         self._raw: dict[tuple[int, int], float] = {}  # (id(variant), seed) -> skill (NaN: diverged)
@@ -61,7 +64,8 @@ class Race:
             self._train([(v, seed) for v in variants for seed in self.seeds])
             return
         self._round(variants, self.seeds[0])
-        alive = [v for v in variants if v is not self.baseline and self._in_race(v)]
+        alive = [v for v in variants if v is not self.baseline
+                 and v.plan.name not in self.failed and self._in_race(v)]
         for k, seed in enumerate(self.seeds[1:], start=1):
             alive = [v for v in alive if self._undecided(v, k)]
             if not alive or time.monotonic() > self.deadline:
@@ -85,8 +89,32 @@ class Race:
         self._train(pending)
 
     def _train(self, pending: list[tuple[Variant, int]]) -> None:
+        """Train `pending` together; when that raises, each variant alone, so that a change
+        that cannot train costs only itself (its reason in `failed`). The baseline's own
+        failure is the probe's: nothing could be judged without it."""
+        pending = [(v, seed) for v, seed in pending if v.plan.name not in self.failed]
         if not pending:
             return
+        try:
+            runs, logs = self._fit(pending)
+        except Exception as exc:
+            variants = list({id(v): v for v, _ in pending}.values())
+            if len(variants) > 1:
+                for variant in variants:
+                    self._train([(v, seed) for v, seed in pending if v is variant])
+                return
+            if variants[0] is self.baseline:
+                raise
+            self.failed[variants[0].plan.name] = (
+                f"cannot train this change: {type(exc).__name__}: {one_line(exc)}")
+            return
+        for (variant, job), log in zip(runs, logs, strict=True):
+            self._raw[(id(variant), job.seed)] = score(variant, log, self.subject)[0]
+        self.runs += runs
+        self.logs += logs
+
+    def _fit(self, pending: list[tuple[Variant, int]]) -> tuple[
+            list[tuple[Variant, TrainJob]], list[TrainLog]]:
         self.rounds += 1
         runs = [(v, self._job(v, seed)) for v, seed in pending]
         settings, subject = self.settings, self.subject
@@ -102,10 +130,7 @@ class Race:
         logs = train_together([job for _, job in runs], subject.training.batch_size,
                               chunks=settings.chunks, deadline=self.deadline,
                               should_stop=should_stop, graphs=self._graphs)
-        for (variant, job), log in zip(runs, logs, strict=True):
-            self._raw[(id(variant), job.seed)] = score(variant, log, subject)[0]
-        self.runs += runs
-        self.logs += logs
+        return runs, logs
 
     def _job(self, variant: Variant, seed: int) -> TrainJob:
         """The variant's job under `seed`, as `variants.seeded_jobs` makes it, its starting

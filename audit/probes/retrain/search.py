@@ -52,15 +52,16 @@ def lr_walk(plans: list[Plan], skill: dict[str, float], own_lr: float,
                 value(far.name) < works
                 and decades - nearest < settings.lr_walk_decades - 1e-9
                 and settings.lr_min <= rate <= settings.lr_max):
-            walked.append(replace(rate_rung(own_lr, rate), epochs=far.epochs))
+            walked.append(replace(rate_rung(own_lr, rate), epochs=far.epochs,
+                                  works_around=far.works_around))
         elif len(side) >= 2:
             before = side[-2]
             gap = abs(math.log10(far.learning_rate / before.learning_rate))
             if (value(far.name) >= max(works, best_change - margin)
                     and value(before.name) < works and gap > 0.75):
                 middle = math.sqrt(far.learning_rate * before.learning_rate)
-                walked.append(replace(rate_rung(own_lr, middle),
-                                      epochs=far.epochs))
+                walked.append(replace(rate_rung(own_lr, middle), epochs=far.epochs,
+                                      works_around=far.works_around))
     return walked
 
 

@@ -3,14 +3,14 @@ data, loss and optimizer, its seeds' starting weights, and how a trained seed is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from audit.faults.plan import Plan
 from audit.inputs import Inputs, column_moments, input_struct, scalable_inputs
-from audit.keras_vocab import DROPOUT_KEYS, REGULARIZER_KEYS, SATURATING, is_recurrent
+from audit.keras_vocab import DROPOUT_KEYS, REGULARIZER_KEYS
 from audit.probes import outcomes
 from audit.probes.base import NotApplicable, finite_rows, sample_rows
 from audit.probes.outcomes import Head
@@ -29,6 +29,7 @@ from audit.probes.tfutil import (
     subject_head,
 )
 from audit.subject import Subject
+from audit.text import one_line
 
 
 @dataclass
@@ -40,13 +41,18 @@ class Split:
     x_val: Inputs
     y_val: np.ndarray
     full_rows: int
+    #: the subject's row index of each training row
+    train_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: training rows (positions in `x_train`) whose label the data disputes (`label_noise`)
+    disputed: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def keep_train_rows(self, rows: int) -> Split:
         """The split with only its first `rows` training rows (they are in random order)."""
         if rows >= len(self.x_train):
             return self
         return replace(self, x_train=self.x_train.take(np.arange(rows)),
-                       y_train=self.y_train[:rows])
+                       y_train=self.y_train[:rows], train_rows=self.train_rows[:rows],
+                       disputed=self.disputed[self.disputed < rows])
 
 
 @dataclass
@@ -80,13 +86,13 @@ def make_split(subject: Subject, settings: RetrainSettings) -> Split:
     train = np.setdiff1d(idx, val, assume_unique=True)
     train = train[rng.permutation(len(train))]
     rows = subject.rows_in_file or n
-    return Split(x.take(train), subject.y[train], x.take(val), subject.y[val], rows)
+    return Split(x.take(train), subject.y[train], x.take(val), subject.y[val], rows,
+                 train_rows=train)
 
 
 def _clone(model: Any, architecture: str, activations: tuple[tuple[str, str], ...] = ()) -> Any:
     import keras
 
-    last = model.layers[-1].name
     restore = dict(activations)
 
     def change(layer: Any) -> Any:
@@ -108,14 +114,13 @@ def _clone(model: Any, architecture: str, activations: tuple[tuple[str, str], ..
                     config[key] = 0.0
             if "dropout" in type(layer).__name__.lower() and config.get("rate"):
                 config["rate"] = 0.0
-        elif architecture == "nonsaturating" and layer.name != last and not is_recurrent(layer):
-            act = config.get("activation")
-            if act in SATURATING:
-                config["activation"] = "relu"
+        elif architecture == "nonsaturating" and layer.name in restore:
+            config["activation"] = restore[layer.name]
+            if restore[layer.name] == "relu":  # AUTOTRAINER's relu_1: He init, zero bias
                 if "kernel_initializer" in config:
                     config["kernel_initializer"] = "he_uniform"
-            elif act == "relu":
-                config["activation"] = "leaky_relu"
+                if "bias_initializer" in config:
+                    config["bias_initializer"] = "zeros"
         return layer.__class__.from_config(config)
 
     try:
@@ -131,21 +136,31 @@ def _clone(model: Any, architecture: str, activations: tuple[tuple[str, str], ..
 
 
 
+def unused_name(model: Any, stem: str) -> str:
+    """A layer name no layer of `model` has: a layer a variant adds must never take Keras'
+    next automatic name, which a model saved in another session may already use (`dense_1`)."""
+    taken = {layer.name for layer in model.layers}
+    name, k = f"flatline_{stem}", 1
+    while name in taken:
+        name, k = f"flatline_{stem}_{k}", k + 1
+    return name
+
+
 def _with_head(model: Any, units: int, activation: str) -> Any:
     """`model` with its last weighted layer replaced by Dense(units, activation)."""
     import keras
 
     layers = model.layers
     k = max(i for i, layer in enumerate(layers) if layer.trainable_weights)
-    head = keras.layers.Dense(units, activation=activation)
+    head = keras.layers.Dense(units, activation=activation, name=unused_name(model, "head"))
     if isinstance(model, keras.Sequential) and len(model.inputs[0].shape) == 2:
         # stays a Sequential, so the trainer can stack it with its seeds
         return keras.Sequential([keras.Input(model.inputs[0].shape[1:]), *layers[:k], head])
     features = layers[k].input  # what the old head read
     if isinstance(features, (list, tuple)):
-        features = keras.layers.Concatenate()(list(features))
+        features = keras.layers.Concatenate(name=unused_name(model, "concat"))(list(features))
     if len(features.shape) > 2:
-        features = keras.layers.Flatten()(features)
+        features = keras.layers.Flatten(name=unused_name(model, "flatten"))(features)
     return keras.Model(input_struct(model), head(features))
 
 
@@ -187,15 +202,24 @@ def plan_model(subject: Subject, split: Split, plan: Plan) -> Any:
     return model
 
 
-def build_variants(subject: Subject, split: Split, plans: list[Plan]) -> list[Variant]:
-    """Every plan built; plans with the same architecture share one model."""
+def build_variants(subject: Subject, split: Split, plans: list[Plan],
+                   failed: dict[str, str] | None = None) -> list[Variant]:
+    """Every plan built; plans with the same architecture share one model. With `failed`, a
+    plan that cannot be built costs only itself: it is left out, its one-line reason kept in
+    `failed` under its name (without, the error is raised)."""
     models: dict[tuple[str, tuple[tuple[str, str], ...], bool], Any] = {}
     variants = []
     for plan in plans:
         key = (plan.architecture, plan.activations, plan.fit_loss)
-        if key not in models:
-            models[key] = plan_model(subject, split, plan)
-        variants.append(build_variant(subject, split, plan, models[key]))
+        try:
+            if key not in models:
+                models[key] = plan_model(subject, split, plan)
+            variants.append(build_variant(subject, split, plan, models[key]))
+        except Exception as exc:
+            if failed is None:
+                raise
+            failed[plan.name] = (f"cannot build this change: {type(exc).__name__}: "
+                                 f"{one_line(exc)}")
     return variants
 
 
@@ -206,6 +230,9 @@ def build_variant(subject: Subject, split: Split, plan: Plan, model: Any) -> Var
     x_tr, y_tr, x_val, y_val = split.x_train, split.y_train, split.x_val, split.y_val
     if plan.drop_bad_rows:
         keep = finite_rows(x_tr, y_tr)
+        x_tr, y_tr = x_tr.take(keep), y_tr[keep]
+    if plan.drop_disputed:  # validation rows keep their given labels: they score the change
+        keep = np.setdiff1d(np.arange(len(y_tr)), split.disputed)
         x_tr, y_tr = x_tr.take(keep), y_tr[keep]
     if plan.standardize_inputs:
         x_tr = standardize_inputs(x_tr, split.x_train)
