@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit import faults
-from audit.zoo import keras2, shapes
+from audit.zoo import keras2, shapes, stacks
 from audit.zoo.builders import (
     binary_class_imbalance,
     binary_constant_label,
@@ -148,6 +148,22 @@ SCENARIOS: dict[str, Scenario] = {
                  multiclass_noisy_labels),
         Scenario("multiclass_clean_labels_healthy", "multiclass", None,
                  "the same classes, labels untouched", multiclass_clean_labels_healthy),
+        Scenario("binary_exponential_stack", "binary", "exploding_gradient",
+                 "four exponential layers on two rings, Adam(0.01): the weights blow up to "
+                 "NaN; gradient clipping alone does not cure it, ReLU units do",
+                 stacks.binary_exponential_stack),
+        Scenario("binary_linear_stack", "binary", "saturated_activations",
+                 "three linear hidden layers on two rings: a linear model, no line separates "
+                 "them", stacks.binary_linear_stack),
+        Scenario("binary_deep_sigmoid_adam", "binary", "vanishing_gradient",
+                 "eight sigmoid layers of 5 under Adam at its typical 1e-3: a higher rate "
+                 "only compensates", stacks.binary_deep_sigmoid_adam),
+        Scenario("multiclass_sigmoid_head_healthy", "multiclass", None,
+                 "three sigmoid units under categorical cross-entropy, which Keras divides "
+                 "by their sum", stacks.multiclass_sigmoid_head_healthy),
+        Scenario("multiclass_overlap_healthy", "multiclass", None,
+                 "three overlapping classes, clean labels: confident learning disputes 10% "
+                 "of the rows (overlap, not noise)", stacks.multiclass_overlap_healthy),
         Scenario("structured_healthy", "binary", None,
                  "named inputs age/income (Normalization) and city (StringLookup), Adam",
                  shapes.structured_healthy, "structured"),
