@@ -400,3 +400,75 @@ def test_one_layers_activation_put_back_outranks_what_keeps_its_dead_units_alive
     # without the declaration the dead units win (full static support, root-cause order)
     with_declared(runs, "restore_activation", outranks=[])
     assert diagnose(results, "regression").primary_fault == "dead_relu"
+
+
+def test_an_unconfirmed_static_finding_never_outranks_a_confirmed_fix() -> None:
+    """Labels the reference disputes on 30% of the rows (static, unconfirmed: training without
+    them was tried and failed) and a lower rate that restored every seed: the rate is the
+    cause, a critical finding with its full confidence."""
+    runs = retrain(baseline=[0.10, 0.10, 0.08], lr_down_x0_1=[0.78, 0.78, 0.75],
+                   relabel_disputed=[0.12, 0.1, 0.09])
+    with_declared(runs, "lr_down_x0_1", tests="lr_too_high", rate_rung="down")
+    with_declared(runs, "relabel_disputed", tests="bad_data", outranks=["class_imbalance"])
+    runs.metrics.update({keys.Retrain.LABEL_ISSUE_SHARE.metric: 0.3,
+                         keys.Retrain.LINEAR_REFERENCE.metric: 0.8})
+    results = {"data": data(), "config": config(lr_log10_vs_typical=1.2),
+               "sensitivity": sensitivity(0.1, 0.05), "retrain": runs}
+    d = diagnose(results, "multiclass")
+    assert d.primary_fault == "lr_too_high"
+    assert d.findings[0].severity == "critical" and d.findings[0].confirmed
+    assert d.findings[0].confidence >= 0.8
+    # its own change was tried and failed: the disputed labels are ruled out, not a finding
+    assert "bad_data" not in [f.fault for f in d.findings]
+
+
+def test_a_definitive_static_cause_outranks_a_confirmed_one_never() -> None:
+    """NaN rows (definitive static support) whose own change was not tried, and a confirmed
+    change of input scale: the confirmed one is the primary fault."""
+    runs = retrain(baseline=[0.0, 0.0, 0.0], standardize_inputs=[0.9, 0.9, 0.92])
+    results = {"data": data(bad_rows=12.0, nan_cells=12.0), "sensitivity": sensitivity(0.0, 0.01),
+               "retrain": runs}
+    d = diagnose(results, "regression")
+    assert d.primary_fault == "unscaled_inputs" and d.findings[0].confirmed
+    assert [f.fault for f in d.findings[:2]] == ["unscaled_inputs", "bad_data"]
+
+
+def test_disputed_labels_are_a_cause_only_when_training_without_them_restores() -> None:
+    """A class relabelled in part: both balanced class weights and training without the
+    disputed rows restore the model. The labels are the cause (the imbalance their counts
+    show is theirs); without that confirmation the share alone never stands."""
+    runs = retrain(baseline=[0.3, 0.32, 0.31], relabel_disputed=[0.85, 0.86, 0.84],
+                   class_weights=[0.8, 0.82, 0.8])
+    with_declared(runs, "relabel_disputed", tests="bad_data", outranks=["class_imbalance"])
+    with_declared(runs, "class_weights", tests="class_imbalance")
+    runs.metrics.update({keys.Retrain.LABEL_ISSUE_SHARE.metric: 0.14,
+                         keys.Retrain.LINEAR_REFERENCE.metric: 0.9})
+    results = {"data": data(imbalance_ratio=0.2), "sensitivity": sensitivity(0.31, 0.8),
+               "retrain": runs}
+    d = diagnose(results, "multiclass")
+    assert d.primary_fault == "bad_data" and d.findings[0].confirmed
+    assert d.findings[0].evidence["label_problem"] == "noisy"
+    assert "class_imbalance" in [f.fault for f in d.findings[1:]]
+    failed = retrain(baseline=[0.3, 0.32, 0.31], relabel_disputed=[0.31, 0.3, 0.33])
+    with_declared(failed, "relabel_disputed", tests="bad_data")
+    failed.metrics.update({keys.Retrain.LABEL_ISSUE_SHARE.metric: 0.14,
+                           keys.Retrain.LINEAR_REFERENCE.metric: 0.9})
+    results["retrain"] = failed
+    assert diagnose(results, "multiclass").primary_fault != "bad_data"
+
+
+def test_at_a_typical_rate_the_architecture_outranks_another_rate() -> None:
+    """A deep sigmoid stack under Adam at 1e-3: ten times the rate restores it, and so do
+    ReLU units, a little less well. At a typical rate the rate only compensates: the
+    architecture is the cause, the rate stays in `also_restored_by`. Away from a typical rate
+    the rung declares nothing and the rate wins."""
+    runs = retrain(baseline=[0.0, 0.0, 0.0], lr_up_x10=[0.95, 0.96, 0.95],
+                   nonsaturating=[0.8, 0.8, 0.8])
+    with_declared(runs, "lr_up_x10", works_around=list(faults.training.ARCHITECTURE_FAULTS))
+    results = {"data": data(), "config": config(optimizer_is_sgd=0.0),
+               "sensitivity": sensitivity(0.0, 0.01), "retrain": runs}
+    d = diagnose(results, "binary")
+    assert d.primary_fault == "saturated_activations" and d.findings[0].confirmed
+    assert "lr_up_x10" in d.findings[0].evidence["also_restored_by"]
+    with_declared(runs, "lr_up_x10", works_around=[])
+    assert diagnose(results, "binary").primary_fault == "lr_too_low"

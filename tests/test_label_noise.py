@@ -95,7 +95,9 @@ def test_rows_are_sampled_to_the_cap_and_examples_index_the_rows_given() -> None
     assert found.details()[keys.LABEL_ISSUE_SECONDS] >= 0
     assert set(found.metrics()) == {keys.Retrain.LABEL_ISSUE_SHARE.metric,
                                     keys.Retrain.LABEL_ISSUES.metric,
-                                    keys.Retrain.LABEL_ROWS_CHECKED.metric}
+                                    keys.Retrain.LABEL_ROWS_CHECKED.metric,
+                                    keys.Retrain.REFERENCE_ERROR.metric,
+                                    keys.Retrain.DISPUTED_LABEL_PROBABILITY.metric}
 
 
 def test_it_says_nan_when_fewer_than_two_classes_can_be_judged() -> None:
@@ -116,15 +118,35 @@ def test_it_says_nan_when_fewer_than_two_classes_can_be_judged() -> None:
 def test_a_failing_check_leaves_nan_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     """Failure injection: the check is an extra beside the reference, so a raise inside it
     (cleanlab, scikit-learn) must not cost the retrain probe its counterfactuals."""
-    from types import SimpleNamespace
-
     from audit.probes.retrain import label_noise
 
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("pool  cannot\nstart")
 
     monkeypatch.setattr(label_noise, "label_issues", broken)
-    subject = SimpleNamespace(task="binary", inputs=None, y=np.zeros(12), n_classes=2)
-    metrics, details = label_noise.for_subject(subject, seed=0)  # type: ignore[arg-type]
-    assert math.isnan(metrics[keys.Retrain.LABEL_ISSUE_SHARE.metric])
+    found, details = label_noise.for_rows(None, np.zeros(12), "binary", 2,  # type: ignore
+                                          seed=0)
+    assert found is not None and math.isnan(found.metrics()[
+        keys.Retrain.LABEL_ISSUE_SHARE.metric])
+    assert found.flagged == () and found.suggested == ()
     assert details == {label_noise.LABEL_ISSUE_ERROR: "RuntimeError: pool cannot start"}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rows_a_relabelling_took_from_a_class_are_given_back(seed: int) -> None:
+    """70% of class 0 given class 1 or 2 at random: class 0 is outnumbered even where its
+    rows are, so a plain prediction keeps the wrong labels. With the class counts divided
+    out, most relabelled rows are given class 0 back; clean rows near class 0 are given it
+    too (overlap, about a sixth of them here), which is why the counterfactual that trains on
+    these labels is scored on the given ones."""
+    x, clean = blobs(1500, [1.0, 1.0, 1.0], 1.2, seed, d=6)
+    noisy, flipped = relabel(clean, 0, 0.7, 3, seed)
+    found = label_issues(numeric(x), noisy, 3, LabelNoiseSettings(seed=seed))
+    rows = np.array(found.flagged)
+    given_back = dict(zip(found.flagged, found.suggested, strict=True))
+    restored = np.mean([given_back.get(int(r)) == 0 for r in flipped])
+    assert restored > 0.7, restored
+    touched_clean = np.setdiff1d(rows, flipped).size / (len(clean) - len(flipped))
+    assert touched_clean < 0.25, touched_clean
+    assert np.isin(rows, flipped).mean() > 0.5  # most rows given another class were moved
+    assert all(s != noisy[r] for r, s in zip(found.flagged, found.suggested, strict=True))

@@ -19,7 +19,8 @@ from audit.subject import load_subject
 REGRESSION_ONLY = {keys.Data.LABEL_MEAN, keys.Data.LABEL_STD}
 CLASSIFICATION_ONLY = {keys.Data.IMBALANCE_RATIO, keys.Data.MINORITY_FRACTION,
                        keys.Sensitivity.DISTINCT_CLASSES, keys.Retrain.LABEL_ISSUE_SHARE,
-                       keys.Retrain.LABEL_ISSUES, keys.Retrain.LABEL_ROWS_CHECKED}
+                       keys.Retrain.LABEL_ISSUES, keys.Retrain.LABEL_ROWS_CHECKED,
+                       keys.Retrain.REFERENCE_ERROR, keys.Retrain.DISPUTED_LABEL_PROBABILITY}
 WHEN_SKIPPED = {keys.Retrain.SKIPPED}
 
 

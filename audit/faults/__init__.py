@@ -56,7 +56,7 @@ PLANNING: tuple[Counterfactual, ...] = (
     data.STANDARDIZE_TARGETS,
     data.REPAIR_LABELS,
     data.DROP_BAD_ROWS,
-    data.DROP_DISPUTED,
+    data.RELABEL_DISPUTED,
     training.RATE_UP,
     training.RATE_DOWN,
     training.ADAM,

@@ -52,8 +52,8 @@ class LabelNoiseLimits:
     #: linear learner separates the classes; a class 70% relabelled at random, 0.14. Where
     #: classes overlap, overlap is disputed like noise (0.12 on clean overlapping clusters),
     #: so the share is only a suspicion: the labels are a cause when training without the
-    #: disputed rows restores skill on validation rows scored with their given labels
-    #: (`drop_disputed`)
+    #: disputed rows relabelled restores skill on validation rows scored with their given
+    #: labels (`relabel_disputed`)
     hint_share: float = 0.05
     #: below this reference skill the classes overlap, and a share is a weaker hint still
     separable_skill: float = 0.6
@@ -131,22 +131,25 @@ def _drop_bad_rows(ctx: PlanContext, cf: Counterfactual) -> list[Plan]:
     return [cf.plan(suspect=True, drop_bad_rows=True)]
 
 
-def _drop_disputed(ctx: PlanContext, cf: Counterfactual) -> list[Plan]:
+def _relabel_disputed(ctx: PlanContext, cf: Counterfactual) -> list[Plan]:
     disputed, rows = len(ctx.split.disputed), len(ctx.split.y_train)
-    if ctx.subject.task == "regression" or not rows or (
-            disputed / rows < BAD_DATA.limits.hint_share):
+    share = ctx.split.disputed_share
+    if ctx.subject.task == "regression" or not rows or not disputed or not (
+            share >= BAD_DATA.limits.hint_share):
         return []
     return [cf.plan(change=f"{disputed} of {rows} training rows whose label the data "
-                           "disputes left out", suspect=True, drop_disputed=True)]
+                           "disputes given the class it gives them", suspect=True,
+                    relabel_disputed=True)]
 
 
-#: rows whose label the rows around them contradict, left out of training; validation rows
-#: keep their given labels, so a model that merely learned the reference's own labels gains
-#: nothing. A class that lost rows to relabelling looks imbalanced: balanced class weights
-#: then only compensate for the labels (`outranks`)
-DROP_DISPUTED = Counterfactual("drop_disputed", "training rows with disputed labels left out",
-                               Code.BAD_DATA, _drop_disputed,
-                               outranks=(Code.CLASS_IMBALANCE,))
+#: training rows whose label the rows around them contradict, given the class confident
+#: learning counts them under; validation rows keep their given labels, so a model that merely
+#: learned the reference's own labels gains nothing. A class that lost rows to relabelling
+#: looks imbalanced: balanced class weights then only compensate for the labels (`outranks`)
+RELABEL_DISPUTED = Counterfactual("relabel_disputed",
+                                  "training rows with disputed labels relabelled",
+                                  Code.BAD_DATA, _relabel_disputed,
+                                  outranks=(Code.CLASS_IMBALANCE,))
 REPAIR_LABELS = Counterfactual("repair_labels", "labels repaired into class ids",
                                Code.BAD_DATA, _repair_labels)
 DROP_BAD_ROWS = Counterfactual("drop_bad_rows", "rows with NaN/inf dropped", Code.BAD_DATA,
@@ -163,7 +166,7 @@ BAD_DATA = Fault(
     "upstream; give a classification loss integer class ids (multiply back, round); "
     "review the disputed rows (`label_issue_rows`) and relabel or drop them.",
     probe="data", rule=_bad_data, limits=LabelNoiseLimits(),
-    counterfactuals=(REPAIR_LABELS, DROP_BAD_ROWS, DROP_DISPUTED), definitive=True,
+    counterfactuals=(REPAIR_LABELS, DROP_BAD_ROWS, RELABEL_DISPUTED), definitive=True,
     settles=_constant_label)
 
 

@@ -178,9 +178,10 @@ DEAD_RELU = Fault(
 
 SATURATED_ACTIVATIONS = Fault(
     Code.SATURATED_ACTIVATIONS,
-    "A hidden activation squashes its units: sigmoid/tanh units sit in their flat tails, or "
-    "one layer's activation, out of line with the others' (a softmax, sigmoid or exponential "
-    "between ReLU layers), starves or kills the units after it, so gradients vanish.",
+    "A hidden activation keeps the network from learning: sigmoid/tanh units sit in their "
+    "flat tails, a stack of linear units is a linear model, or one layer's activation, out "
+    "of line with the others' (a softmax, sigmoid or exponential between ReLU layers), "
+    "starves or kills the units after it, so gradients vanish.",
     "Give the layer out of line its neighbours' activation; otherwise use ReLU-family "
     "activations (He init) or scale the pre-activations (inputs, init, BatchNorm).",
     probe="activations", rule=_saturated, limits=UnitLimits(),

@@ -38,7 +38,7 @@ class Plan:
     standardize_inputs: bool = False
     standardize_targets: bool = False
     drop_bad_rows: bool = False
-    drop_disputed: bool = False  # training rows whose label the data disputes left out
+    relabel_disputed: bool = False  # training rows whose label the data disputes relabelled
     optimizer: str | None = None
     learning_rate: float | None = None
     clipnorm: float | None = None
@@ -98,8 +98,8 @@ class Plan:
 
 
 #: the fields a change sets; two plans combine when they set different ones
-CHANGE_FIELDS = ("standardize_inputs", "standardize_targets", "drop_bad_rows", "drop_disputed",
-                 "optimizer", "learning_rate", "clipnorm", "fit_loss", "class_weights",
+CHANGE_FIELDS = ("standardize_inputs", "standardize_targets", "drop_bad_rows",
+                 "relabel_disputed", "optimizer", "learning_rate", "clipnorm", "fit_loss", "class_weights",
                  "architecture", "activations", "relabel")
 assert set(CHANGE_FIELDS) <= {f.name for f in fields(Plan)}
 _DEFAULTS = {f.name: f.default for f in fields(Plan) if f.name in CHANGE_FIELDS}

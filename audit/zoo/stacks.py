@@ -68,3 +68,5 @@ def multiclass_overlap_healthy() -> Built:
                     "sparse_categorical_crossentropy", 60)
     columns = {f"x{i}": x[held, i] for i in range(x.shape[1])} | {"y": y[held]}
     return Built(model, columns, "y", training)
+
+

@@ -65,8 +65,12 @@ class LabelIssues:
     rows_checked: int
     examples: tuple[int, ...] = ()  # row indices (of the rows given), the most disputed first
     seconds: float = 0.0
-    #: every disputed row (indices of the rows given): the rows a counterfactual trains without
+    #: the rows (indices of the rows given) whose label the reference contradicts once the
+    #: given labels' class counts are divided out, and the class it gives each: what the
+    #: `relabel_disputed` counterfactual relabels them to. Wider than the confident-learning
+    #: set (it also holds overlap rows); the counterfactual, scored on given labels, judges it
     flagged: tuple[int, ...] = ()
+    suggested: tuple[int, ...] = ()
     #: the overlap the reference shows by itself: its out-of-fold error on the given labels,
     #: and the mean probability it gives a disputed row's own label (overlap disputes rows
     #: near a boundary, about 0.3 to 0.5; a label the rows around it contradict, near 0)
@@ -135,11 +139,22 @@ def label_issues(x: Inputs, y: np.ndarray, n_classes: int,
     count = len(ranked)
     examples = tuple(int(rows[i]) for i in ranked[: settings.examples])
     own = probs[np.arange(len(given)), given]
+    corrected = prior_corrected_class(probs, given)
+    contradicted = np.flatnonzero(corrected != given)
     return LabelIssues(
         count / len(rows), float(count), len(rows), examples, time.monotonic() - started,
-        flagged=tuple(sorted(int(rows[i]) for i in ranked)),
+        flagged=tuple(int(rows[i]) for i in contradicted),
+        suggested=tuple(int(present[corrected[i]]) for i in contradicted),
         reference_error=float(np.mean(np.argmax(probs, axis=1) != given)),
         disputed_label_probability=float(own[ranked].mean()) if count else float("nan"))
+
+
+def prior_corrected_class(probs: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """Each row's most probable class once the class counts of the given labels are divided
+    out (what a class-balanced learner would predict): a class that lost rows to relabelling
+    is predicted again where its rows are, even though the relabelled rows outnumber it."""
+    freq = np.bincount(given, minlength=probs.shape[1]) / max(len(given), 1)
+    return np.argmax(probs / np.maximum(freq, 1e-12), axis=1)
 
 
 def for_rows(x: Inputs, y: np.ndarray, task: str, n_classes: int,

@@ -63,12 +63,14 @@ def prepare(subject: Subject, settings: RetrainSettings) -> Prepared:
     split = make_split(subject, settings)
     issues, label_details = label_noise.for_rows(split.x_train, split.y_train, subject.task,
                                                  subject.n_classes, settings.seed)
-    if issues is not None and issues.flagged:
-        split = replace(split, disputed=np.asarray(issues.flagged, dtype=np.int64))
+    if issues is not None and issues.rows_checked:
+        split = replace(split, disputed=np.asarray(issues.flagged, dtype=np.int64),
+                        suggested=np.asarray(issues.suggested, dtype=np.int64),
+                        disputed_share=issues.share)
         # the examples as the subject's rows, as the report gives them
         issues = replace(issues, examples=tuple(int(split.train_rows[i])
                                                 for i in issues.examples))
-        label_details = issues.details()
+        label_details = {**label_details, **issues.details()}
     changes = plan_changes(subject, split, settings)
     length = length_for(subject, split, len(changes) + 1, settings)
     split = split.keep_train_rows(length.train_rows)

@@ -43,8 +43,11 @@ class Split:
     full_rows: int
     #: the subject's row index of each training row
     train_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    #: training rows (positions in `x_train`) whose label the data disputes (`label_noise`)
+    #: training rows (positions in `x_train`) whose label the data disputes (`label_noise`),
+    #: and the class the data gives each
     disputed: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    suggested: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    disputed_share: float = float("nan")  # confident learning's share of disputed rows
 
     def keep_train_rows(self, rows: int) -> Split:
         """The split with only its first `rows` training rows (they are in random order)."""
@@ -52,7 +55,8 @@ class Split:
             return self
         return replace(self, x_train=self.x_train.take(np.arange(rows)),
                        y_train=self.y_train[:rows], train_rows=self.train_rows[:rows],
-                       disputed=self.disputed[self.disputed < rows])
+                       disputed=self.disputed[self.disputed < rows],
+                       suggested=self.suggested[self.disputed < rows])
 
 
 @dataclass
@@ -231,9 +235,9 @@ def build_variant(subject: Subject, split: Split, plan: Plan, model: Any) -> Var
     if plan.drop_bad_rows:
         keep = finite_rows(x_tr, y_tr)
         x_tr, y_tr = x_tr.take(keep), y_tr[keep]
-    if plan.drop_disputed:  # validation rows keep their given labels: they score the change
-        keep = np.setdiff1d(np.arange(len(y_tr)), split.disputed)
-        x_tr, y_tr = x_tr.take(keep), y_tr[keep]
+    if plan.relabel_disputed:  # validation rows keep their given labels: they score it
+        y_tr = y_tr.copy()
+        y_tr[split.disputed] = split.suggested
     if plan.standardize_inputs:
         x_tr = standardize_inputs(x_tr, split.x_train)
         x_val = standardize_inputs(x_val, split.x_train)
