@@ -99,7 +99,7 @@ class Plan:
 
 #: the fields a change sets; two plans combine when they set different ones
 CHANGE_FIELDS = ("standardize_inputs", "standardize_targets", "drop_bad_rows",
-                 "relabel_disputed", "optimizer", "learning_rate", "clipnorm", "fit_loss", "class_weights",
-                 "architecture", "activations", "relabel")
+                 "relabel_disputed", "optimizer", "learning_rate", "clipnorm", "fit_loss",
+                 "class_weights", "architecture", "activations", "relabel")
 assert set(CHANGE_FIELDS) <= {f.name for f in fields(Plan)}
 _DEFAULTS = {f.name: f.default for f in fields(Plan) if f.name in CHANGE_FIELDS}
