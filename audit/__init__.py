@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from audit.engine import audit_case
-from audit.results import CaseReport, Finding, MetricRow, ProbeResult
-from audit.spec import Budget, CaseSpec, Resources, Training
+from audit.evidence.results import CaseReport, Finding, MetricRow, ProbeResult
+from audit.manifest.case import Budget, CaseSpec, Resources, Training
+from audit.util import compat
+
+compat.install()  # old module paths (audit.spec, audit.results, ...) for one release
 
 __version__ = "0.1.0"
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from audit import class_order, faults, probes
-from audit.diagnose import diagnose
-from audit.probes import keys
-from audit.results import CaseReport, MetricRow, ProbeResult
-from audit.sources import FetchError, fetch, origin
-from audit.spec import CaseSpec
+from audit import faults, probes
+from audit.diagnose import class_order, diagnose
+from audit.evidence import keys
+from audit.evidence.results import CaseReport, MetricRow, ProbeResult
+from audit.manifest.case import CaseSpec
+from audit.manifest.sources import FetchError, fetch, origin
 from audit.subject import SubjectError, load_subject
 
 
@@ -76,13 +76,27 @@ def metric_rows(results: dict[str, ProbeResult]) -> list[MetricRow]:
     and its details (metric `details`; the report stores them as JSON)."""
     rows: list[MetricRow] = []
     for name, result in results.items():
-        rows.append(MetricRow(name, "duration_s", result.duration_s, result.status))
+        rows.append(
+            MetricRow(
+                probe=name, metric="duration_s", value=result.duration_s, detail=result.status
+            )
+        )
         if result.error:
-            rows.append(MetricRow(name, "error", float("nan"), result.error))
-        rows.extend(MetricRow(name, part, float("nan"), reason)
-                    for part, reason in result.part_errors.items())
-        rows.extend(MetricRow(name, key, float(value), None)
-                    for key, value in result.metrics.items())
+            rows.append(
+                MetricRow(probe=name, metric="error", value=float("nan"), detail=result.error)
+            )
+        rows.extend(
+            MetricRow(probe=name, metric=part, value=float("nan"), detail=reason)
+            for part, reason in result.part_errors.items()
+        )
+        rows.extend(
+            MetricRow(probe=name, metric=key, value=float(value), detail=None)
+            for key, value in result.metrics.items()
+        )
         if result.details:  # what the report's charts draw (top features, per-seed stops)
-            rows.append(MetricRow(name, keys.DETAILS, float("nan"), dict(result.details)))
+            rows.append(
+                MetricRow(
+                    probe=name, metric=keys.DETAILS, value=float("nan"), detail=dict(result.details)
+                )
+            )
     return rows

@@ -117,7 +117,7 @@ class Stopwatch:
 
     def counted_graph(self, train: Callable[..., Any]) -> Callable[..., Any]:
         """`_Graph.train` (one job at a time), counting its optimizer steps."""
-        from audit.inputs import feed_len
+        from audit.subject.inputs import feed_len
 
         watch = self
 

@@ -27,7 +27,7 @@ AUDIT = """
 import os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 from audit.engine import audit_case
-from audit.spec import CaseSpec
+from audit.manifest.case import CaseSpec
 report = audit_case(CaseSpec(name="big", model=sys.argv[1], data=sys.argv[2], label="y"))
 rows = {m.metric: m.value for m in report.metrics if m.probe == "data"}
 print(report.status, report.verdict, int(rows.get("rows", 0)), int(rows.get("rows_in_file", 0)))

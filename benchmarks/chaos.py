@@ -73,7 +73,7 @@ def main() -> None:
     import ray
 
     from audit.fleet import FleetOptions, RunResult, run_fleet
-    from audit.spec import parse_manifest
+    from audit.manifest.schema import parse_manifest
 
     with tempfile.TemporaryDirectory(prefix="flatline-chaos-") as tmp:
         folder = Path(tmp)

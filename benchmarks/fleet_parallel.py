@@ -77,7 +77,7 @@ def main() -> None:
     import ray
 
     from audit.fleet import FleetOptions, run_fleet
-    from audit.spec import parse_manifest
+    from audit.manifest.schema import parse_manifest
 
     with tempfile.TemporaryDirectory(prefix="flatline-bench-") as tmp:
         folder = Path(tmp)

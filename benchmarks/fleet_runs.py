@@ -15,7 +15,7 @@ def fleet_manifest(cases: list[Any], retrain_names: set[str], folder: Path,
                    cpus: float = 1) -> Any:
     """A manifest of the zoo cases: the cheap probes for all, retrain too for some; each
     case asks for `cpus` CPUs."""
-    from audit.spec import parse_manifest
+    from audit.manifest.schema import parse_manifest
 
     entries = []
     for case in cases:

@@ -60,12 +60,11 @@ def build_cases(folder: Path) -> list[Any]:
     memory is taken before the actors start)."""
     import json
 
-    from audit.case_ids import case_id
-    from audit.spec import CaseSpec
+    from audit.manifest.case import CaseSpec, case_id
     from audit.zoo import ZooCase
 
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    subprocess.run([sys.executable, "-m", "audit.demo", "build", str(folder), *CASES],
+    subprocess.run([sys.executable, "-m", "audit.cli.demo", "build", str(folder), *CASES],
                    env=env, check=True, capture_output=True)
     cases = [ZooCase(**d) for d in json.loads((folder / "zoo.json").read_text())]
     specs = [CaseSpec(**c.spec_fields()) for c in cases]
@@ -178,8 +177,8 @@ def main() -> int:
     import ray
 
     from audit.fleet.worker import WorkerConfig
+    from audit.manifest.case import Resources
     from audit.reports import query
-    from audit.spec import Resources
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="flatline-gpu-check-"))
     specs = build_cases(folder / "zoo")

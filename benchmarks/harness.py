@@ -170,7 +170,7 @@ def quiet_tensorflow() -> Iterator[None]:
 def case_spec(case: Any) -> Any:
     """The CaseSpec of a zoo case, as the tests and probe_times build it: all probes, default
     budget, the training the zoo used."""
-    from audit.spec import CaseSpec
+    from audit.manifest.case import CaseSpec
 
     return CaseSpec(**case.spec_fields())
 
@@ -217,7 +217,7 @@ def git_info() -> dict[str, Any]:
 
 def zoo_cases(folder: Path, names: list[str]) -> tuple[dict[str, Any], float]:
     """The named zoo cases, built into `folder` unless its zoo.json (as written by this
-    harness or `python -m audit.demo build FOLDER`) already lists them; and the build time."""
+    harness or `python -m audit.cli.demo build FOLDER`) already lists them; and the build time."""
     from audit.zoo import ZooCase, build_zoo
 
     index = folder / "zoo.json"

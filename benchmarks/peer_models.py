@@ -211,7 +211,7 @@ def build(name: str, folder: str) -> dict[str, Any]:
 def audit(name: str, folder: str, training: dict[str, Any]) -> dict[str, Any]:
     """Audit one saved case (in another fresh process)."""
     from audit.engine import audit_case
-    from audit.spec import CaseSpec, Training
+    from audit.manifest.case import CaseSpec, Training
 
     started = time.monotonic()
     spec = CaseSpec(name=name, model=f"{folder}/{name}.keras", data=f"{folder}/{name}.parquet",

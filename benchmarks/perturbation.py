@@ -34,9 +34,9 @@ def perturbation_inputs(subject: Any, settings: Any) -> tuple[Any, list[tuple[st
 def measure_perturbation(subject: Any, repeats: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Ours, the predict-per-slice loop and the single-call floor, interleaved, after one
     untimed warm-up of each (so no side pays for first-call tracing); the best time counts."""
-    from audit.inputs import feed_len, feed_take
     from audit.probes import sensitivity
     from audit.probes.tfutil import predict, to_tensors
+    from audit.subject.inputs import feed_len, feed_take
 
     settings = sensitivity.SensitivitySettings()
     model = subject.model

@@ -124,8 +124,8 @@ def finite_feed(feed: Any) -> bool:
 def measure_retrain(subject: Any, settings: Any) -> dict[str, Any]:
     """Our trainer vs model.fit on two identical sets of the probe's jobs; only training is
     timed (cloning and building the jobs is not)."""
-    from audit.inputs import feed_len
     from audit.probes.retrain.trainer import train_together
+    from audit.subject.inputs import feed_len
 
     if not subject.retrainable:
         return {"case": subject.name, "skipped": "a SavedModel export has no config to clone: "

@@ -65,7 +65,7 @@ def build(folder: Path, hidden: tuple[int, ...], rows: int) -> tuple[Path, Path,
 
 def case_spec(model_path: Path, data_path: Path) -> Any:
     """The case as a user would write it: the model's own 10 epochs at batch 32."""
-    from audit.spec import CaseSpec, Training
+    from audit.manifest.case import CaseSpec, Training
 
     return CaseSpec(name=model_path.stem, model=str(model_path), data=str(data_path),
                     label="y", training=Training(epochs=10, batch_size=32))

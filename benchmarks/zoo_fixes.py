@@ -47,9 +47,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit import zoo
-from audit.inputs import InputArray, Inputs
 from audit.probes.outcomes import Head, skill
 from audit.probes.retrain.reference import linear_reference
+from audit.subject.inputs import InputArray, Inputs
 
 FRESH_ROWS = 4000
 TRAIN_SHARE = 0.75

@@ -20,7 +20,7 @@ import yaml
 
 from audit.fleet import FleetOptions, run_fleet
 from audit.fleet.testing import Injection
-from audit.spec import Manifest, load_manifest
+from audit.manifest.schema import Manifest, load_manifest
 
 pytestmark = pytest.mark.ray
 RAY_INIT = {"num_cpus": 2}

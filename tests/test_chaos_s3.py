@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import moto_server
 
-from audit.locations import S3_MAX_ATTEMPTS
+from audit.evidence.results import CaseReport
+from audit.io.locations import S3_MAX_ATTEMPTS
 from audit.reports import RunRow, Store
-from audit.results import CaseReport
 
 BIN = Path(sys.executable).parent
 BUCKET = "flatline-chaos"

@@ -13,13 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from audit import class_order, classes, faults
-from audit.case_ids import case_id
-from audit.diagnose import Diagnosis
+from audit import faults
+from audit.diagnose import Diagnosis, class_order
 from audit.engine import audit_case
-from audit.results import Finding
-from audit.spec import CaseSpec, ManifestError, parse_manifest
-from audit.subject import SubjectError, load_subject
+from audit.evidence.results import Finding
+from audit.manifest.case import CaseSpec, case_id
+from audit.manifest.schema import ManifestError, parse_manifest
+from audit.subject import SubjectError, classes, load_subject
 
 #: no retraining where the verdict does not need it (a model that does well skips it anyway)
 FAST = ("data", "config", "sensitivity")
@@ -176,17 +176,22 @@ def test_a_model_without_skill_stays_no_skill(files: dict[str, Path]) -> None:
 def test_label_order_leads_a_diagnosis_that_found_another_fault() -> None:
     """Under the inferred order the probes may still find a fault: the labels come first. A
     model they find healthy keeps its verdict, with the order as a note."""
-    other = Finding("lr_too_low", "critical", 0.8, True, "retrain", {}, "raise it")
-    found = class_order.judge(Diagnosis("impaired", "lr_too_low", [other]),
-                              class_order.ClassOrder(("b", "a"), -1.0, 0.6, 100))
+    other = Finding(fault="lr_too_low", severity="critical", confidence=0.8, confirmed=True,
+                    probe="retrain", evidence={}, recommendation="raise it")
+    found = class_order.judge(
+        Diagnosis("impaired", "lr_too_low", [other]),
+        class_order.ClassOrder(("b", "a"), -1.0, 0.6, 100),
+    )
     assert (found.verdict, found.primary_fault) == ("impaired", "label_order")
     assert [f.fault for f in found.findings] == ["label_order", "lr_too_low"]
-    healthy = class_order.judge(Diagnosis("healthy", None, []),
-                                class_order.ClassOrder(("b", "a"), -1.0, 1.0, 100))
+    healthy = class_order.judge(
+        Diagnosis("healthy", None, []), class_order.ClassOrder(("b", "a"), -1.0, 1.0, 100)
+    )
     assert (healthy.verdict, healthy.primary_fault) == ("healthy", None)
     assert [(f.fault, f.severity) for f in healthy.findings] == [("label_order", "info")]
-    flat = class_order.judge(Diagnosis("flat", "flat_output", []),
-                             class_order.ClassOrder(("b", "a"), -1.0, 0.6, 100))
+    flat = class_order.judge(
+        Diagnosis("flat", "flat_output", []), class_order.ClassOrder(("b", "a"), -1.0, 0.6, 100)
+    )
     assert (flat.verdict, flat.primary_fault) == ("flat", "label_order")
 
 
@@ -195,8 +200,9 @@ def test_the_assignment_maximizes_mean_recall() -> None:
     units = np.array([2, 2, 0, 0, 1, 1, 1, 0])  # class 2 mostly on unit 1
     assert class_order.assignment(y, units, 3, 3).tolist() == [2, 0, 1]
     # more units than classes: a class may take a unit beyond the class count
-    assert class_order.assignment(np.array([0, 0, 1, 1]), np.array([3, 3, 0, 0]), 2, 4
-                                  ).tolist() == [3, 0]
+    assert class_order.assignment(
+        np.array([0, 0, 1, 1]), np.array([3, 3, 0, 0]), 2, 4
+    ).tolist() == [3, 0]
 
 
 # ---------------------------------------------------------------- errors and the manifest
@@ -225,22 +231,30 @@ def test_classes_must_match_the_output_units(files: dict[str, Path]) -> None:
 def test_classes_in_the_manifest_reach_cases_and_fleet_entries(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "a.keras").write_bytes(b"x")
-    doc = {"name": "n", "cases": [{"model": "m/a.keras", "data": "d.parquet",
-                                   "classes": ["dog", "cat"]}],
-           "fleet": [{"models": "m/*.keras", "data": "{stem}.parquet", "name": "f-{stem}",
-                      "classes": [2, 0, 1]}]}
+    doc = {
+        "name": "n",
+        "cases": [{"model": "m/a.keras", "data": "d.parquet", "classes": ["dog", "cat"]}],
+        "fleet": [
+            {
+                "models": "m/*.keras",
+                "data": "{stem}.parquet",
+                "name": "f-{stem}",
+                "classes": [2, 0, 1],
+            }
+        ],
+    }
     cases = parse_manifest(doc, base_dir=str(tmp_path)).cases()
     assert [c.classes for c in cases] == [("dog", "cat"), (2, 0, 1)]
     unset = cases[0].model_copy(update={"classes": None})
     assert case_id(unset) != case_id(cases[0])
     with pytest.raises(ManifestError, match=r"cases\[0\]\.classes: 'dog' is listed twice"):
-        parse_manifest({"name": "n", "cases": [{"model": "a", "data": "b",
-                                                "classes": ["dog", "dog"]}]})
+        parse_manifest(
+            {"name": "n", "cases": [{"model": "a", "data": "b", "classes": ["dog", "dog"]}]}
+        )
     with pytest.raises(ManifestError, match=r"cases\[0\]\.classes"):
         parse_manifest({"name": "n", "cases": [{"model": "a", "data": "b", "classes": ["x"]}]})
     with pytest.raises(ManifestError, match=r"\[True, False\] as booleans; quote class names"):
-        parse_manifest(yaml.safe_load("name: n\ncases:\n- {model: a, data: b, "
-                                      "classes: [yes, no]}"))
+        parse_manifest(yaml.safe_load("name: n\ncases:\n- {model: a, data: b, classes: [yes, no]}"))
 
 
 def test_label_order_is_in_the_vocabulary_and_the_readme() -> None:

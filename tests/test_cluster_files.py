@@ -65,7 +65,7 @@ def _parse_audit(line: str) -> dict[str, Any]:
     """Parse a command line with the real CLI; a wrong command or option raises."""
     import typer.main
 
-    from audit.cli import app
+    from audit.cli.app import app
 
     args = shlex.split(line, comments=True)
     assert args[0] == "audit", line
@@ -155,7 +155,7 @@ def test_raycluster_has_a_cpu_head_autoscaling_gpus_and_token_auth() -> None:
 
 
 def test_rayjob_runs_the_nightly_audit_and_cleans_up() -> None:
-    from audit.spec import parse_manifest
+    from audit.manifest.schema import parse_manifest
 
     spec = _kind("RayJob", "rayjob-nightly.yaml")["spec"]
     params = _parse_audit(spec["entrypoint"])

@@ -8,8 +8,8 @@ import pytest
 
 from audit import faults
 from audit.diagnose import THRESHOLDS, diagnose
-from audit.probes import keys
-from audit.results import ProbeResult
+from audit.evidence import keys
+from audit.evidence.results import ProbeResult
 
 
 def sensitivity(skill: float, spread: float) -> ProbeResult:

@@ -17,9 +17,16 @@ import pytest
 from report_data import T0, case, write_run
 from typer.testing import CliRunner
 
-from audit.cli import app
-from audit.reports import SKILL_NOISE_FLOOR, ReportError, Store, diff_runs, last_two_runs, summarize
-from audit.results import MetricRow
+from audit.cli.app import app
+from audit.evidence.results import MetricRow
+from audit.reports import (
+    SKILL_NOISE_FLOOR,
+    ReportError,
+    Store,
+    diff_runs,
+    last_two_runs,
+    summarize,
+)
 
 DAY = 86_400.0
 
@@ -77,8 +84,10 @@ def test_a_drop_within_the_seeds_spread_is_noise(tmp_path: Path) -> None:
     before, after = case("m", "flat", rng, skill=0.3), case("m", "flat", rng, skill=0.15)
     for report, spread in ((before, 0.1), (after, 0.0)):
         report.metrics = [m for m in report.metrics if not m.metric.startswith("baseline.")]
-        report.metrics += [MetricRow("retrain", f"baseline.skill.seed{s}", 0.3 + spread * k)
-                           for s, k in ((0, -1), (1, 0), (2, 1))]
+        report.metrics += [
+            MetricRow(probe="retrain", metric=f"baseline.skill.seed{s}", value=0.3 + spread * k)
+            for s, k in ((0, -1), (1, 0), (2, 1))
+        ]
     store = Store(str(tmp_path))
     write_run(store, "a", [before])
     write_run(store, "b", [after], started=T0 + DAY)
@@ -119,15 +128,16 @@ def test_cli_formats(nights: Path) -> None:
     as_json = runner.invoke(app, ["diff", str(nights), "r1", "r2", "--format", "json"])
     doc = json.loads(as_json.stdout)
     assert (doc["base"], doc["new"], doc["counts"]["regression"]) == ("r1", "r2", 3)
-    assert (doc["changes"][0]["name"], doc["changes"][0]["new"]["primary_fault"]) == \
-        ("new-fault", "dead_relu")
+    assert (doc["changes"][0]["name"], doc["changes"][0]["new"]["primary_fault"]) == (
+        "new-fault",
+        "dead_relu",
+    )
     as_csv = runner.invoke(app, ["diff", str(nights), "r1", "r2", "--format", "csv"])
     assert "\r" not in as_csv.stdout  # LF line ends, as Unix tools read them
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert [r["kind"] for r in rows].count("regression") == 3
     assert rows[0]["name"] == "new-fault" and rows[0]["new_fault"] == "dead_relu"
-    assert runner.invoke(app, ["diff", str(nights), "r1", "r2", "--format", "xml"]
-                         ).exit_code == 2
+    assert runner.invoke(app, ["diff", str(nights), "r1", "r2", "--format", "xml"]).exit_code == 2
 
 
 def test_report_says_what_changed_since_the_previous_run(nights: Path) -> None:

@@ -34,7 +34,8 @@ from audit.fleet import (
 )
 from audit.fleet.testing import Injection
 from audit.fleet.worker import WORKERS_FOLDER, clear_stale_folders
-from audit.spec import Manifest, Resources, load_manifest
+from audit.manifest.case import Resources
+from audit.manifest.schema import Manifest, load_manifest
 
 pytestmark = pytest.mark.ray
 RAY_INIT = {"num_cpus": 2, "num_gpus": 2}
@@ -356,7 +357,7 @@ def test_pool_size_follows_resources_and_caps(module_ray: str, tiny_files: dict)
 
 
 def _manifest_obj(files: dict[str, Path]) -> Manifest:
-    from audit.spec import parse_manifest
+    from audit.manifest.schema import parse_manifest
 
     return parse_manifest({"name": "n", "cases": [_good(files, "x")]})
 
@@ -433,7 +434,7 @@ DRIVER = """
 import sys
 from audit.fleet import FleetOptions, run_fleet
 from audit.fleet.testing import Injection
-from audit.spec import load_manifest
+from audit.manifest.schema import load_manifest
 path, address, run_id, resume = sys.argv[1:5]
 manifest = load_manifest(path)
 nap = Injection(kind="sleep", seconds=1.5)

@@ -159,7 +159,7 @@ def test_cli_writes_the_page_of_a_run_or_of_the_latest(two_nights: Path, tmp_pat
                                                        ) -> None:
     from typer.testing import CliRunner
 
-    from audit.cli import app
+    from audit.cli.app import app
 
     runner = CliRunner(env={"COLUMNS": "300"})
     wrote = runner.invoke(app, ["report", str(two_nights), "--run", "r1", "--html",

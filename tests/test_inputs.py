@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from audit.engine import audit_case
-from audit.spec import Budget, CaseSpec
+from audit.manifest.case import Budget, CaseSpec
 from audit.subject import SubjectError, load_subject
 
 CITIES = ["paris", "lyon", "nice"]

@@ -14,11 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from audit import keras2
 from audit.engine import audit_case
-from audit.model_files import MODEL_FORMATS, ModelError, load_model
-from audit.reports.schema import case_tables
-from audit.spec import CaseSpec
+from audit.manifest.case import CaseSpec
+from audit.models import keras2
+from audit.models.load import MODEL_FORMATS, ModelError, load_model
+from audit.reports.columns import case_tables
 from audit.subject import load_subject
 from audit.zoo import audit_zoo, build_zoo
 

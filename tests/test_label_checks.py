@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
+from audit.evidence.keys import Data
 from audit.probes.data import DataSettings, label_checks
-from audit.probes.keys import Data
 
 SCALE, NEAR = Data.LABEL_FRACTION_SCALE.metric, Data.LABEL_NEAR_INTEGER.metric
 

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from audit.inputs import InputArray, Inputs
-from audit.probes import keys
+from audit.evidence import keys
 from audit.probes.retrain.label_noise import LabelNoiseSettings, label_issues
+from audit.subject.inputs import InputArray, Inputs
 
 
 def numeric(x: np.ndarray) -> Inputs:

@@ -137,7 +137,7 @@ def test_cases_spread_over_two_nodes_and_survive_losing_one(
 
     from audit.fleet import FleetOptions, run_fleet
     from audit.fleet.testing import Injection
-    from audit.spec import load_manifest
+    from audit.manifest.schema import load_manifest
 
     for var in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
         monkeypatch.delenv(var, raising=False)

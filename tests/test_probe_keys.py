@@ -9,10 +9,10 @@ import pytest
 
 from audit import probes
 from audit.engine import probe_settings
-from audit.probes import keys
-from audit.probes.keys import Key
-from audit.results import ProbeResult
-from audit.spec import Budget, CaseSpec
+from audit.evidence import keys
+from audit.evidence.keys import Key
+from audit.evidence.results import ProbeResult
+from audit.manifest.case import Budget, CaseSpec
 from audit.subject import load_subject
 
 #: keys written only for one kind of task (or only when the probe skips its work)
@@ -30,7 +30,7 @@ def declared() -> list[Key]:
 
 
 def test_every_registered_probe_has_its_key_namespace() -> None:
-    from audit.spec import ALL_PROBES
+    from audit.manifest.case import ALL_PROBES
 
     assert list(keys.NAMESPACES) == list(probes.PROBES) == list(ALL_PROBES)
     for name, namespace in keys.NAMESPACES.items():

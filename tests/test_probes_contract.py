@@ -11,7 +11,7 @@ import pytest
 import audit.probes as probes_pkg
 from audit import probes
 from audit.engine import probe_settings
-from audit.spec import Budget, CaseSpec
+from audit.manifest.case import Budget, CaseSpec
 from audit.subject import load_subject
 
 #: shared by the probes (the retrain probe's own helpers live in its package)
@@ -85,11 +85,11 @@ def test_a_raising_probe_becomes_an_error_result(subject: object) -> None:
 
 
 def test_every_saturating_activation_has_its_derivative() -> None:
-    """The vocabulary lives once (audit/keras_vocab.py); the activations probe can measure
+    """The vocabulary lives once (audit/models/vocab.py); the activations probe can measure
     saturation for every activation the retrain probe would replace."""
     import numpy as np
 
-    from audit import keras_vocab
+    from audit.models import vocab as keras_vocab
     from audit.probes import activations
 
     assert set(activations.DERIVATIVE_RATIO) == set(keras_vocab.SATURATING)

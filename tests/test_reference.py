@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audit.inputs import InputArray, Inputs
 from audit.probes.outcomes import balanced_accuracy_gain
 from audit.probes.retrain.reference import ReferenceSettings, design, linear_reference
+from audit.subject.inputs import InputArray, Inputs
 from audit.zoo import shared_factor_regression, weak_signal_binary
 
 

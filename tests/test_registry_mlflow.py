@@ -32,7 +32,7 @@ import pytest
 import yaml
 from conftest import free_port, mlflow_server
 
-from audit.spec import Manifest, parse_manifest
+from audit.manifest.schema import Manifest, parse_manifest
 
 RAY_INIT = {"num_cpus": 2}
 ROOT = Path(__file__).resolve().parent.parent
@@ -258,7 +258,7 @@ def test_validate_lists_the_registry_cases_and_their_errors(registry: Registry,
                                                             tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from audit.cli import app
+    from audit.cli.app import app
 
     entry = {"registry": "mlflow", "uri": registry.uri, **CHAMPIONS}
     path = tmp_path / "m.yaml"
@@ -272,7 +272,7 @@ def test_validate_lists_the_registry_cases_and_their_errors(registry: Registry,
 
 
 def test_every_source_is_registered_and_an_unknown_one_lists_them() -> None:
-    from audit.sources import SOURCES, get_source
+    from audit.manifest.sources import SOURCES, get_source
 
     design = (ROOT / "docs" / "design.md").read_text()
     for name, module in SOURCES.items():
@@ -315,7 +315,7 @@ def test_a_version_whose_artifact_is_gone_ends_as_error_without_ray(registry: Re
 
 
 def test_both_flavors_and_the_old_savedmodel_layout_are_found(registry: Registry) -> None:
-    from audit.sources.mlflow_artifacts import fetch
+    from audit.mlflow.artifacts import fetch
 
     cases = _manifest(registry, CHAMPIONS, LEGACY).cases()
     found = {c.name: Path(fetch(c).model) for c in cases}
@@ -372,25 +372,47 @@ def test_publishing_never_loses_the_report_and_each_failure_is_one_warning(
         registry: Registry, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    from audit.publish import publish_mlflow
+    from audit.evidence.results import CaseReport, Finding
+    from audit.manifest.case import MlflowPublish
+    from audit.mlflow.publish import publish_mlflow
     from audit.reports import Store, query
-    from audit.results import CaseReport, Finding
-    from audit.spec import MlflowPublish
 
     output = str(tmp_path / "reports")
     source = {"registry": "mlflow", "uri": registry.uri, "model_name": "churn-b",
               "version": "1", "provenance": {}}
-    finding = Finding("dead_relu", "critical", 0.875, True, "activations", {}, "fix it")
-    Store(output).write_case("r1", CaseReport(
-        case_id="b-1", name="churn-b", model="models:/churn-b/1", data="d", status="ok",
-        verdict="flat", primary_fault="dead_relu", findings=[finding], source=source))
-    Store(output).write_case("r1", CaseReport(
-        case_id="x-1", name="ghost", model="models:/ghost/7", data="d", status="ok",
-        verdict="healthy", source=source | {"model_name": "ghost", "version": "7"}))
+    finding = Finding(fault="dead_relu", severity="critical", confidence=0.875, confirmed=True,
+                      probe="activations", evidence={}, recommendation="fix it")
+    Store(output).write_case(
+        "r1",
+        CaseReport(
+            case_id="b-1",
+            name="churn-b",
+            model="models:/churn-b/1",
+            data="d",
+            status="ok",
+            verdict="flat",
+            primary_fault="dead_relu",
+            findings=[finding],
+            source=source,
+        ),
+    )
+    Store(output).write_case(
+        "r1",
+        CaseReport(
+            case_id="x-1",
+            name="ghost",
+            model="models:/ghost/7",
+            data="d",
+            status="ok",
+            verdict="healthy",
+            source=source | {"model_name": "ghost", "version": "7"},
+        ),
+    )
     before = query(output, "select count(*) from cases")[1]
 
-    down = publish_mlflow(output, "r1", MlflowPublish(uri=f"http://127.0.0.1:{free_port()}",
-                                                      experiment="never"))
+    down = publish_mlflow(
+        output, "r1", MlflowPublish(uri=f"http://127.0.0.1:{free_port()}", experiment="never")
+    )
     assert down.mlflow_run_id is None
     assert any("cannot log the run" in w and "cannot be reached" in w for w in down.warnings)
 
@@ -399,24 +421,40 @@ def test_publishing_never_loses_the_report_and_each_failure_is_one_warning(
     (warning,) = published.warnings  # the version that does not exist: one line
     assert warning.startswith("publish: cannot tag model version ghost/7") and "\n" not in warning
     tags = MlflowClient(registry.uri).get_model_version("churn-b", "1").tags
-    assert (tags["flatline.verdict"], tags["flatline.primary_fault"],
-            tags["flatline.confidence"], tags["flatline.run_id"]) == (
-        "flat", "dead_relu", "0.88", "r1")
+    assert (
+        tags["flatline.verdict"],
+        tags["flatline.primary_fault"],
+        tags["flatline.confidence"],
+        tags["flatline.run_id"],
+    ) == ("flat", "dead_relu", "0.88", "r1")
     assert query(output, "select count(*) from cases")[1] == before
 
 
 def test_diff_matches_a_new_version_to_the_old_one_by_model_name(tmp_path: Path) -> None:
+    from audit.evidence.results import CaseReport
     from audit.reports import Store, diff_runs
-    from audit.results import CaseReport
 
     store = Store(str(tmp_path))
     for run, version, verdict in (("n1", "1", "healthy"), ("n2", "2", "error")):
-        source = {"registry": "mlflow", "uri": "http://h", "model_name": "churn-a",
-                  "version": version, "provenance": {}}
-        store.write_case(run, CaseReport(
-            case_id=f"churn-a-v{version}", name="churn-a", model=f"models:/churn-a/{version}",
-            data="d", status="ok" if verdict != "error" else "error", verdict=verdict,
-            source=source))
+        source = {
+            "registry": "mlflow",
+            "uri": "http://h",
+            "model_name": "churn-a",
+            "version": version,
+            "provenance": {},
+        }
+        store.write_case(
+            run,
+            CaseReport(
+                case_id=f"churn-a-v{version}",
+                name="churn-a",
+                model=f"models:/churn-a/{version}",
+                data="d",
+                status="ok" if verdict != "error" else "error",
+                verdict=verdict,
+                source=source,
+            ),
+        )
     diff = diff_runs(str(tmp_path), "n1", "n2")
     assert [(c.kind, c.name) for c in diff.changes] == [("regression", "churn-a")]
 
@@ -439,9 +477,12 @@ class _Gate(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        request = urllib.request.Request(self.upstream + self.path, data=body,
-                                         method=self.command,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.upstream + self.path,
+            data=body,
+            method=self.command,
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:
                 status, payload = answer.status, answer.read()
@@ -489,19 +530,32 @@ def _token_gate(upstream: str, token: str) -> Any:
 # ---------------------------------------------------------------- the manifest's registry keys
 
 
-@pytest.mark.parametrize(("entry", "env", "expected"), [
-    ({"alais": "champion"}, {}, "fleet[0].alais: unknown key; did you mean 'alias'?"),
-    ({"alias": "champion", "version": 3}, {},
-     "exactly one of `alias:`, `version:` or `tags:`; received ['alias', 'version']"),
-    ({"alias": "champion", "label": None}, {}, "exactly one of `label:` or `label_tag:`"),
-    ({"alias": "champion", "uri": None}, {},
-     "fleet[0].uri: no tracking URI; set `uri:` in the entry or MLFLOW_TRACKING_URI"),
-    ({"alias": "champion", "uri": "https://me:pw@mlflow.internal"}, {},
-     "fleet[0].uri: credentials do not belong in the tracking URI"),
-])
-def test_registry_entry_mistakes_are_one_line(entry: dict[str, Any], env: dict[str, str],
-                                              expected: str) -> None:
-    from audit.spec import ManifestError
+@pytest.mark.parametrize(
+    ("entry", "env", "expected"),
+    [
+        ({"alais": "champion"}, {}, "fleet[0].alais: unknown key; did you mean 'alias'?"),
+        (
+            {"alias": "champion", "version": 3},
+            {},
+            "exactly one of `alias:`, `version:` or `tags:`; received ['alias', 'version']",
+        ),
+        ({"alias": "champion", "label": None}, {}, "exactly one of `label:` or `label_tag:`"),
+        (
+            {"alias": "champion", "uri": None},
+            {},
+            "fleet[0].uri: no tracking URI; set `uri:` in the entry or MLFLOW_TRACKING_URI",
+        ),
+        (
+            {"alias": "champion", "uri": "https://me:pw@mlflow.internal"},
+            {},
+            "fleet[0].uri: credentials do not belong in the tracking URI",
+        ),
+    ],
+)
+def test_registry_entry_mistakes_are_one_line(
+    entry: dict[str, Any], env: dict[str, str], expected: str
+) -> None:
+    from audit.manifest.schema import ManifestError
 
     item = {"registry": "mlflow", "uri": "http://h:5000", "models": "m-*", "label": "y", **entry}
     item = {k: v for k, v in item.items() if v is not None}
@@ -512,10 +566,14 @@ def test_registry_entry_mistakes_are_one_line(entry: dict[str, Any], env: dict[s
 
 
 def test_the_tracking_uri_and_cache_come_from_the_environment_at_the_edge() -> None:
-    manifest = parse_manifest({"name": "n", "fleet": [
-        {"registry": "mlflow", "models": "m-*", "alias": "a", "label": "y"}]},
-        base_dir="/base", env={"MLFLOW_TRACKING_URI": "http://h:5000",
-                               "XDG_CACHE_HOME": "/var/cache"})
+    manifest = parse_manifest(
+        {
+            "name": "n",
+            "fleet": [{"registry": "mlflow", "models": "m-*", "alias": "a", "label": "y"}],
+        },
+        base_dir="/base",
+        env={"MLFLOW_TRACKING_URI": "http://h:5000", "XDG_CACHE_HOME": "/var/cache"},
+    )
     (entry,) = manifest.fleet
     assert (entry.uri, entry.cache) == ("http://h:5000", "/var/cache/flatline/mlflow")
 
@@ -524,30 +582,51 @@ def test_the_tracking_uri_and_cache_come_from_the_environment_at_the_edge() -> N
 
 
 def test_the_docs_show_the_registry_keys_and_what_publishing_writes() -> None:
-    from audit.publish import TAGS
-    from audit.spec import RegistryEntry
+    from audit.manifest.schema import RegistryEntry
+    from audit.mlflow.publish import TAGS
 
     readme = (ROOT / "README.md").read_text()
     example = (ROOT / "jobs" / "registry.yaml").read_text()
     keys = [f.alias or name for name, f in RegistryEntry.model_fields.items()]
-    for key in ("registry", "uri", "models", "alias", "version", "tags", "data", "label",
-                "label_tag", "name", "cache", "training"):
+    for key in (
+        "registry",
+        "uri",
+        "models",
+        "alias",
+        "version",
+        "tags",
+        "data",
+        "label",
+        "label_tag",
+        "name",
+        "cache",
+        "training",
+    ):
         assert key in keys and f"{key}:" in example, key
-    for phrase in ("registry: mlflow", "--publish mlflow", "MLFLOW_TRACKING_TOKEN", *TAGS,
-                   "jobs/registry.yaml", "cases.source"):
+    for phrase in (
+        "registry: mlflow",
+        "--publish mlflow",
+        "MLFLOW_TRACKING_TOKEN",
+        *TAGS,
+        "jobs/registry.yaml",
+        "cases.source",
+    ):
         assert phrase in readme, phrase
-    assert "audit/sources/" in (ROOT / "docs" / "design.md").read_text()
+    assert "audit/manifest/sources/" in (ROOT / "docs" / "design.md").read_text()
 
 
 def test_run_offers_publishing_to_mlflow() -> None:
     from typer.testing import CliRunner
 
-    from audit.cli import app
+    from audit.cli.app import app
 
     result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "--publish" in result.output and "mlflow" in result.output
-    bad = CliRunner().invoke(app, ["run", "x.yaml", "--publish", "mlflow"],
-                             env={"MLFLOW_TRACKING_URI": "https://me:secret@mlflow.internal"})
+    bad = CliRunner().invoke(
+        app,
+        ["run", "x.yaml", "--publish", "mlflow"],
+        env={"MLFLOW_TRACKING_URI": "https://me:secret@mlflow.internal"},
+    )
     assert bad.exit_code == 2 and "secret" not in bad.output
     assert "credentials do not belong in the tracking URI" in bad.output
 
@@ -557,19 +636,31 @@ def test_a_manifest_without_a_registry_never_imports_mlflow(tmp_path: Path) -> N
     import sys
 
     (tmp_path / "m.keras").write_bytes(b"x")
-    (tmp_path / "m.yaml").write_text("name: n\nfleet:\n  - models: '*.keras'\n"
-                                     "    data: '{stem}.parquet'\n")
-    code = ("import sys; from audit.spec import load_manifest; "
-            f"load_manifest({str(tmp_path / 'm.yaml')!r}).cases(); "
-            "print('mlflow' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    (tmp_path / "m.yaml").write_text(
+        "name: n\nfleet:\n  - models: '*.keras'\n    data: '{stem}.parquet'\n"
+    )
+    code = (
+        "import sys; from audit.manifest.schema import load_manifest; "
+        f"load_manifest({str(tmp_path / 'm.yaml')!r}).cases(); "
+        "print('mlflow' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.stdout.strip() == "False"
 
 
 def test_an_autologged_optimizer_name_reads_as_its_family() -> None:
     """Keras 3 logs the optimizer's unique name: the 55th Adam of a process is 'adam_55'."""
-    from audit.sources.mlflow import _param
+    from audit.mlflow.source import _param
 
     assert [_param("optimizer", t) for t in ("adam_55", "Adam", "sgd", "rmsprop_2")] == [
-        "adam", "adam", "sgd", "rmsprop"]
+        "adam",
+        "adam",
+        "sgd",
+        "rmsprop",
+    ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from audit.cli import app
+from audit.cli.app import app
 from audit.reports import SCHEMA_HISTORY, SCHEMA_VERSION, SCHEMAS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from audit import faults
+from audit.evidence.results import CaseReport, Finding, MetricRow
 from audit.reports import (
     SCHEMA_VERSION,
     SCHEMAS,
@@ -25,38 +26,77 @@ from audit.reports import (
     run_query,
     summarize,
 )
-from audit.results import CaseReport, Finding, MetricRow
 
 T0 = 1_790_000_000.0
 
 
 def _report(name: str, verdict: str = "healthy", fault: str | None = None,
             status: str = "ok", error: str | None = None) -> CaseReport:
-    findings = [] if fault is None else [
-        Finding(fault, "critical", 0.8, True, "retrain", {"skill": 0.01, "lr": [1e-5]},
-                faults.get(fault).fix)]
+    findings = (
+        []
+        if fault is None
+        else [
+            Finding(
+                fault=fault,
+                severity="critical",
+                confidence=0.8,
+                confirmed=True,
+                probe="retrain",
+                evidence={"skill": 0.01, "lr": [1e-5]},
+                recommendation=faults.get(fault).fix,
+            )
+        ]
+    )
     return CaseReport(
-        case_id=f"{name}-0123456789ab", name=name, model=f"/m/{name}.keras",
-        data=f"/d/{name}.parquet", task="regression", status=status, verdict=verdict,
-        primary_fault=fault, error=error, started_at=T0, finished_at=T0 + 2, duration_s=2.0,
-        attempts=1, node="127.0.0.1", gpu_ids=["0"], findings=findings,
-        metrics=[MetricRow("data", "rows", 64.0), MetricRow("data", "duration_s", 0.1, "ok")],
-        worker="actor-1")
+        case_id=f"{name}-0123456789ab",
+        name=name,
+        model=f"/m/{name}.keras",
+        data=f"/d/{name}.parquet",
+        task="regression",
+        status=status,
+        verdict=verdict,
+        primary_fault=fault,
+        error=error,
+        started_at=T0,
+        finished_at=T0 + 2,
+        duration_s=2.0,
+        attempts=1,
+        node="127.0.0.1",
+        gpu_ids=["0"],
+        findings=findings,
+        metrics=[
+            MetricRow(probe="data", metric="rows", value=64.0),
+            MetricRow(probe="data", metric="duration_s", value=0.1, detail="ok"),
+        ],
+        worker="actor-1",
+    )
 
 
 def _run(n: int, status: str = "finished") -> RunRow:
-    return RunRow(name="nightly", status=status, manifest="/jobs/n.yaml", output="out",
-                  started_at=T0, finished_at=T0 + 60, n_cases=n, n_ok=n,
-                  settings={"seed": 0}, package_version="0.1.0")
+    return RunRow(
+        name="nightly",
+        status=status,
+        manifest="/jobs/n.yaml",
+        output="out",
+        started_at=T0,
+        finished_at=T0 + 60,
+        n_cases=n,
+        n_ok=n,
+        settings={"seed": 0},
+        package_version="0.1.0",
+    )
 
 
 @pytest.fixture
 def written(tmp_path: Path) -> Path:
     """Two runs: r1 with four cases (one per verdict) and its run row; r2 unfinished."""
     store = Store(str(tmp_path / "out"))
-    for report in (_report("ok-model"), _report("flat-model", "flat", "lr_too_low"),
-                   _report("meh-model", "impaired", "class_imbalance"),
-                   _report("broken", "error", status="error", error="/m/broken.keras: bad")):
+    for report in (
+        _report("ok-model"),
+        _report("flat-model", "flat", "lr_too_low"),
+        _report("meh-model", "impaired", "class_imbalance"),
+        _report("broken", "error", status="error", error="/m/broken.keras: bad"),
+    ):
         store.write_case("r1", report)
     store.write_run("r1", _run(4))
     store.write_case("r2", _report("ok-model"))
@@ -64,8 +104,9 @@ def written(tmp_path: Path) -> Path:
 
 
 def _documented(output: Path, table: str) -> str:
-    return (f"read_parquet('{output}/{table}/**/*.parquet', hive_partitioning=true, "
-            "union_by_name=true)")
+    return (
+        f"read_parquet('{output}/{table}/**/*.parquet', hive_partitioning=true, union_by_name=true)"
+    )
 
 
 def test_layout_is_hive_partitioned_per_case(written: Path) -> None:
@@ -80,18 +121,24 @@ def test_layout_is_hive_partitioned_per_case(written: Path) -> None:
 
 def test_documented_query_reads_every_table_with_run_id_from_the_folder(written: Path) -> None:
     con = duckdb.connect()
-    rows = con.execute(f"select run_id, name, status, verdict, gpu_ids, attempts "
-                       f"from {_documented(written, 'cases')} order by run_id, name").fetchall()
+    rows = con.execute(
+        f"select run_id, name, status, verdict, gpu_ids, attempts "
+        f"from {_documented(written, 'cases')} order by run_id, name"
+    ).fetchall()
     assert rows[0] == ("r1", "broken", "error", "error", ["0"], 1)
     assert [r[0] for r in rows] == ["r1"] * 4 + ["r2"]
-    (fault, evidence, confirmed), = con.execute(
+    ((fault, evidence, confirmed),) = con.execute(
         f"select fault, evidence, confirmed from {_documented(written, 'findings')} "
-        "where run_id = 'r1' and case_id like 'flat%'").fetchall()
+        "where run_id = 'r1' and case_id like 'flat%'"
+    ).fetchall()
     assert (fault, confirmed) == ("lr_too_low", True) and '"skill": 0.01' in evidence
-    assert con.execute(f"select count(*) from {_documented(written, 'metrics')}").fetchone() \
-        == (10,)
-    run = con.execute(f"select run_id, status, n_cases, package_version, settings "
-                      f"from {_documented(written, 'runs')}").fetchall()
+    assert con.execute(f"select count(*) from {_documented(written, 'metrics')}").fetchone() == (
+        10,
+    )
+    run = con.execute(
+        f"select run_id, status, n_cases, package_version, settings "
+        f"from {_documented(written, 'runs')}"
+    ).fetchall()
     assert run == [("r1", "finished", 4, "0.1.0", '{"seed": 0}')]
 
 
@@ -105,8 +152,9 @@ def test_files_carry_the_schema_version_and_no_run_id(written: Path) -> None:
 
 
 def test_views_answer_the_design_query(written: Path) -> None:
-    columns, rows = query(str(written), "select fault, count(*) from findings group by 1 "
-                                        "order by 1")
+    columns, rows = query(
+        str(written), "select fault, count(*) from findings group by 1 order by 1"
+    )
     assert rows == [("class_imbalance", 1), ("lr_too_low", 1)] and columns[0] == "fault"
     _, rows = query(str(written), "select run_id, count(*) from cases group by 1 order by 1")
     assert rows == [("r1", 4), ("r2", 1)]
@@ -210,10 +258,16 @@ def test_timestamps_are_utc(written: Path) -> None:
 def _v1_case_file(folder: Path, case_id: str, name: str) -> None:
     """A cases file as version 1 wrote it: without `output` and `node_id`."""
     old = pa.schema([f for f in SCHEMAS["cases"] if f.name not in ("output", "node_id")])
-    row = {n: None for n in old.names} | {"case_id": case_id, "name": name, "status": "ok",
-                                          "verdict": "healthy", "gpu_ids": []}
+    row = {n: None for n in old.names} | {
+        "case_id": case_id,
+        "name": name,
+        "status": "ok",
+        "verdict": "healthy",
+        "gpu_ids": [],
+    }
     table = pa.Table.from_pylist([row], schema=old).replace_schema_metadata(
-        {b"flatline.schema_version": b"1"})
+        {b"flatline.schema_version": b"1"}
+    )
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, folder / f"{case_id}.parquet")
 
@@ -231,8 +285,9 @@ def test_cases_carry_output_and_node_id(tmp_path: Path) -> None:
 def test_version_1_reports_still_read(written: Path) -> None:
     _v1_case_file(written / "cases" / "run_id=r0", "old-1", "old")
     con = duckdb.connect()
-    rows = con.execute(f"select run_id, name, worker from {_documented(written, 'cases')} "
-                       "where run_id = 'r0'").fetchall()
+    rows = con.execute(
+        f"select run_id, name, worker from {_documented(written, 'cases')} where run_id = 'r0'"
+    ).fetchall()
     assert rows == [("r0", "old", None)]
     _, rows = query(str(written), "select name, output, node_id from cases where run_id = 'r0'")
     assert rows == [("old", None, None)]
@@ -248,7 +303,7 @@ def test_views_have_new_columns_even_over_only_old_files(tmp_path: Path) -> None
 
 def test_one_column_is_one_edit(tmp_path: Path) -> None:
     """Schemas and row builders come from one list: every column is filled from its source."""
-    from audit.reports.schema import COLUMNS, case_tables
+    from audit.reports.columns import COLUMNS, case_tables
 
     report = _report("flat-model", "flat", "lr_too_low")
     tables = case_tables(report)
@@ -265,14 +320,16 @@ def test_probe_details_are_persisted_as_json_rows() -> None:
     import json
 
     from audit.engine import metric_rows
-    from audit.reports.schema import case_tables
-    from audit.results import ProbeResult
+    from audit.evidence.results import ProbeResult
+    from audit.reports.columns import case_tables
 
     raw = {"class_counts": {"0": 3, "1": 1}, "ratio": float("nan")}
-    rows = metric_rows({
-        "data": ProbeResult("data", metrics={"rows": 4.0}, details=raw),
-        "config": ProbeResult("config", metrics={"params": 9.0}),
-    })
+    rows = metric_rows(
+        {
+            "data": ProbeResult("data", metrics={"rows": 4.0}, details=raw),
+            "config": ProbeResult("config", metrics={"params": 9.0}),
+        }
+    )
     (details,) = [r for r in rows if r.metric == "details"]
     assert details.probe == "data" and details.detail == raw
     report = CaseReport("c1", "c", "m", "d", metrics=rows)
@@ -280,7 +337,9 @@ def test_probe_details_are_persisted_as_json_rows() -> None:
     (row,) = [r for r in stored if r["metric"] == "details"]
     assert json.loads(row["detail"]) == {"class_counts": {"0": 3, "1": 1}, "ratio": None}
     assert {r["metric"]: r["detail"] for r in stored if r["probe"] == "config"} == {
-        "duration_s": "ok", "params": None}
+        "duration_s": "ok",
+        "params": None,
+    }
 
 
 # ---------------------------------------------------------------- unreadable files (issue 13)
@@ -296,11 +355,11 @@ def _break(written: Path) -> tuple[Path, Path]:
 
 
 def test_readers_skip_unreadable_files_and_name_them(
-        written: Path, caplog: pytest.LogCaptureFixture) -> None:
+    written: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     truncated, foreign = _break(written)
     with caplog.at_level("WARNING", logger="audit.reports"):
-        result = run_query(str(written), "select run_id, count(*) from cases group by 1 "
-                                         "order by 1")
+        result = run_query(str(written), "select run_id, count(*) from cases group by 1 order by 1")
     assert result.rows == [("r1", 3), ("r2", 1)]
     assert [(u.path, u.reason.split(" (")[0]) for u in result.unreadable] == [
         (str(truncated), "not a readable Parquet file"),
@@ -326,22 +385,43 @@ def test_resume_reruns_a_case_whose_file_is_unreadable(written: Path) -> None:
 def test_a_file_with_a_run_id_column_or_a_wrong_type_is_foreign(tmp_path: Path) -> None:
     Store(str(tmp_path)).write_case("r1", _report("a"))
     folder = tmp_path / "cases" / "run_id=r1"
-    pq.write_table(pa.table({"case_id": ["b"], "name": ["b"], "status": ["ok"],
-                             "verdict": ["healthy"], "run_id": ["r1"]}), folder / "b.parquet")
-    pq.write_table(pa.table({"case_id": ["c"], "name": ["c"], "status": ["ok"],
-                             "verdict": ["healthy"], "attempts": ["one"]}), folder / "c.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "case_id": ["b"],
+                "name": ["b"],
+                "status": ["ok"],
+                "verdict": ["healthy"],
+                "run_id": ["r1"],
+            }
+        ),
+        folder / "b.parquet",
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "case_id": ["c"],
+                "name": ["c"],
+                "status": ["ok"],
+                "verdict": ["healthy"],
+                "attempts": ["one"],
+            }
+        ),
+        folder / "c.parquet",
+    )
     result = run_query(str(tmp_path), "select name from cases")
     assert result.rows == [("a",)]
     reasons = sorted(u.reason for u in result.unreadable)
-    assert reasons == ["not a cases file: column attempts is string, expected int64",
-                       "not a report file: it has a run_id column (the run id is the folder "
-                       "name)"]
+    assert reasons == [
+        "not a cases file: column attempts is string, expected int64",
+        "not a report file: it has a run_id column (the run id is the folder name)",
+    ]
 
 
 def test_cli_report_and_query_warn_once_per_file_and_count(written: Path) -> None:
     from typer.testing import CliRunner
 
-    from audit.cli import app
+    from audit.cli.app import app
 
     truncated, _ = _break(written)
     runner = CliRunner()

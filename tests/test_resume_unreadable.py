@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from audit.fleet import FleetOptions, run_fleet
+from audit.manifest.schema import load_manifest
 from audit.reports import Store, query
-from audit.spec import load_manifest
 
 pytestmark = pytest.mark.ray
 RAY_INIT = {"num_cpus": 2}

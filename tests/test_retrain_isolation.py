@@ -15,9 +15,16 @@ from conftest import ZOO_WORKERS
 from audit import probes
 from audit.diagnose import diagnose
 from audit.engine import metric_rows
-from audit.probes import keys
-from audit.probes.retrain import RetrainSettings, combine, make_split, plan_variants, race, variants
-from audit.spec import CaseSpec
+from audit.evidence import keys
+from audit.manifest.case import CaseSpec
+from audit.probes.retrain import (
+    RetrainSettings,
+    combine,
+    make_split,
+    plan_variants,
+    race,
+    variants,
+)
 from audit.subject import load_subject
 from audit.zoo import map_in_processes
 

@@ -13,8 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from audit.probes import keys
-from audit.probes.config import head_problem
+from audit.evidence import keys
+from audit.faults.training import head_problem
+from audit.manifest.case import CaseSpec
 from audit.probes.retrain import (
     Plan,
     RetrainSettings,
@@ -23,7 +24,6 @@ from audit.probes.retrain import (
     pair_plans,
     plan_variants,
 )
-from audit.spec import CaseSpec
 from audit.subject import Subject, load_subject
 
 ROWS = 120

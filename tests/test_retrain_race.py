@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from audit.diagnose import THRESHOLDS, diagnose
-from audit.probes import keys
+from audit.evidence import keys
+from audit.manifest.case import CaseSpec
 from audit.probes.retrain import RetrainSettings, run
-from audit.spec import CaseSpec
 from audit.subject import Subject, load_subject
 from audit.zoo import SCENARIOS, build_scenario
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from audit.locations import expand_glob, resolve_location
-from audit.spec import (
-    ALL_PROBES,
+from audit.io.locations import expand_glob, resolve_location
+from audit.manifest.case import ALL_PROBES
+from audit.manifest.schema import (
     Manifest,
     ManifestError,
     ManifestFilesMissing,

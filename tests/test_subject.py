@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from audit.engine import audit_case
-from audit.spec import CaseSpec, Training
+from audit.manifest.case import CaseSpec, Training
 from audit.subject import SubjectError, infer_task, load_subject
 
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import ZOO_WORKERS
 
 from audit.engine import audit_case
-from audit.spec import CaseSpec, Training
+from audit.manifest.case import CaseSpec, Training
 from audit.zoo import map_in_processes
 
 

@@ -165,7 +165,7 @@ def test_confidence_is_calibrated_on_the_zoo(zoo_reports: dict) -> None:
 
 def test_the_demos_default_scenarios_show_every_verdict(zoo_reports: dict) -> None:
     """`audit demo` without options audits DEMO_SCENARIOS: a newcomer sees each verdict."""
-    from audit.demo import DEMO_SCENARIOS
+    from audit.cli.demo import DEMO_SCENARIOS
 
     verdicts = {zoo_reports[name].verdict for name in DEMO_SCENARIOS}
     assert verdicts == {"healthy", "flat", "impaired"}

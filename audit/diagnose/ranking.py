@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from audit import faults
-from audit.diagnose.outcomes import Outcome
+from audit.diagnose.counterfactuals import Outcome
 from audit.diagnose.thresholds import THRESHOLDS, Thresholds
-from audit.probes import keys
+from audit.evidence import keys
 
 
 @dataclass

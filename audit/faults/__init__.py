@@ -9,7 +9,7 @@ line.
 
 from __future__ import annotations
 
-from audit.faults import data, network, regularization, symptoms, training
+from audit.faults import dataset, network, regularization, symptoms, training
 from audit.faults.codes import Code
 from audit.faults.plan import CHANGE_FIELDS, Plan
 from audit.faults.training import lr_ladder, rate_rung
@@ -30,11 +30,11 @@ from audit.faults.unit import (
 
 #: every fault, causes in root-cause order, then the symptoms
 FAULTS: dict[Code, Fault] = {fault.code: fault for fault in (
-    data.BAD_DATA,
+    dataset.BAD_DATA,
     training.LOSS_MISMATCH,
-    data.UNSCALED_TARGETS,
-    data.UNSCALED_INPUTS,
-    data.CLASS_IMBALANCE,
+    dataset.UNSCALED_TARGETS,
+    dataset.UNSCALED_INPUTS,
+    dataset.CLASS_IMBALANCE,
     training.LR_TOO_HIGH,
     training.LR_TOO_LOW,
     regularization.OVER_REGULARIZED,
@@ -44,7 +44,7 @@ FAULTS: dict[Code, Fault] = {fault.code: fault for fault in (
     network.VANISHING_GRADIENT,
     training.OPTIMIZER_STALLED,
     training.UNDERTRAINED,
-    data.LABEL_ORDER,
+    dataset.LABEL_ORDER,
     symptoms.FLAT_OUTPUT,
     symptoms.BELOW_REFERENCE,
     symptoms.NO_SKILL,
@@ -52,16 +52,16 @@ FAULTS: dict[Code, Fault] = {fault.code: fault for fault in (
 
 #: the order the retrain probe plans counterfactuals in (suspected ones train first anyway)
 PLANNING: tuple[Counterfactual, ...] = (
-    data.STANDARDIZE_INPUTS,
-    data.STANDARDIZE_TARGETS,
-    data.REPAIR_LABELS,
-    data.DROP_BAD_ROWS,
-    data.RELABEL_DISPUTED,
+    dataset.STANDARDIZE_INPUTS,
+    dataset.STANDARDIZE_TARGETS,
+    dataset.REPAIR_LABELS,
+    dataset.DROP_BAD_ROWS,
+    dataset.RELABEL_DISPUTED,
     training.RATE_UP,
     training.RATE_DOWN,
     training.ADAM,
     training.FIT_LOSS,
-    data.CLASS_WEIGHTS,
+    dataset.CLASS_WEIGHTS,
     network.RESTORE_ACTIVATION,
     network.NONSATURATING,
     network.DEFAULT_INIT,

@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from audit.evidence.keys import Activations, Gradients
 from audit.faults.codes import Code
 from audit.faults.plan import Plan
 from audit.faults.unit import FULL, PARTIAL, Counterfactual, Evidence, Fault, PlanContext, Support
-from audit.keras_vocab import (
+from audit.models.vocab import (
     DEFAULT_KERNEL_INITS,
     activation_name,
     is_recurrent,
     nonsaturating_swap,
     weighted_layers,
 )
-from audit.probes.keys import Activations, Gradients
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from audit.evidence import keys
 from audit.faults.codes import Code
-from audit.probes import keys
 
 
 @dataclass(frozen=True)

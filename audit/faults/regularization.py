@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from audit.evidence.keys import Config
 from audit.faults.codes import Code
 from audit.faults.plan import Plan
 from audit.faults.unit import FULL, PARTIAL, Counterfactual, Evidence, Fault, PlanContext, Support
-from audit.keras_vocab import regularization
-from audit.probes.keys import Config
+from audit.models.vocab import regularization
 
 
 @dataclass(frozen=True)

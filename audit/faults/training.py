@@ -4,15 +4,82 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
+from audit.evidence.keys import Config, Gradients
 from audit.faults.codes import Code
-from audit.faults.data import label_problem
+from audit.faults.dataset import label_problem
 from audit.faults.plan import Plan
 from audit.faults.unit import FULL, PARTIAL, Counterfactual, Evidence, Fault, PlanContext, Support
-from audit.keras_vocab import ADAM_LIKE_OPTIMIZERS, typical_lr
-from audit.probes.keys import Config, Gradients
+from audit.models.vocab import (
+    ADAM_LIKE_OPTIMIZERS,
+    CATEGORICAL_LOSSES,
+    REGRESSION_LOSSES,
+    activation_name,
+    fitting_loss,
+    typical_lr,
+)
+
+if TYPE_CHECKING:  # the type only: faults judge a subject the layer below assembles
+    from audit.subject import Subject
 
 # ---------------------------------------------------------------- loss_mismatch
+
+#: heads whose outputs are strictly positive: Keras' categorical cross-entropies (without
+#: logits) divide the outputs by their sum, so such a head forms a distribution over the
+#: classes whatever its activation (a multi-unit sigmoid trains; an exponential is a softmax)
+POSITIVE_HEADS = frozenset({"softmax", "sigmoid", "softplus", "exponential"})
+#: heads whose outputs lie in [0, 1]: binary cross-entropy (without logits) clips its inputs
+#: there, so any other head loses its gradient wherever it leaves the range
+UNIT_INTERVAL_HEADS = frozenset({"softmax", "sigmoid", "hard_sigmoid"})
+
+
+def head_problem(subject: Subject) -> str | None:
+    """Why the loss, output head and labels do not fit together as Keras computes them, or
+    None when they do (keras/src/backend/tensorflow/nn.py: `categorical_crossentropy` and
+    `sparse_categorical_crossentropy` normalize the outputs by their sum, `binary_crossentropy`
+    clips them to [eps, 1 - eps]; class labels reach a multi-unit head one-hot)."""
+    t = subject.training
+    model = subject.model
+    units = subject.n_outputs
+    head = activation_name(model.layers[-1]) if model.layers else None
+    head = head or "linear"
+    loss = t.loss
+    if subject.task == "regression":
+        if loss not in REGRESSION_LOSSES:
+            return f"loss {loss} is for classification but the labels are continuous"
+        y = subject.y
+        finite = y[y == y]
+        if head == "sigmoid" and finite.size and (finite.min() < 0 or finite.max() > 1):
+            return "a sigmoid output cannot reach targets outside [0, 1]"
+        if head == "tanh" and finite.size and (finite.min() < -1 or finite.max() > 1):
+            return "a tanh output cannot reach targets outside [-1, 1]"
+        if head == "softmax":
+            return "a softmax output cannot fit continuous targets"
+        return None
+    n = subject.n_classes
+    if subject.task == "binary":
+        if loss in CATEGORICAL_LOSSES and units != 2:
+            return (f"{loss} normalizes the outputs by their sum: over {units} unit(s) it is "
+                    f"constant for 2 classes")
+        if units not in (1, 2):
+            return f"2 classes need 1 output unit (or 2, one-hot); the model has {units}"
+        if head == "softmax" and units == 1:
+            return "a softmax over 1 unit always outputs 1.0"
+    elif units != n:
+        return f"{n} classes need {n} output units; the model has {units}"
+    if t.from_logits:
+        if head in ("sigmoid", "softmax"):
+            return f"from_logits=True but the output already applies {head}"
+        return None
+    if loss in CATEGORICAL_LOSSES and head not in POSITIVE_HEADS:
+        return (f"{loss} divides the outputs by their sum, but a {head} output can be zero "
+                "or negative (and from_logits is off)")
+    if loss == "binary_crossentropy" and head not in UNIT_INTERVAL_HEADS:
+        return (f"{loss} clips the outputs to [0, 1], but a {head} output leaves that range "
+                "(and from_logits is off)")
+    return None
+
 
 
 def _loss_mismatch(ev: Evidence, _: None) -> Support | None:
@@ -26,9 +93,6 @@ def _loss_mismatch(ev: Evidence, _: None) -> Support | None:
 
 
 def _fit_loss(ctx: PlanContext, cf: Counterfactual) -> list[Plan]:
-    from audit.probes.config import head_problem  # the probes import the vocabulary
-    from audit.probes.tfutil import fitting_loss
-
     if head_problem(ctx.subject) is None:
         return []
     loss, _, activation = fitting_loss(ctx.subject.task)

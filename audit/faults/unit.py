@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from audit.evidence.keys import Key
+from audit.evidence.results import ProbeResult
 from audit.faults.codes import Code
 from audit.faults.plan import Plan
-from audit.probes.keys import Key
-from audit.results import ProbeResult
 
 Severity = Literal["critical", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
@@ -86,7 +86,7 @@ class PlanContext:
     rows (`split`), the retrain settings, the plans planned so far (a control may already be
     among them) and, for plans that depend on it, the length every plan trains."""
 
-    subject: Any  # audit.subject.Subject
+    subject: Any  # audit.subject.assemble.Subject
     split: Any  # audit.probes.retrain.variants.Split
     settings: Any  # audit.probes.retrain.settings.RetrainSettings
     planned: list[Plan]

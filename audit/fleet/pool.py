@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from audit.fleet.types import FleetError
+from audit.util.text import one_line
 
 __all__ = ["MAX_START_FAILURES", "WARMUP_TIMEOUT_S", "ActorPool", "Outcome", "reason"]
 
@@ -269,7 +270,6 @@ def reason(exc: BaseException) -> str:
     """One line for a Ray error: the actor's death, or the exception the item raised."""
     import ray
 
-    from audit.text import one_line
 
     if isinstance(exc, ray.exceptions.RayTaskError):
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc

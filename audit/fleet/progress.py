@@ -7,11 +7,22 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
 from audit.fleet.types import FleetOptions, RunResult
+from audit.manifest.schema import Manifest
 from audit.reports import RunRow
-from audit.spec import Manifest
 
 __all__ = ["progress", "progress_lines", "run_row"]
 
@@ -22,15 +33,6 @@ def progress(enabled: bool, name: str, result: RunResult) -> Iterator[Callable[[
     if not enabled:
         yield lambda: None
         return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     console = Console(stderr=True)
     if not console.is_terminal:  # a log (e.g. a Ray Job's): a plain line now and then
@@ -85,7 +87,6 @@ def run_row(manifest: Manifest, options: FleetOptions, result: RunResult, starte
 
 
 def _package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("flatline-audit")

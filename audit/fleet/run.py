@@ -14,17 +14,19 @@ import time
 import uuid
 from collections.abc import Callable
 
+from audit.evidence.results import CaseReport
 from audit.fleet.pool import ActorPool, Outcome
 from audit.fleet.progress import progress, run_row
 from audit.fleet.session import ray_session, stop_on_signals
 from audit.fleet.testing import Faults
 from audit.fleet.types import FleetError, FleetOptions, RunResult, new_run_id
 from audit.fleet.worker import CaseWorker, WorkerConfig, clear_run_folders, workers_parent
+from audit.manifest.case import CaseSpec, Resources
+from audit.manifest.schema import Manifest, load_manifest
+from audit.manifest.sources import origin
+from audit.mlflow.publish import publish_mlflow
 from audit.reports import ReportError, Store
-from audit.results import CaseReport
-from audit.sources import origin
-from audit.spec import CaseSpec, Manifest, Resources
-from audit.text import RUN_ID_RULE, is_run_id
+from audit.util.text import RUN_ID_RULE, is_run_id
 
 __all__ = ["pool_size", "run_fleet", "run_manifest"]
 
@@ -85,7 +87,6 @@ def _publish(manifest: Manifest, options: FleetOptions, output: str,
     settings = manifest.publish.mlflow or options.publish_mlflow
     if settings is None:
         return
-    from audit.publish import publish_mlflow
 
     published = publish_mlflow(output, result.run_id, settings)
     result.published.append(published.line())
@@ -95,7 +96,6 @@ def _publish(manifest: Manifest, options: FleetOptions, output: str,
 def run_manifest(path: str | os.PathLike[str], options: FleetOptions | None = None, *,
                  faults: Faults | None = None) -> RunResult:
     """Load the manifest at `path` and run it (what `audit run` does)."""
-    from audit.spec import load_manifest
 
     return run_fleet(load_manifest(path), options, faults=faults)
 

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 
 from audit.fleet.types import FleetError, FleetOptions
-from audit.text import one_line
+from audit.util.text import one_line
 
 __all__ = ["loopback_only", "ray_session", "stop_on_signals"]
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from audit.reports import Store
+
 __all__ = ["Faults", "Injection", "maybe_inject"]
 
 
@@ -65,7 +67,6 @@ def dying_store(output: str, files_before_death: int = 1) -> object:
     """A report `Store` whose process dies while writing a case: after `files_before_death`
     whole files, it writes half of the next file's temporary sibling and `os._exit`s, as a
     worker killed (OOM, node lost) in the middle of writing does."""
-    from audit.reports import Store
 
     class DyingStore(Store):
         left = files_before_death

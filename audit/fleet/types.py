@@ -9,14 +9,11 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from audit.case_ids import slug
-from audit.spec import MlflowPublish
+from audit.errors import FleetError
+from audit.manifest.case import MlflowPublish, slug
+from audit.reports.columns import CaseCounts
 
 __all__ = ["FleetError", "FleetOptions", "RunResult", "new_run_id"]
-
-
-class FleetError(RuntimeError):
-    """The run could not start or go on (no cluster, auth refused, no resources); one line."""
 
 
 class FleetOptions(BaseModel):
@@ -43,26 +40,18 @@ class FleetOptions(BaseModel):
         "has no `publish.mlflow` of its own")
 
 
-@dataclass
-class RunResult:
+@dataclass(kw_only=True)
+class RunResult(CaseCounts):
     """What happened to a run; `exit_code` is the CLI's (0 all ok, 1 something failed)."""
 
     run_id: str
     output: str
-    n_cases: int
-    n_ok: int = 0
-    n_error: int = 0
-    n_timeout: int = 0
     n_resumed: int = 0  # cases already reported before this invocation
     stopped: bool = False
     concurrency: int = 0
     duration_s: float = 0.0
     published: list[str] = field(default_factory=list)  # one line per place published to
     warnings: list[str] = field(default_factory=list)  # e.g. a publishing step that failed
-
-    @property
-    def n_failed(self) -> int:
-        return self.n_error + self.n_timeout
 
     @property
     def n_missing(self) -> int:

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit.fleet.testing import Faults, fires, maybe_inject
+from audit.fleet.testing import Faults, dying_store, fires, maybe_inject
+from audit.manifest.case import CaseSpec, Resources
 from audit.reports import ReportError, Store
-from audit.spec import CaseSpec, Resources
 
 __all__ = [
     "WORKERS_FOLDER",
@@ -91,7 +91,7 @@ class CaseWorker:
 
     def run(self, spec: CaseSpec, attempt: int) -> dict[str, Any]:
         """Audit one case, write its report, return a small status."""
-        from audit.engine import audit_case
+        from audit.engine import audit_case  # in the actor only: the engine loads TensorFlow
 
         injection = self.config.faults.get(spec.name)
         maybe_inject(injection, attempt)
@@ -104,7 +104,6 @@ class CaseWorker:
         store = self.store
         if injection is not None and injection.kind == "exit_while_writing" and \
                 fires(injection, attempt):
-            from audit.fleet.testing import dying_store
 
             store = dying_store(self.config.output)  # type: ignore[assignment]
         try:

@@ -17,7 +17,7 @@ The package by job: `client` (the token, the connection, retries and errors), `s
 
 from __future__ import annotations
 
-from audit.jobs.client import (
+from audit.jobs.connection import (
     DEFAULT_SUBMIT_WAIT_S,
     DEFAULT_WAIT_S,
     Backoff,

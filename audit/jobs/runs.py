@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from audit.jobs.client import JobsError, call, find_job
+from audit import reports
+from audit.jobs.connection import JobsError, call, find_job
 from audit.jobs.submission import (
     META_CASES,
     META_OUTPUT,
@@ -19,7 +20,7 @@ from audit.jobs.submission import (
     SUBMISSION_PREFIX,
     submission_id,
 )
-from audit.text import one_line
+from audit.util.text import one_line
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -136,7 +137,6 @@ def case_counts(output: str, run_id: str, total: int | None = None) -> CaseCount
     `stopped`; absent while the run goes on) through `audit.reports`, so shared paths and
     object stores work alike.
     """
-    from audit import reports
 
     try:
         store = reports.Store(output)
@@ -150,7 +150,6 @@ def case_counts(output: str, run_id: str, total: int | None = None) -> CaseCount
 
 def _run_status(store: Any, run_id: str) -> str | None:
     """The run row's status through the Store's own query view; None while the run goes on."""
-    from audit import reports
 
     if run_id not in store.run_ids():
         return None

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from audit import locations
-from audit.jobs.client import JobsError, call, find_job
-from audit.text import RUN_ID_RULE, is_run_id
+from audit.io import locations
+from audit.jobs.connection import JobsError, call, find_job
+from audit.manifest import schema as spec
+from audit.util.text import RUN_ID_RULE, is_run_id
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -71,11 +72,10 @@ class SubmitResult:
 
 
 def describe_manifest(path: Path) -> ManifestInfo:
-    """Name, digest, output and case count of a manifest, validated by `audit.spec`.
+    """Name, digest, output and case count of a manifest, validated by `audit.manifest.schema`.
 
     Counting reads no model or data: it expands fleet globs only (None if that fails here).
     """
-    from audit import spec
 
     path = path.resolve()
     try:

@@ -16,6 +16,8 @@ _REGISTRY: dict[str, Probe] = {}
 
 def _registry() -> dict[str, Probe]:
     if not _REGISTRY:
+        # on first use: each probe module imports `audit.probes.base`, which runs this
+        # package first, so importing them at the top would be a circle
         from audit.probes import activations, config, data, gradients, retrain, sensitivity
 
         _REGISTRY.update({

@@ -6,13 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from audit.inputs import input_struct
-from audit.keras_vocab import RELU_LIKE, SATURATING, activation_name, is_recurrent
-from audit.probes import keys
-from audit.probes.base import ProbeSettings, finite_rows, sample_rows
+from audit.evidence import keys
+from audit.evidence.results import ProbeResult
+from audit.models.vocab import RELU_LIKE, SATURATING, activation_name, is_recurrent
+from audit.probes.base import ProbeSettings, sample_rows
 from audit.probes.tfutil import to_tensors
-from audit.results import ProbeResult
 from audit.subject import Subject
+from audit.subject.inputs import call_inputs, finite_rows
 
 
 class ActivationSettings(ProbeSettings):
@@ -60,7 +60,7 @@ def run(subject: Subject, settings: ActivationSettings) -> ProbeResult:
         return ProbeResult(probe="activations", metrics={"hidden_layers": 0.0})
     mask = finite_rows(subject.inputs)
     idx = np.flatnonzero(mask)[sample_rows(int(mask.sum()), settings.max_rows, settings.seed)]
-    tap = keras.Model(input_struct(subject.model), [layer.output for layer, _ in layers])
+    tap = keras.Model(call_inputs(subject.model), [layer.output for layer, _ in layers])
     outputs = tap(to_tensors(subject.inputs.take(idx).feed()), training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     metrics: dict[str, float] = {"hidden_layers": float(len(layers))}

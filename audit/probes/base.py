@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from audit.inputs import Inputs
-from audit.results import ProbeResult
+from audit.errors import NotApplicable
+from audit.evidence.results import ProbeResult
 
 
 class ProbeSettings(BaseModel):
@@ -23,10 +23,6 @@ class ProbeSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     seed: int = 0
-
-
-class NotApplicable(Exception):
-    """Raised by a probe that cannot say anything about this subject (e.g. SavedModel retrain)."""
 
 
 @dataclass(frozen=True)
@@ -75,12 +71,3 @@ def sample_rows(n: int, limit: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
-def finite_rows(x: Inputs | np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-    """Mask of rows whose inputs (and label) are all present and finite."""
-    if isinstance(x, Inputs):
-        mask = x.finite_rows()
-    else:
-        mask = np.all(np.isfinite(x.reshape(len(x), -1)), axis=1)
-    if y is not None and y.dtype.kind == "f":
-        mask &= np.all(np.isfinite(y.reshape(len(y), -1)), axis=1)
-    return mask

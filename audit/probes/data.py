@@ -9,15 +9,14 @@ already scaled, whatever its raw values).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from audit.inputs import model_inputs
+from audit.evidence.keys import Data
+from audit.evidence.results import ProbeResult
 from audit.probes.base import ProbeSettings
-from audit.probes.keys import Data
-from audit.results import ProbeResult
 from audit.subject import Subject
+from audit.subject.inputs import model_inputs
+from audit.subject.labels import label_checks
 
 
 class DataSettings(ProbeSettings):
@@ -152,58 +151,3 @@ def run(subject: Subject, settings: DataSettings) -> ProbeResult:
         metrics[Data.IMBALANCE_RATIO.metric] = float(present.min() / present.max())
         details["class_counts"] = {str(i): int(c) for i, c in enumerate(counts)}
     return ProbeResult(probe="data", metrics=metrics, details=details)
-
-
-def _fraction_scale(values: np.ndarray, settings: DataSettings) -> float:
-    """The smallest k for which every distinct label times k is a small class id (labels that
-    are class ids divided by a scale), NaN when the labels are integers already or no k fits.
-
-    The ids must be compact (0 to `few_label_values`): ids / 255 are {0, 1, ..., 9} / 255,
-    while integers with round-off ({0.999, 2.001}) only fit k = 1000 as ids in the thousands.
-    """
-    if np.allclose(values, np.round(values)):
-        return float("nan")
-    for k in range(2, settings.max_label_scale + 1):
-        scaled = values * k
-        # ids stored as float32 are off by ~1e-6; a neighbouring k is off by 1/k of an id
-        if np.allclose(scaled, np.round(scaled), rtol=0, atol=1e-3):
-            ids = np.round(scaled)
-            compact = ids.min() >= 0 and ids.max() < settings.few_label_values
-            return float(k) if compact else float("nan")
-    return float("nan")
-
-
-def label_checks(y: np.ndarray, task: str, settings: DataSettings) -> dict[str, float]:
-    """What the labels look like, for the rules that compare them with what the loss expects:
-    how many distinct values, whether they are class ids divided by a scale, nearly integers,
-    one-hot rows that do not sum to 1, or (for regression) a few contiguous integers."""
-    flat = y.reshape(len(y), -1).astype(np.float64) if y.dtype != object else np.zeros((0, 1))
-    finite = flat[np.all(np.isfinite(flat), axis=1)]
-    rows = {tuple(r) for r in finite[:10_000]}
-    out = {Data.LABEL_DISTINCT.metric: float(len(rows)),
-           Data.LABEL_FRACTION_SCALE.metric: float("nan"),
-           Data.LABEL_NEAR_INTEGER.metric: 0.0,
-           Data.LABEL_ONE_HOT_BAD_ROWS.metric: 0.0,
-           Data.LABEL_CLASS_IDS.metric: 0.0}
-    if finite.size == 0:
-        return out
-    if finite.shape[1] > 1:  # a label per class: one-hot rows must sum to 1
-        if np.all(np.isin(finite, (0.0, 1.0))):
-            out[Data.LABEL_ONE_HOT_BAD_ROWS.metric] = float(np.sum(finite.sum(axis=1) != 1))
-        return out
-    values = np.unique(finite[:, 0])
-    off = np.abs(finite[:, 0] - np.round(finite[:, 0]))
-    nearly = (off > 0) & (off <= settings.near_integer)
-    if 2 <= len(values) <= settings.few_label_values:
-        out[Data.LABEL_FRACTION_SCALE.metric] = _fraction_scale(values, settings)
-    # ids over a large scale (ids / 255 all lie within 0.04 of 0) are no round-off: a scale
-    # that gives compact ids explains them, and rounding would merge every class into one
-    scaled_ids = math.isfinite(out[Data.LABEL_FRACTION_SCALE.metric])
-    if len(np.unique(np.round(values))) <= settings.few_label_values and not scaled_ids:
-        out[Data.LABEL_NEAR_INTEGER.metric] = float(nearly.mean()) if np.all(
-            off <= settings.near_integer) else 0.0
-    integral = np.all(off == 0)  # exact: class ids are stored as exact integers
-    if (task == "regression" and integral and 3 <= len(values) <= settings.few_label_values
-            and values[0] == 0 and np.array_equal(values, np.arange(len(values)))):
-        out[Data.LABEL_CLASS_IDS.metric] = 1.0
-    return out

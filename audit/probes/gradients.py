@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from audit.keras_vocab import weighted_layers
-from audit.probes import keys
-from audit.probes.base import ProbeSettings, finite_rows, sample_rows
+from audit.evidence import keys
+from audit.evidence.results import ProbeResult
+from audit.models.vocab import weighted_layers
+from audit.probes.base import ProbeSettings, sample_rows
 from audit.probes.tfutil import encode_targets, make_loss, subject_head, to_tensors
-from audit.results import ProbeResult
 from audit.subject import Subject
+from audit.subject.inputs import finite_rows
 
 
 class GradientSettings(ProbeSettings):

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audit.inputs import InputArray, Inputs
-from audit.probes import keys, outcomes
-from audit.probes.base import ProbeSettings, finite_rows, sample_rows
+from audit.evidence import keys
+from audit.evidence.results import ProbeResult
+from audit.probes import outcomes
+from audit.probes.base import ProbeSettings, sample_rows
 from audit.probes.tfutil import predict, subject_head
-from audit.results import ProbeResult
 from audit.subject import Subject
+from audit.subject.inputs import InputArray, Inputs, finite_rows
 
 
 class SensitivitySettings(ProbeSettings):

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from audit.inputs import Feed, Inputs, feed_len, feed_take
-from audit.keras_vocab import activation_name
+from audit.models.vocab import activation_name
+from audit.probes.dense_stack import dense_stack
 from audit.probes.outcomes import Head
 from audit.subject import Subject
+from audit.subject.inputs import Feed, Inputs, feed_len, feed_take
 
 PREDICT_CHUNK = 65536
 
@@ -38,7 +39,6 @@ def direct_forward(model: Any) -> Callable[[Any], Any] | None:
     costs several times the arithmetic. None for any other model."""
     import tensorflow as tf
 
-    from audit.probes.dense_stack import dense_stack
 
     stack = dense_stack(model)
     if stack is None:
@@ -172,10 +172,3 @@ def encode_targets(y: np.ndarray, task: str, loss: str, units: int) -> np.ndarra
     return np.eye(units, dtype=np.float32)[np.clip(classes, 0, units - 1)]
 
 
-def fitting_loss(task: str) -> tuple[str, int | None, str]:
-    """The loss, head units (None = as many as targets/classes) and activation that fit a task."""
-    if task == "regression":
-        return "mse", None, "linear"
-    if task == "binary":
-        return "binary_crossentropy", 1, "sigmoid"
-    return "sparse_categorical_crossentropy", None, "softmax"

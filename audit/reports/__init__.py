@@ -11,6 +11,14 @@ No TensorFlow and no Ray here. Today's public names are re-exported, so
 
 from __future__ import annotations
 
+from audit.reports.columns import (
+    METADATA_KEY,
+    SCHEMA_HISTORY,
+    SCHEMA_VERSION,
+    SCHEMAS,
+    TABLES,
+    RunRow,
+)
 from audit.reports.diff import (
     SKILL_NOISE_FLOOR,
     CaseChange,
@@ -22,14 +30,6 @@ from audit.reports.diff import (
     previous_run,
 )
 from audit.reports.query import QueryResult, connect, query, run_query
-from audit.reports.schema import (
-    METADATA_KEY,
-    SCHEMA_HISTORY,
-    SCHEMA_VERSION,
-    SCHEMAS,
-    TABLES,
-    RunRow,
-)
 from audit.reports.store import ReportError, Store, Unreadable, check_run_id
 from audit.reports.style import VERDICT_COLORS, VERDICT_ORDER, verdict_color, verdict_rank
 from audit.reports.summary import CaseLine, RunSummary, summarize

@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any
 
-from audit.probes import keys
+from audit.evidence import keys
 from audit.reports.style import VERDICT_COLORS, verdict_color, verdict_rank
 
 __all__ = [

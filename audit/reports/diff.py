@@ -21,7 +21,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from audit.probes import keys
+from audit.evidence import keys
 from audit.reports.query import connect
 from audit.reports.store import ReportError, Store, Unreadable
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit.probes import keys
+from audit.evidence import keys
 from audit.reports.charts import (
     CaseMetrics,
     case_charts,
@@ -28,12 +28,13 @@ from audit.reports.charts import (
     sensitivity_points,
     summary_charts,
 )
+from audit.reports.columns import SCHEMA_VERSION, finite
 from audit.reports.diff import RunDiff, diff_with, previous_run, with_previous
 from audit.reports.query import connect
-from audit.reports.schema import SCHEMA_VERSION, finite
 from audit.reports.store import ReportError, Store
 from audit.reports.style import VERDICT_ORDER, verdict_color
 from audit.reports.summary import recommendation, verdict_sql_order
+from audit.util.text import duration
 
 __all__ = ["CasePage", "Page", "render_html", "vega_bundle", "write_html"]
 
@@ -91,14 +92,6 @@ def _fmt_time(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return "-" if value is None else str(value)
-
-
-def _fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
 def _evidence(text: str | None) -> dict[str, str]:
@@ -160,7 +153,7 @@ def _collect(con: Any, run_id: str) -> tuple[dict[str, Any] | None, list[CasePag
     measured = {case_id: CaseMetrics(metrics.get(case_id, [])) for case_id, *_ in cases}
     band = healthy_band([(c[6], sensitivity_points(measured[c[0]])) for c in cases])
     pages = []
-    for (case_id, name, model, data, task, status, verdict, fault, error, started, duration,
+    for (case_id, name, model, data, task, status, verdict, fault, error, started, took_s,
          attempts, node, node_id, worker, head, model_format) in cases:
         m = measured[case_id]
         charts, notes = case_charts(m, band)
@@ -168,7 +161,7 @@ def _collect(con: Any, run_id: str) -> tuple[dict[str, Any] | None, list[CasePag
         counts = m.details.get("data", {}).get("class_counts")
         facts = {"model": model, "model format": model_format, "data": data, "output": head,
                  "task": task,
-                 "started": _fmt_time(started), "took": _fmt_duration(duration),
+                 "started": _fmt_time(started), "took": duration(took_s),
                  "attempts": attempts, "node": node, "node id": node_id, "worker": worker,
                  "most influential features": ", ".join(top) if top else None,
                  "class counts": ", ".join(f"{k}: {v}" for k, v in counts.items())
@@ -229,7 +222,7 @@ def render_html(output: str | Store, run_id: str | None = None) -> tuple[str, Pa
         where=f"cluster at {address}" if address else "local (an embedded Ray)",
         started=_fmt_time((run or {}).get("started_at") or
                           min((c.facts.get("started") for c in cases), default=None)),
-        took=_fmt_duration((run or {}).get("duration_s")),
+        took=duration((run or {}).get("duration_s")),
         versions=_versions(run), verdicts=verdicts, fault_counts=fault_counts,
         verdict_names=[v for v in VERDICT_ORDER if v in verdicts]
         + sorted(set(verdicts) - set(VERDICT_ORDER)),

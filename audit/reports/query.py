@@ -15,9 +15,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from audit.reports.schema import SCHEMAS, TABLES
+from audit.reports.columns import SCHEMAS, TABLES
 from audit.reports.store import ReportError, Store, Unreadable
-from audit.text import one_line
+from audit.util.text import one_line
 
 __all__ = ["QueryResult", "connect", "query", "run_query"]
 

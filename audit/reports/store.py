@@ -31,8 +31,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from audit import locations
-from audit.reports.schema import (
+from audit.errors import ReportError
+from audit.evidence.results import CaseReport
+from audit.io import locations
+from audit.reports.columns import (
     KEY_COLUMNS,
     METADATA_KEY,
     SCHEMA_VERSION,
@@ -41,16 +43,11 @@ from audit.reports.schema import (
     case_tables,
     run_table,
 )
-from audit.results import CaseReport
-from audit.text import RUN_ID_RULE, is_run_id, one_line
+from audit.util.text import RUN_ID_RULE, is_run_id, one_line
 
 __all__ = ["ReportError", "Store", "Unreadable", "check_run_id"]
 
 log = logging.getLogger("audit.reports")
-
-
-class ReportError(ValueError):
-    """The output cannot be used (bad location, no reports there, bad SQL); one line."""
 
 
 def check_run_id(run_id: str) -> str:

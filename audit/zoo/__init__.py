@@ -30,8 +30,8 @@ from audit.zoo.builders import (
     opt,
 )
 from audit.zoo.calibration import CONFIDENCE_BINS, calibration, finding_is_right
-from audit.zoo.data import shared_factor_regression, wavy_regression, weak_signal_binary
-from audit.zoo.pool import map_in_processes
+from audit.zoo.datasets import shared_factor_regression, wavy_regression, weak_signal_binary
+from audit.zoo.processes import map_in_processes
 from audit.zoo.scenarios import SCENARIOS, Scenario, covered_faults
 from audit.zoo.shapes import Built
 

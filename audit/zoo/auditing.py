@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from audit.manifest.case import CaseSpec
 from audit.zoo.build import ZooCase
-from audit.zoo.pool import map_in_processes
+from audit.zoo.processes import map_in_processes
 
 
 def audit_zoo(cases: list[ZooCase], seed: int = 0, workers: int = 1) -> dict[str, Any]:
@@ -20,7 +21,6 @@ def audit_zoo(cases: list[ZooCase], seed: int = 0, workers: int = 1) -> dict[str
 def audit_zoo_seeds(cases: list[ZooCase], seeds: tuple[int, ...],
                     workers: int = 1) -> dict[int, dict[str, Any]]:
     """`audit_zoo` under several seeds at once (one pool for all): {seed: {name: report}}."""
-    from audit.spec import CaseSpec
 
     pairs = [(seed, case) for seed in seeds for case in cases]
     specs = [(CaseSpec(**case.spec_fields(), seed=seed),) for seed, case in pairs]
@@ -33,6 +33,6 @@ def audit_zoo_seeds(cases: list[ZooCase], seeds: tuple[int, ...],
 
 
 def _audit(spec: Any) -> Any:
-    from audit.engine import audit_case
+    from audit.engine import audit_case  # in the child process: building never needs it
 
     return audit_case(spec)

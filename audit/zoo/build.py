@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from audit.zoo import keras2
-from audit.zoo.pool import map_in_processes
+from audit.zoo import keras2_saved
+from audit.zoo.processes import map_in_processes
 from audit.zoo.scenarios import SCENARIOS, Scenario
 from audit.zoo.shapes import Built
 
@@ -60,8 +60,8 @@ def build_scenario(scenario: Scenario, folder: Path) -> ZooCase:
     if built.save_as == "savedmodel":
         model_path = folder / f"{scenario.name}.savedmodel"
         built.model.export(str(model_path), verbose=False)
-    elif built.save_as in keras2.SAVE_AS:
-        model_path = keras2.save(built.model, folder, scenario.name, built.save_as)
+    elif built.save_as in keras2_saved.SAVE_AS:
+        model_path = keras2_saved.save(built.model, folder, scenario.name, built.save_as)
     else:
         model_path = folder / f"{scenario.name}.keras"
         built.model.save(model_path)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from audit.zoo.data import (
+from audit.zoo.datasets import (
     blobs,
     linear,
     shared_factor_regression,

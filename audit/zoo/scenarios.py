@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit import faults
-from audit.zoo import keras2, shapes, stacks
+from audit.zoo import keras2_saved, shapes, stacks
 from audit.zoo.builders import (
     binary_class_imbalance,
     binary_constant_label,
@@ -198,13 +198,13 @@ SCENARIOS: dict[str, Scenario] = {
                  shapes.export_flat, "export"),
         Scenario("keras2_savedmodel_healthy", "binary", None,
                  "8 features, Dense + BatchNormalization + Dropout, Adam, a Keras 2 SavedModel",
-                 keras2.keras2_savedmodel_healthy, "keras2"),
+                 keras2_saved.keras2_savedmodel_healthy, "keras2"),
         Scenario("keras2_savedmodel_lr_too_low", "regression", "lr_too_low",
                  "linear_lr_too_low trained and saved by Keras 2 (tf_keras) as a SavedModel",
-                 keras2.keras2_savedmodel_lr_too_low, "keras2"),
+                 keras2_saved.keras2_savedmodel_lr_too_low, "keras2"),
         Scenario("keras2_h5_lr_too_low", "regression", "lr_too_low",
                  "linear_lr_too_low trained and saved by Keras 2 (tf_keras) as .h5",
-                 keras2.keras2_h5_lr_too_low, "keras2"),
+                 keras2_saved.keras2_h5_lr_too_low, "keras2"),
     ]
 }
 

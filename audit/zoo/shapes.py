@@ -26,8 +26,8 @@ class Built:
 
     `columns` holds one array per column (2-D arrays become list columns in Parquet, or
     arrays of an `.npz`); `save_as` is "keras", "savedmodel" or a Keras 2 format
-    (`audit.zoo.keras2.SAVE_AS`); `output` names the audited head of a multi-output model; `inputs`
-    maps model inputs to columns where names differ."""
+    (`audit.zoo.keras2_saved.SAVE_AS`); `output` names the audited head of a multi-output
+    model; `inputs` maps model inputs to columns where names differ."""
 
     model: Any
     columns: dict[str, np.ndarray]

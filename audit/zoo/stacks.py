@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from audit.zoo.builders import _fit, mlp, opt
-from audit.zoo.data import blobs
+from audit.zoo.datasets import blobs
 from audit.zoo.shapes import Built
 
 

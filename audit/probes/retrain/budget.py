@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
+from audit.evidence.keys import Retrain
 from audit.probes.base import ProbeSettings
-from audit.probes.keys import Retrain
 
 FLOPS_PER_PARAM_ROW = 6.0  # multiply-adds of one training step per parameter per row
 

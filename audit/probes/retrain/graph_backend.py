@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from audit.inputs import feed_len, feed_signature
 from audit.probes.retrain.train_jobs import Backend, Trained, TrainJob
+from audit.probes.tfutil import clone_with_state, predict
+from audit.subject.inputs import feed_len, feed_signature
 
 
 def _config_key(obj: Any, drop: tuple[str, ...] = ("name",)) -> str:
@@ -49,7 +50,6 @@ class _Graph:
     def __init__(self, first: TrainJob, batch_size: int) -> None:
         import tensorflow as tf
 
-        from audit.probes.tfutil import clone_with_state
 
         model = clone_with_state(first.model)
         # clipping is done here, by a variable norm, so jobs with and without it share a graph
@@ -106,7 +106,6 @@ class _Graph:
         """Train `job` for `epochs` epochs from epoch `epoch0`; `data` holds its state."""
         import tensorflow as tf
 
-        from audit.probes.tfutil import predict
 
         if data.optimizer_state is None:
             data.optimizer_state = self.start_state(job)

@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from audit.inputs import Inputs
-from audit.probes import keys
+from audit.evidence import keys
 from audit.probes.retrain.reference import ReferenceSettings, classifier, design
+from audit.subject.inputs import Inputs
 
 __all__ = ["LabelIssues", "LabelNoiseSettings", "for_rows", "label_issues"]
 

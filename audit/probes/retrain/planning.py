@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from audit import faults
+from audit.evidence import keys
 from audit.faults.plan import Plan
 from audit.faults.unit import PlanContext
-from audit.probes import keys
 from audit.probes.retrain.budget import Length, plan_length
 from audit.probes.retrain.settings import RetrainSettings
 from audit.probes.retrain.variants import Split

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from audit.evidence import keys
+from audit.evidence.results import ProbeResult
 from audit.faults.plan import Plan
-from audit.probes import keys
 from audit.probes.base import NotApplicable
 from audit.probes.retrain import label_noise
 from audit.probes.retrain.budget import Length
@@ -29,7 +30,6 @@ from audit.probes.retrain.variants import (
     score,
     seeded_jobs,
 )
-from audit.results import ProbeResult
 from audit.subject import Subject
 
 

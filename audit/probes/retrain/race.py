@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from audit.evidence import keys
 from audit.faults.unit import CONFIRMATION
-from audit.probes import keys
 from audit.probes.dense_stack import dense_stack
 from audit.probes.retrain.settings import RetrainSettings
 from audit.probes.retrain.trainer import TrainJob, TrainLog, train_together
 from audit.probes.retrain.variants import Variant, clipped, initial_weights, score
 from audit.subject import Subject
-from audit.text import one_line
+from audit.util.text import one_line
 
 
 def races(subject: Subject, settings: RetrainSettings) -> bool:

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from audit.inputs import InputArray, Inputs
 from audit.probes.outcomes import Head, skill
+from audit.subject.inputs import InputArray, Inputs
 
 if TYPE_CHECKING:  # scikit-learn is imported when a reference is fitted (about 1 s)
     from sklearn.linear_model import LogisticRegression, RidgeCV

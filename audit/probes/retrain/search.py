@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from audit.evidence import keys
 from audit.faults.plan import CHANGE_FIELDS, Plan
 from audit.faults.training import rate_rung
 from audit.faults.unit import CONFIRMATION
-from audit.probes import keys
 from audit.probes.retrain.settings import RetrainSettings
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from audit.probes.retrain.ensemble import Ensemble
 from audit.probes.retrain.train_jobs import Backend, Trained, TrainJob
 
 #: the key under which `train_together`'s `graphs` keeps the stacked ensembles' traced loops
@@ -40,7 +41,6 @@ class StackedBackend(Backend):
 
     def __init__(self, jobs: list[TrainJob], groups: dict[tuple[Any, ...], list[int]],
                  batch_size: int, graphs: dict[tuple[Any, ...], Any]) -> None:
-        from audit.probes.retrain.ensemble import Ensemble
 
         kept: list[_StackedGraph] = graphs.setdefault(STACKED, [])
         graph = next((g for g in kept if g.fits(jobs, groups, batch_size)), None)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from audit.inputs import Feed
+from audit.subject.inputs import Feed
 
 
 @dataclass

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from audit.probes.retrain.ensemble import stack_key
 from audit.probes.retrain.graph_backend import GraphBackend
 from audit.probes.retrain.stacked_backend import StackedBackend
 from audit.probes.retrain.train_jobs import Backend, Trained, TrainJob, TrainLog
@@ -59,7 +60,6 @@ def train_together(
     stacked ensembles while later jobs fit their members, optimizer families and
     activations).
     """
-    from audit.probes.retrain.ensemble import stack_key
 
     logs = [TrainLog(weights_source=job.start_weights) for job in jobs]
     if not jobs:

@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 
 from audit.faults.plan import Plan
-from audit.inputs import Inputs, column_moments, input_struct, scalable_inputs
-from audit.keras_vocab import DROPOUT_KEYS, REGULARIZER_KEYS
+from audit.models.vocab import DROPOUT_KEYS, REGULARIZER_KEYS, fitting_loss
 from audit.probes import outcomes
-from audit.probes.base import NotApplicable, finite_rows, sample_rows
+from audit.probes.base import NotApplicable, sample_rows
 from audit.probes.outcomes import Head
 from audit.probes.retrain.settings import RetrainSettings
 from audit.probes.retrain.trainer import TrainJob, TrainLog
@@ -20,7 +19,6 @@ from audit.probes.tfutil import (
     carry_state,
     clone_with_state,
     encode_targets,
-    fitting_loss,
     head_of,
     initializer_of,
     make_loss,
@@ -29,7 +27,8 @@ from audit.probes.tfutil import (
     subject_head,
 )
 from audit.subject import Subject
-from audit.text import one_line
+from audit.subject.inputs import Inputs, call_inputs, column_moments, finite_rows, scalable_inputs
+from audit.util.text import one_line
 
 
 @dataclass
@@ -165,7 +164,7 @@ def _with_head(model: Any, units: int, activation: str) -> Any:
         features = keras.layers.Concatenate(name=unused_name(model, "concat"))(list(features))
     if len(features.shape) > 2:
         features = keras.layers.Flatten(name=unused_name(model, "flatten"))(features)
-    return keras.Model(input_struct(model), head(features))
+    return keras.Model(call_inputs(model), head(features))
 
 
 def _standardize(y: np.ndarray, ref: np.ndarray) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""The `audit` command: parse, call one library function, render. No TensorFlow here."""

@@ -1,0 +1,110 @@
+"""How the command line renders what the library returns: run summaries, what changed since
+the last run, a diff between runs (a table, JSON, or CSV with LF line ends), and verdict colours.
+"""
+
+from __future__ import annotations
+
+import csv as csvlib
+import json
+import sys
+from enum import StrEnum
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from audit.errors import FlatlineError, JobsError
+from audit.reports import verdict_color
+from audit.util.text import one_line
+
+out = Console()
+err = Console(stderr=True)
+
+
+#: exit code of a command that could not run at all (bad manifest, no cluster, bad query)
+USER_ERROR = 2
+
+
+def fail(exc: FlatlineError) -> typer.Exit:
+    """The one place a Flatline error becomes what the user sees: one line on stderr (the
+    message, with whitespace folded) and the exit code scripts test (`JobsError` carries its
+    own). Raise what it returns."""
+    err.print(f"[red]error:[/red] {one_line(exc, 2000)}", markup=True, highlight=False,
+              soft_wrap=True)
+    return typer.Exit(exc.exit_code if isinstance(exc, JobsError) else USER_ERROR)
+
+
+class DiffFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def render_summaries(summaries: list[Any]) -> None:
+    for s in summaries:
+        counts = ", ".join(f"{n} {v}" for v, n in sorted(s.verdicts.items()))
+        failed = sum(n for status, n in s.statuses.items() if status != "ok")
+        title = (f"run {s.run_id} ({s.name or '?'}, {s.status}): {s.n_cases} cases: {counts}"
+                 + (f"; {failed} failed" if failed else ""))
+        table = Table("case", "verdict", "fault", "recommendation", title=title,
+                      title_justify="left", show_lines=False)
+        for line in s.cases:
+            table.add_row(line.name, verdict_style(line.verdict), line.primary_fault or "-",
+                          line.recommendation)
+        if s.more:
+            table.add_row(f"... {s.more} more", "", "", "")
+        out.print(table)
+        if s.faults:
+            out.print("faults: " + ", ".join(f"{f} x{n}" for f, n in s.faults.items()),
+                      highlight=False)
+        if s.since is not None:
+            render_since(s.since)
+        if s.unreadable:
+            out.print(f"{len(s.unreadable)} unreadable files skipped", highlight=False)
+
+
+def render_since(change: Any, shown: int = 5) -> None:
+    """A few lines: what changed since the previous run of the same name."""
+    counts = change.counts()
+    out.print(f"since run {change.base}: {counts['regression']} regressed, {counts['fix']} "
+              f"fixed, {counts['new']} new, {counts['missing']} missing, "
+              f"{counts['unchanged']} unchanged", highlight=False)
+    listed = [c for c in change.changes if c.kind in ("regression", "fix")]
+    for c in listed[:shown]:
+        mark = "[red]regressed[/]" if c.kind == "regression" else "[green]fixed[/]"
+        out.print(f"  {mark} {c.name}: {c.reason}", highlight=False)
+    if len(listed) > shown:
+        out.print(f"  ... {len(listed) - shown} more: audit diff OUTPUT {change.base} "
+                  f"{change.new}", highlight=False)
+
+
+def render_diff(result: Any, format_: DiffFormat) -> None:
+    if format_ is DiffFormat.json:
+
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        return
+    rows = [c.row() for c in result.changes]
+    if format_ is DiffFormat.csv:
+
+        fields = ["kind", "name", "base_verdict", "new_verdict", "base_fault", "new_fault",
+                  "base_skill", "new_skill", "reason"]
+        writer = csvlib.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    counts = result.counts()
+    table = Table("change", "case", "verdict", "fault", "why", title_justify="left",
+                  title=f"{result.base} -> {result.new}: " + ", ".join(
+                      f"{n} {k}" for k, n in counts.items()))
+    for row in rows:
+        verdicts = f"{row['base_verdict'] or '-'} -> {verdict_style(row['new_verdict'] or '-')}"
+        table.add_row(row["kind"], row["name"], verdicts,
+                      f"{row['base_fault'] or '-'} -> {row['new_fault'] or '-'}", row["reason"])
+    out.print(table)
+    if result.unreadable:
+        err.print(f"{len(result.unreadable)} unreadable files skipped", highlight=False)
+
+
+def verdict_style(verdict: str) -> str:
+    return f"[{verdict_color(verdict).rich}]{verdict}[/]"

@@ -1,0 +1,1 @@
+"""Small helpers with no Flatline dependency (text formatting)."""
