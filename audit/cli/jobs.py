@@ -21,7 +21,7 @@ import typer
 from audit import jobs
 from audit.cli.render import fail
 from audit.errors import FlatlineError
-from audit.util.text import duration
+from audit.util.text import duration, one_line
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 
@@ -229,7 +229,7 @@ def _show_run(run: jobs.RunInfo, why: str | None = None) -> None:
         ("duration", duration(run.duration_s)),
         ("cases", _cases(run)),
         ("output", run.output or "-"),
-        ("message", " ".join((run.message or "-").split())[:200]),
+        ("message", one_line(run.message or "-", 200)),
     ]
     if why:
         fields.append(("failed", f"the driver never started: {why}"))

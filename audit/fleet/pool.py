@@ -284,4 +284,4 @@ def reason(exc: BaseException) -> str:
                 break
     else:
         text = f"{type(exc).__name__}: {one_line(exc)}"
-    return " ".join(text.split())[:300]
+    return one_line(text)

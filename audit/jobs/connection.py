@@ -137,7 +137,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError) or type(exc).__name__ in ("ConnectionError",
                                                                     "ConnectTimeout"):
         return True  # builtin (Ray's "Failed to connect"), requests' and urllib3's
-    text = " ".join(str(exc).split())
+    text = one_line(exc, 10_000)
     if "try again later" in text.lower():
         return True
     match = _STATUS.search(text)

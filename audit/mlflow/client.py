@@ -77,7 +77,7 @@ def is_missing(exc: BaseException) -> bool:
 def describe(exc: BaseException, limit: int = 240) -> str:
     """One line for an MLflow client error: refused credentials and an unreachable server
     said plainly, anything else shortened."""
-    text = " ".join(str(exc).split())
+    text = one_line(exc, 10_000)
     status = getattr(exc, "get_http_status_code", lambda: None)()
     if status in (401, 403) or "status code 401" in text or "status code 403" in text or \
             "Unauthorized" in text:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,25 @@ def load_original(path: str, trust: bool = False) -> Any:
         return tf_keras.models.load_model(path, compile=True, safe_mode=not trust)
     except Exception as exc:  # tf_keras raises many types for what it cannot read
         raise Keras2Error(one_line(exc)) from None
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """A Keras 2 model read with `tf_keras` and its Keras 3 twin, or why there is none."""
+
+    original: Any
+    model: Any = None  # the Keras 3 twin; None when it does not rebuild
+    why_not: str | None = None
+
+
+def rebuild(path: str, trust: bool = False) -> Rebuild:
+    """The one call in: the Keras 2 model at `path` and its Keras 3 twin (or why not). Raises
+    `Keras2Error` when `tf_keras` cannot read it at all."""
+    original = load_original(path, trust)
+    try:
+        return Rebuild(original, convert(original))
+    except NotConvertible as exc:
+        return Rebuild(original, why_not=str(exc))
 
 
 def save_savedmodel(original: Any, folder: str) -> None:

@@ -8,11 +8,12 @@ Every failure raises `ModelError` with one line that says what and where.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit.errors import ModelError
+from audit.errors import Keras2Error, ModelError
 from audit.io.locations import LocationError, local_copy
 from audit.models import keras2
 from audit.util.text import one_line
@@ -41,61 +42,105 @@ class LoadedModel:
 
 def load_model(uri: str, trust: bool = False) -> LoadedModel:
     """A Keras 3 model from `.keras`, `.h5`, a SavedModel folder (a Keras 2 one rebuilt in
-    Keras 3) or an MLflow model folder holding one of these."""
+    Keras 3) or an MLflow model folder holding one of these: the format is detected once
+    (`detect_format`), then its one loader runs (`LOADERS`)."""
     try:
         with local_copy(uri) as path:
-            return _load_model_local(path, uri, trust)
+            where, model_format = detect_format(Path(path), uri, trust)
+            return LOADERS[model_format](str(where), uri, trust)
     except LocationError as exc:
         raise ModelError(str(exc)) from None
 
 
-def _load_model_local(path: str, uri: str, trust: bool) -> LoadedModel:
-    import keras
-
-    p = Path(path)
-    if not p.exists():
+def detect_format(path: Path, uri: str, trust: bool = False) -> tuple[Path, str]:
+    """Where the model is (inside an MLflow model folder, its Keras model) and its format, a
+    key of `LOADERS`, read off the files alone. Raises `ModelError` for what is no model and
+    for a Keras 2 `.h5` holding code when `trust` is off."""
+    if not path.exists():
         raise ModelError(f"{uri}: model file not found")
-    if p.is_dir() and (p / "MLmodel").exists():
-        p = _mlflow_model(p, uri)
-        path = str(p)
-    if p.is_dir():
-        if not (p / "saved_model.pb").exists():
+    if path.is_dir() and (path / "MLmodel").exists():
+        path = _mlflow_model(path, uri)
+    if path.is_dir():
+        if not (path / "saved_model.pb").exists():
             raise ModelError(f"{uri}: folder is not a SavedModel (no saved_model.pb)")
-        if keras2.is_keras2_savedmodel(p):
-            if keras2.holds_code(p):  # the signature serves it without running that code
-                return LoadedModel(_load_savedmodel(path, uri), "savedmodel", note=LAMBDA_NOTE)
-            return _keras2_savedmodel(path, uri, trust)
-        return LoadedModel(_load_savedmodel(path, uri), "savedmodel")
-    suffix = p.suffix.lower()
-    if suffix not in (".keras", ".h5", ".hdf5"):
-        raise ModelError(
-            f"{uri}: unsupported model format {suffix or '(none)'!r}; "
-            "expected .keras, .h5 or a SavedModel folder"
-        )
-    keras2_error = None
-    if suffix != ".keras" and not trust and keras2.holds_code(p):
+        return path, "keras2-savedmodel" if keras2.is_keras2_savedmodel(path) else "savedmodel"
+    suffix = path.suffix.lower()
+    if suffix == ".keras":
+        return path, "keras"
+    if suffix not in (".h5", ".hdf5"):
+        raise ModelError(f"{uri}: unsupported model format {suffix or '(none)'!r}; expected "
+                         ".keras, .h5 or a SavedModel folder")
+    if not trust and keras2.holds_code(path):
         raise ModelError(f"{uri}: refused to load (it contains code); pass --trust-models if "
                          "you trust it")
-    if suffix != ".keras" and keras2.is_keras2_h5(p):
-        try:  # Keras 3 reads some of these, but loses their optimizer settings
-            return _rebuilt(keras2.load_original(path, trust), uri, "keras2-h5")
-        except keras2.Keras2Error as exc:
-            keras2_error = str(exc)
+    return path, "keras2-h5" if keras2.is_keras2_h5(path) else "h5"
+
+
+def _keras3(path: str, uri: str, trust: bool, keras2_error: str | None = None) -> LoadedModel:
+    """A `.keras` or Keras 3 `.h5` file. An `.h5` Keras 3 cannot read may still be a Keras 2
+    model its header did not show: then it is read as one."""
+    import keras
+
+    h5 = not path.lower().endswith(".keras")
     try:
-        model = keras.models.load_model(path, safe_mode=not trust, compile=True)
+        return LoadedModel(keras.models.load_model(path, safe_mode=not trust, compile=True),
+                           "h5" if h5 else "keras")
     except Exception as exc:  # keras raises many types for a corrupt file
         if "safe_mode" in str(exc) or "unsafe" in str(exc).lower():
-            raise ModelError(
-                f"{uri}: refused to load (it contains code); pass --trust-models if you trust it"
-            ) from None
-        if suffix != ".keras" and keras2_error is None:  # maybe a Keras 2 model after all
+            raise ModelError(f"{uri}: refused to load (it contains code); pass --trust-models "
+                             "if you trust it") from None
+        if h5 and keras2_error is None:  # maybe a Keras 2 model after all
             try:
-                return _rebuilt(keras2.load_original(path, trust), uri, "keras2-h5")
-            except keras2.Keras2Error as exc2:
+                return _keras2(keras2.rebuild(path, trust), uri, "keras2-h5")
+            except Keras2Error as exc2:
                 keras2_error = str(exc2)
         tail = f"; as a Keras 2 model (tf_keras): {keras2_error}" if keras2_error else ""
         raise ModelError(f"{uri}: cannot load model: {one_line(exc)}{tail}") from None
-    return LoadedModel(model, "keras" if suffix == ".keras" else "h5")
+
+
+def _keras2_h5(path: str, uri: str, trust: bool) -> LoadedModel:
+    """A Keras 2 `.h5`, rebuilt in Keras 3; when `tf_keras` cannot read it, Keras 3 tries
+    (it reads some of these, but loses their optimizer settings)."""
+    try:
+        return _keras2(keras2.rebuild(path, trust), uri, "keras2-h5")
+    except Keras2Error as exc:
+        return _keras3(path, uri, trust, keras2_error=str(exc))
+
+
+def _keras2_savedmodel(path: str, uri: str, trust: bool) -> LoadedModel:
+    """A Keras 2 SavedModel rebuilt in Keras 3; one holding code (a Lambda layer), or one
+    `tf_keras` cannot load, serves the inference probes through its signature instead."""
+    if keras2.holds_code(Path(path)):  # the signature serves it without running that code
+        return LoadedModel(_load_savedmodel(path, uri), "savedmodel", note=LAMBDA_NOTE)
+    try:
+        rebuilt = keras2.rebuild(path, trust)
+    except Keras2Error as exc:
+        return LoadedModel(_load_savedmodel(path, uri), "savedmodel",
+                           note=f"Keras 2 model for inference only: tf_keras cannot load it "
+                                f"({exc})")
+    return _keras2(rebuilt, uri, "keras2-savedmodel")
+
+
+def _savedmodel(path: str, uri: str, trust: bool) -> LoadedModel:
+    return LoadedModel(_load_savedmodel(path, uri), "savedmodel")
+
+
+def _keras2(rebuilt: keras2.Rebuild, uri: str, model_format: str) -> LoadedModel:
+    """A Keras 2 model's Keras 3 twin (checked on the case's rows once they are read), or,
+    when it has none, its serving signature with a note saying why."""
+    if rebuilt.model is None:
+        return inference_only(rebuilt.original, uri, rebuilt.why_not or "it does not rebuild")
+    return LoadedModel(rebuilt.model, model_format, original=rebuilt.original)
+
+
+#: detected format -> its loader, `(path, uri, trust) -> LoadedModel`
+LOADERS: dict[str, Callable[[str, str, bool], LoadedModel]] = {
+    "keras": _keras3,
+    "h5": _keras3,
+    "keras2-h5": _keras2_h5,
+    "savedmodel": _savedmodel,
+    "keras2-savedmodel": _keras2_savedmodel,
+}
 
 
 def _mlflow_model(folder: Path, uri: str) -> Path:
@@ -106,27 +151,6 @@ def _mlflow_model(folder: Path, uri: str) -> Path:
             return folder / relative
     raise ModelError(f"{uri}: MLflow model folder holds no Keras model; looked for "
                      f"{list(MLFLOW_MODEL_PATHS)}")
-
-
-def _keras2_savedmodel(path: str, uri: str, trust: bool) -> LoadedModel:
-    """A Keras 2 SavedModel rebuilt in Keras 3; when `tf_keras` cannot load it, its serving
-    signature for the inference probes, with a note saying why."""
-    try:
-        original = keras2.load_original(path, trust)
-    except keras2.Keras2Error as exc:
-        return LoadedModel(_load_savedmodel(path, uri), "savedmodel",
-                           note=f"Keras 2 model for inference only: tf_keras cannot load it "
-                                f"({exc})")
-    return _rebuilt(original, uri, "keras2-savedmodel")
-
-
-def _rebuilt(original: Any, uri: str, model_format: str) -> LoadedModel:
-    """A Keras 2 model rebuilt in Keras 3 (checked on the case's rows once they are read), or,
-    when it does not rebuild, its serving signature with a note saying why."""
-    try:
-        return LoadedModel(keras2.convert(original), model_format, original=original)
-    except keras2.NotConvertible as exc:
-        return inference_only(original, uri, str(exc))
 
 
 def inference_only(original: Any, uri: str, why: str) -> LoadedModel:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from audit.errors import NotApplicable
 from audit.evidence.results import ProbeResult
+from audit.util.text import one_line
 
 
 class ProbeSettings(BaseModel):
@@ -49,8 +50,7 @@ def run_probe(probe: Probe, subject: Any, settings: ProbeSettings | None = None)
     except NotApplicable as exc:
         result = ProbeResult(probe=probe.name, status="not_applicable", error=str(exc))
     except Exception as exc:
-        text = " ".join(str(exc).split())[:300] or type(exc).__name__
-        error = f"{type(exc).__name__}: {text}"
+        error = f"{type(exc).__name__}: {one_line(exc)}"
         result = ProbeResult(probe=probe.name, status="error", error=error)
     result.duration_s = time.perf_counter() - start
     return result

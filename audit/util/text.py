@@ -15,10 +15,13 @@ RUN_ID_RULE = ("use letters, digits, '.', '_' and '-' (at most 100, starting wit
                "digit)")
 
 
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception's message on one line, cut to `limit` characters (its type if empty)."""
+def one_line(exc: BaseException | str, limit: int = 300) -> str:
+    """An exception's message (or a text) on one line, cut to `limit` characters; an
+    exception with no message is its type's name."""
     text = " ".join(str(exc).split())
-    return (text[:limit] + "...") if len(text) > limit else text or type(exc).__name__
+    if not text and isinstance(exc, BaseException):
+        return type(exc).__name__
+    return (text[:limit] + "...") if len(text) > limit else text
 
 
 def duration(seconds: float | None) -> str:

@@ -9,6 +9,7 @@ from audit.errors import ManifestError, ManifestFilesMissing
 from audit.io.locations import expand_glob, parent_name, resolve_location, stem
 from audit.manifest.case import CaseSpec
 from audit.manifest.sources import SourceContext
+from audit.util.text import one_line
 
 if TYPE_CHECKING:  # the entry's type only: sources take plain settings, not the schema
     from audit.manifest.schema import FleetEntry
@@ -25,7 +26,7 @@ def expand(entry: FleetEntry, context: SourceContext) -> list[CaseSpec]:
     except (OSError, ValueError) as exc:  # an object store this machine cannot reach
         raise ManifestFilesMissing(
             f"{where}.models: cannot list {entry.models!r} from here "
-            f"({' '.join(str(exc).split())[:200]})"
+            f"({one_line(exc, 200)})"
         ) from None
     if not models:
         raise ManifestFilesMissing(

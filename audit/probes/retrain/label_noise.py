@@ -38,6 +38,7 @@ import numpy as np
 from audit.evidence import keys
 from audit.probes.retrain.reference import ReferenceSettings, classifier, design
 from audit.subject.inputs import Inputs
+from audit.util.text import one_line
 
 __all__ = ["LabelIssues", "LabelNoiseSettings", "for_rows", "label_issues"]
 
@@ -167,9 +168,8 @@ def for_rows(x: Inputs, y: np.ndarray, task: str, n_classes: int,
     try:
         found = label_issues(x, y, n_classes, LabelNoiseSettings(seed=seed))
     except Exception as exc:
-        text = " ".join(str(exc).split())[:200] or type(exc).__name__
         return (_cannot_say(len(y), started),
-                {LABEL_ISSUE_ERROR: f"{type(exc).__name__}: {text}"})
+                {LABEL_ISSUE_ERROR: f"{type(exc).__name__}: {one_line(exc, 200)}"})
     return found, found.details()
 
 
