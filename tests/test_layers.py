@@ -168,3 +168,43 @@ def test_imports_inside_functions_say_why() -> None:
 
         visit(ast.parse("\n".join(lines)), False)
     assert not silent, "imports inside functions with no reason given:\n" + "\n".join(silent)
+
+
+def test_every_exception_flatline_defines_is_of_its_family() -> None:
+    import builtins
+    import inspect
+
+    from audit import errors
+
+    defined = [cls for name, cls in inspect.getmembers(errors, inspect.isclass)
+               if cls.__module__ == "audit.errors"]
+    assert len(defined) >= 15
+    assert all(issubclass(cls, errors.FlatlineError) for cls in defined)
+    # the builtin bases callers already catch are kept
+    assert issubclass(errors.ManifestError, ValueError)
+    assert issubclass(errors.LocationError, OSError)
+    stray = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and path.name != "errors.py" and any(
+                    isinstance(getattr(builtins, getattr(b, "id", ""), None), type)
+                    and issubclass(getattr(builtins, b.id), BaseException)
+                    for b in node.bases):
+                stray.append(f"{path.relative_to(PACKAGE)}: {node.name}")
+    assert not stray, f"exceptions outside the family: {stray}"
+
+
+def test_an_old_import_path_still_works_and_says_where_it_went() -> None:
+    import importlib
+    import sys
+    import warnings
+
+    from audit.manifest import schema
+
+    sys.modules.pop("audit.spec", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = importlib.import_module("audit.spec")
+    assert old is schema
+    assert any(issubclass(w.category, DeprecationWarning) and "audit.manifest.schema" in
+               str(w.message) for w in caught)

@@ -25,7 +25,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from audit.errors import ManifestError
+from audit.errors import FlatlineError, ManifestError
 from audit.io import locations
 from audit.manifest.case import CaseSpec, RegistryVersion, Training
 from audit.manifest.sources import SourceContext
@@ -46,7 +46,7 @@ RUN_PARAMS: dict[str, tuple[str, ...]] = {
 }
 
 
-class _CaseFailed(Exception):
+class _CaseFailed(FlatlineError):
     """One model's case cannot be built; the message is its one line."""
 
 
