@@ -14,24 +14,6 @@ from typing import Any
 
 import pytest
 
-# ---------------------------------------------------------------- running in parallel (issue 28)
-
-#: fixtures that build or audit the zoo: tests using them share one xdist process, so the
-#: session fixtures are built once, not once per process
-ZOO_FIXTURES = frozenset({"zoo_cases", "zoo_reports"})
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that start Ray run one after another in one process (never two Rays at once on
-    the machine); the zoo's tests run in one process; the rest go where there is room."""
-    for item in items:
-        if item.get_closest_marker("ray"):
-            item.add_marker(pytest.mark.xdist_group("ray"))
-        elif ZOO_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("zoo"))
-
-
 # ---------------------------------------------------------------- engine: the zoo, built once
 
 
