@@ -27,7 +27,7 @@ from audit.cli.demo import DEMO_SCENARIOS, run_demo
 from audit.cli.render import DiffFormat, err, fail, out, render_diff, render_summaries
 from audit.errors import FlatlineError
 from audit.fleet import FleetOptions, run_manifest
-from audit.fleet.plan import preview
+from audit.fleet.schedule import preview
 from audit.io import locations
 from audit.manifest.case import ALL_PROBES, MlflowPublish
 from audit.manifest.schema import load_manifest

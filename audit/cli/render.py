@@ -44,13 +44,16 @@ class DiffFormat(StrEnum):
 def render_summaries(summaries: list[Any]) -> None:
     for s in summaries:
         counts = ", ".join(f"{n} {v}" for v, n in sorted(s.verdicts.items()))
-        failed = sum(n for status, n in s.statuses.items() if status != "ok")
         title = (f"run {s.run_id} ({s.name or '?'}, {s.status}): {s.n_cases} cases: {counts}"
-                 + (f"; {failed} failed" if failed else ""))
+                 + (f"; {s.n_failed} failed" if s.n_failed else "")
+                 + (f"; {s.n_reused} reused from earlier runs" if s.n_reused else "")
+                 + (f"; {s.n_deferred} deferred by the deadline (the next run starts with "
+                    "them)" if s.n_deferred else ""))
         table = Table("case", "verdict", "fault", "recommendation", title=title,
                       title_justify="left", show_lines=False)
         for line in s.cases:
-            table.add_row(line.name, verdict_style(line.verdict), line.primary_fault or "-",
+            name = line.name + (f"\n[dim]{line.reused}[/dim]" if line.reused else "")
+            table.add_row(name, verdict_style(line.verdict), line.primary_fault or "-",
                           line.recommendation)
         if s.more:
             table.add_row(f"... {s.more} more", "", "", "")

@@ -2,7 +2,7 @@
 outcome at once, and write the run row last.
 
 The driver writes only the rows of cases whose worker could not (it died, timed out, or could
-not write), of cases reused from an earlier run (copied first, `plan.py` says which) and of
+not write), of cases reused from an earlier run (copied first, `schedule.py` says which) and of
 cases the deadline deferred; workers write the rest, so the driver never holds the fleet's
 results. Cases start in the plan's order: last night's deferred ones, then longest first.
 """
@@ -17,9 +17,9 @@ import uuid
 from collections.abc import Callable
 
 from audit.evidence.results import CaseReport
-from audit.fleet.plan import Night, plan_night
 from audit.fleet.pool import ActorPool, Outcome
 from audit.fleet.progress import package_version, progress, run_row
+from audit.fleet.schedule import Night, plan_night
 from audit.fleet.session import ray_session, stop_on_signals
 from audit.fleet.testing import Faults
 from audit.fleet.types import FleetError, FleetOptions, RunResult, new_run_id

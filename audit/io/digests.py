@@ -164,7 +164,7 @@ def _s3_etag(fs: Any, location: str) -> str | None:
     """The object's ETag through one HEAD (boto3, with the filesystem's own endpoint and
     credentials); None when boto3 is missing or the HEAD fails (the file is then hashed)."""
     try:
-        import boto3
+        import boto3  # optional: only for an S3 object's ETag
     except ImportError:
         return None
     _, (options,) = fs.__reduce__()
