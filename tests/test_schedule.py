@@ -201,7 +201,7 @@ def test_bad_deadlines_and_reuse_days_get_one_line(tmp_path: Path) -> None:
     garbled = CliRunner().invoke(app, ["run", str(path), "--deadline", "6 o'clock"])
     assert garbled.exit_code == 2 and "is not a time; expected" in garbled.output
     assert len(garbled.output.strip().splitlines()) == 1
-    with pytest.raises(FleetError, match="execution.deadline: .* already past"):
+    with pytest.raises(FleetError, match=r"execution.deadline: .* already past"):
         doc = {**yaml.safe_load(path.read_text()),
                "execution": {"deadline": "2020-01-01T06:00+01:00"}}
         (tmp_path / "past.yaml").write_text(yaml.safe_dump(doc))
