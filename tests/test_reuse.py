@@ -1,7 +1,9 @@
 """Nights on a real local Ray: a fleet run twice audits only what changed and reuses the
 rest; a deadline shorter than the fleet defers what could not finish, and the next run
 audits only those. Cases are the cheapest real ones (the tiny model, probes data and
-config); history the planner reads is written as the fleet writes it."""
+config); history the planner reads is written as the fleet writes it. What `--fresh`, a
+changed budget, a third night and an older Flatline's folder do is planned without Ray
+(tests/test_schedule.py), from the same function `run_fleet` calls."""
 
 from __future__ import annotations
 
@@ -108,16 +110,6 @@ def test_report_and_page_say_where_a_case_was_reused_from(two_nights: dict[str, 
     write_html(out, "night-2", tmp_path / "page.html")
     page = (tmp_path / "page.html").read_text()
     assert page.count("reused from night-1 (") >= 11 and "11 reused from earlier runs" in page
-
-
-def test_a_third_night_reuses_from_the_run_that_audited(two_nights: dict[str, Any]) -> None:
-    """A reused row carries the run it was audited in, through any number of nights; and
-    --fresh audits every case."""
-    manifest = load_manifest(two_nights["manifest"])
-    third = run_fleet(manifest, _quiet(run_id="night-3", fresh=True))
-    assert (third.n_ok, third.n_reused) == (14, 0)
-    rows = _rows(two_nights["folder"] / "out", "night-3")
-    assert all(r["reused_from"] is None for r in rows)
 
 
 def _rows_of(output: Path, table: str, run_id: str) -> list[dict[str, Any]]:
