@@ -70,7 +70,8 @@ def run_fleet(manifest: Manifest, options: FleetOptions | None = None,
             done = _done(store, run_id, options)
             night = plan_night(store, [c for c in cases if c.case_id not in done],
                                run_id=run_id, version=package_version(),
-                               reuse_days=manifest.execution.reuse_days, fresh=options.fresh)
+                               reuse_days=manifest.execution.reuse_days, fresh=options.fresh,
+                               longest_first=options.longest_first)
             result = RunResult(run_id=run_id, output=output, n_cases=len(cases),
                                deadline=deadline)
             if night.note:

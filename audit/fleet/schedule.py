@@ -75,7 +75,8 @@ class Night:
 
 
 def plan_night(store: Store, cases: list[CaseSpec], *, run_id: str, version: str,
-               reuse_days: float, fresh: bool = False, now: float | None = None) -> Night:
+               reuse_days: float, fresh: bool = False, now: float | None = None,
+               longest_first: bool = True) -> Night:
     """Which of `cases` to reuse and in what order to audit the others (see the module)."""
     now = time.time() if now is None else now
     runs = [r for r in past_runs(store) if r.run_id != run_id]
@@ -105,8 +106,9 @@ def plan_night(store: Store, cases: list[CaseSpec], *, run_id: str, version: str
                                          limit)
         night.todo.append(spec)
     night.deferred_before = deferred & {c.name for c in night.todo}
-    night.todo.sort(key=lambda c: (c.name not in night.deferred_before,
-                                   -night.cost_s[c.case_id]))
+    if longest_first:  # a stable sort: equal costs keep the manifest's order
+        night.todo.sort(key=lambda c: (c.name not in night.deferred_before,
+                                       -night.cost_s[c.case_id]))
     return night
 
 

@@ -43,6 +43,8 @@ class FleetOptions(BaseModel):
         None, description="publish the run to MLflow (`--publish mlflow`) when the manifest "
         "has no `publish.mlflow` of its own")
     fresh: bool = Field(False, description="audit every case, reusing none (`--fresh`)")
+    longest_first: bool = Field(True, description="start cases by expected cost, longest "
+                                "first (False: in manifest order, e.g. for a comparison)")
     deadline: str | None = Field(
         None, description="overrides `execution.deadline` (`--deadline`): e.g. '06:00 "
         "Europe/Berlin' or '5h'")
