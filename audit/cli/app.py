@@ -24,7 +24,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from audit.cli.demo import DEMO_SCENARIOS, run_demo
-from audit.cli.render import DiffFormat, err, fail, out, render_diff, render_summaries
+from audit.cli.render import (
+    DiffFormat,
+    err,
+    fail,
+    out,
+    render_diff,
+    render_summaries,
+    render_validate,
+)
 from audit.errors import FlatlineError
 from audit.fleet import FleetOptions, run_manifest
 from audit.fleet.schedule import preview
@@ -346,30 +354,7 @@ def validate(
         cases = loaded.cases(trust_models=trust_models)
         night = preview(loaded.output_uri, cases, reuse_days=loaded.execution.reuse_days,
                         fresh=fresh)
-    table = Table("name", "case_id", "model", "data", "probes", "run", title=loaded.name)
-    table.columns[1].overflow = "fold"
-    missing = failed = 0
-    for case in cases:
-        reuse = night.reused.get(case.case_id)
-        plan = reuse.line() if reuse else f"audit (~{night.expected(case):.0f}s)"
-        if case.error:  # found while expanding its source (e.g. a registry's unknown alias)
-            failed += 1
-            table.add_row(case.name, case.case_id, case.model,
-                          f"[red]error: {escape(case.error)}[/red]", ",".join(case.probes),
-                          plan)
-            continue
-        # a registry's model version is fetched by the worker, not checked here
-        flags = [case.registry is not None or _exists(case.model), _exists(case.data)]
-        missing += flags.count(False)
-        table.add_row(case.name, case.case_id, _mark(case.model, flags[0]),
-                      _mark(case.data, flags[1]), ",".join(case.probes), plan)
-    out.print(table)
-    out.print(f"{len(cases)} cases; output {loaded.output_uri}; {len(night.reused)} would be "
-              "reused from earlier runs"
-              + (f"; {missing} files not found here (those cases will end as error)"
-                 if missing else "")
-              + (f"; {failed} cases already failed (they will end as error)"
-                 if failed else ""), highlight=False)
+    render_validate(loaded, cases, night, _exists)
     if night.note:
         err.print(f"[yellow]note:[/yellow] {escape(night.note)}", markup=True,
                   highlight=False, soft_wrap=True)
@@ -399,9 +384,6 @@ def _exists(location: str) -> bool:
         return True  # not checked here: object stores are read by the workers
     return locations.exists(location)
 
-
-def _mark(location: str, found: bool) -> str:
-    return location if found else f"{location} [red](not found)[/red]"
 
 
 # The shared-cluster commands (submit, status, logs, stop), registered explicitly: jobs_cli.py.
