@@ -25,11 +25,12 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 COMPARISONS = ("perturbation", "perturbation_floor", "retrain", "audit_vs_one_fit",
                "audit_vs_one_fit_conv", "audit_vs_one_fit_sequence", "fleet_parallel",
-               "fleet_overhead", "fleet_mixed")
+               "fleet_overhead", "fleet_mixed", "nightly_validate", "fleet_longest_first")
 TARGETS = {"perturbation": 50.0, "perturbation_floor": 0.7, "retrain": 5.0,
            "audit_vs_one_fit": 1.0, "audit_vs_one_fit_conv": 1.0,
            "audit_vs_one_fit_sequence": 1.0, "audit_vs_one_fit_worst": 1.0,
-           "fleet_parallel": 1.7, "fleet_overhead": 0.9}
+           "fleet_parallel": 1.7, "fleet_overhead": 0.9, "nightly_validate": 10.0,
+           "fleet_longest_first": 1.0}
 WHAT = {
     "perturbation": "sensitivity probe (one batched call) vs one model.predict per perturbation "
                     "slice (noise scale, row swap, feature); same inputs, outputs checked equal",
@@ -51,6 +52,14 @@ WHAT = {
                       "2 slots",
     "fleet_overhead": "a plain loop of audit_case in this process vs the fleet with 1 slot; "
                       "ratio = loop / fleet",
+    "nightly_validate": "expanding an unchanged fleet of large files into cases (what audit "
+                        "validate does) the second time, as a new process (digest cache on "
+                        "disk), vs the first time (cache empty); ids checked identical",
+    "fleet_longest_first": "the second night of a mixed fleet whose longest case is listed "
+                           "last, longest first (the first night's durations known), vs the "
+                           "same night in manifest order, on 2 slots; span of the cases; "
+                           "verdicts checked equal; the JSON has the bound max(longest, "
+                           "total/slots)",
     "fleet_mixed": "throughput, not a ratio: a fleet of every zoo shape, healthy and faulty "
                    "about 80/20, all probes, on 2 slots; cases per hour of wall time, actor "
                    "starts included",

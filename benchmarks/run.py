@@ -54,6 +54,7 @@ from harness import (
     quiet_tensorflow,
     zoo_cases,
 )
+from nights import CHEAP_CASES, LONG_CASE, measure_longest_first, measure_nightly_validate
 from perturbation import CHEAP_REPEATS, measure_perturbation
 from retraining import measure_retrain, retrain_settings
 
@@ -212,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
         args.table = bool(wanted & AUDIT_VS_FIT)
     fleet_on = bool(wanted & {"fleet_parallel", "fleet_overhead"})
     mixed_on = "fleet_mixed" in wanted
+    longest_on = "fleet_longest_first" in wanted
     started, wall0 = time.time(), time.perf_counter()
     git_start = git_info()  # others may commit to this tree while the run lasts
     load_start = os.getloadavg()
@@ -221,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
     with quiet_tensorflow(), tempfile.TemporaryDirectory(prefix="flatline-bench-") as tmp:
         folder = Path(tmp)
         needed = [*case_names(plan, wanted, args.table), *(plan.fleet if fleet_on else []),
-                  *(plan.mixed if mixed_on else [])]
+                  *(plan.mixed if mixed_on else []),
+                  *((*CHEAP_CASES, LONG_CASE) if longest_on else ())]
         zoo, zoo_s = zoo_cases(Path(args.zoo) if args.zoo else folder / "zoo",
                                list(dict.fromkeys(needed)))
         rows, table = measure_cases(plan, zoo, wanted, args, failures)
@@ -254,6 +257,15 @@ def run(args: argparse.Namespace) -> int:
             except Mismatch as exc:
                 failures.append(str(exc))
                 log(f"MISMATCH: {exc}")
+        for name, measure in (("nightly_validate", lambda: measure_nightly_validate(
+                folder / "nightly")), ("fleet_longest_first", lambda: measure_longest_first(
+                zoo, folder / "longest"))):
+            if name in wanted:
+                try:
+                    results.append(measure())
+                except Mismatch as exc:
+                    failures.append(str(exc))
+                    log(f"MISMATCH: {exc}")
 
     for comparison in results:
         print(comparison.line)

@@ -168,3 +168,13 @@ def stop_by_pid(server: Any, grace_s: float = 10) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=10)
+
+
+# ---------------------------------------------------------------- digest cache (issue 27)
+
+# the persistent digest cache (audit.io.digests) of a test session lives in a folder of its
+# own, never in the user's ~/.cache; tests of the cache point it elsewhere themselves
+if "FLATLINE_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["FLATLINE_CACHE_DIR"] = tempfile.mkdtemp(prefix="flatline-test-cache-")

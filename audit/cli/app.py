@@ -24,9 +24,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from audit.cli.demo import DEMO_SCENARIOS, run_demo
-from audit.cli.render import DiffFormat, err, fail, out, render_diff, render_summaries
+from audit.cli.render import (
+    DiffFormat,
+    err,
+    fail,
+    out,
+    render_diff,
+    render_summaries,
+    render_validate,
+)
 from audit.errors import FlatlineError
 from audit.fleet import FleetOptions, run_manifest
+from audit.fleet.schedule import preview
 from audit.io import locations
 from audit.manifest.case import ALL_PROBES, MlflowPublish
 from audit.manifest.schema import load_manifest
@@ -184,11 +193,20 @@ def run(
         "and logs the run (page and tables) to the experiment 'flatline' at "
         "$MLFLOW_TRACKING_URI, else the fleet's registry (a manifest's `publish:` wins).",
         show_default=False)] = None,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="Audit every case, reusing none (by default a case unchanged since "
+        "an ok audit within `execution.reuse_days` under the same output is reused).")] = False,
+    deadline: Annotated[str | None, typer.Option(
+        "--deadline", help="No case starts that cannot finish by then; those end deferred "
+        "and the next run starts with them: a clock time ('06:00', '06:00 Europe/Berlin'), "
+        "an instant, or a duration ('5h'). Overrides `execution.deadline`.",
+        show_default=False)] = None,
 ) -> None:
     """Audit every case of MANIFEST on Ray and write the Parquet report.
 
-    Exit code: 0 all cases ok, 1 some failed (error/timeout) or the run was stopped,
-    2 the run could not start.
+    Exit code: 0 all cases ok (reused ones included), 1 some failed (error/timeout) or the
+    run was stopped, 2 the run could not start (e.g. a deadline already past), 3 nothing
+    failed but the deadline deferred some cases.
     """
 
 
@@ -204,15 +222,25 @@ def run(
     if resume and run_id and resume != run_id:
         err.print("error: --resume and --run-id name different runs; give one of them")
         raise typer.Exit(2)
-    with _user_errors():
-        result = run_manifest(manifest, FleetOptions(
+    try:
+        options = FleetOptions(
             run_id=resume or run_id, resume=bool(resume), retry_failed=retry_failed,
             address=address or None,
             max_concurrency=max_concurrency, trust_models=trust_models, output=output,
-            progress=progress, temp_root=temp_dir, publish_mlflow=to_mlflow))
+            progress=progress, temp_root=temp_dir, publish_mlflow=to_mlflow, fresh=fresh,
+            deadline=deadline)
+    except ValidationError as exc:  # e.g. an unparseable --deadline
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        err.print(f"error: --deadline: {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    with _user_errors():
+        result = run_manifest(manifest, options)
     state = "stopped" if result.stopped else "finished"
-    out.print(f"run {result.run_id} {state}: {result.n_cases} cases, {result.n_ok} ok, "
-              f"{result.n_error} error, {result.n_timeout} timeout"
+    out.print(f"run {result.run_id} {state}: {result.n_cases} cases, {result.n_ok} ok"
+              + (f" ({result.n_reused} reused)" if result.n_reused else "")
+              + f", {result.n_error} error, {result.n_timeout} timeout"
+              + (f", {result.n_deferred} deferred (the next run starts with them)"
+                 if result.n_deferred else "")
               + (f", {result.n_missing} not run" if result.n_missing else "")
               + (f" ({result.n_resumed} from before)" if result.n_resumed else ""),
               highlight=False)
@@ -312,32 +340,24 @@ def diff(
 
 
 @app.command()
-def validate(manifest: ManifestArg, trust_models: TrustOpt = False) -> None:
-    """Check MANIFEST and list its cases (with their ids) without running anything."""
+def validate(
+    manifest: ManifestArg,
+    trust_models: TrustOpt = False,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="Say what `audit run --fresh` would do: reuse nothing.")] = False,
+) -> None:
+    """Check MANIFEST and list its cases (with their ids) without running anything, and say
+    how many an `audit run` would reuse from earlier runs under its output."""
 
-    with _user_errors():
+    with _user_errors(), _reading_warnings():
         loaded = load_manifest(manifest)
         cases = loaded.cases(trust_models=trust_models)
-    table = Table("name", "case_id", "model", "data", "probes", title=loaded.name)
-    table.columns[1].overflow = "fold"
-    missing = failed = 0
-    for case in cases:
-        if case.error:  # found while expanding its source (e.g. a registry's unknown alias)
-            failed += 1
-            table.add_row(case.name, case.case_id, case.model,
-                          f"[red]error: {escape(case.error)}[/red]", ",".join(case.probes))
-            continue
-        # a registry's model version is fetched by the worker, not checked here
-        flags = [case.registry is not None or _exists(case.model), _exists(case.data)]
-        missing += flags.count(False)
-        table.add_row(case.name, case.case_id, _mark(case.model, flags[0]),
-                      _mark(case.data, flags[1]), ",".join(case.probes))
-    out.print(table)
-    out.print(f"{len(cases)} cases; output {loaded.output_uri}"
-              + (f"; {missing} files not found here (those cases will end as error)"
-                 if missing else "")
-              + (f"; {failed} cases already failed (they will end as error)"
-                 if failed else ""), highlight=False)
+        night = preview(loaded.output_uri, cases, reuse_days=loaded.execution.reuse_days,
+                        fresh=fresh)
+    render_validate(loaded, cases, night, _exists)
+    if night.note:
+        err.print(f"[yellow]note:[/yellow] {escape(night.note)}", markup=True,
+                  highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- rendering
@@ -364,9 +384,6 @@ def _exists(location: str) -> bool:
         return True  # not checked here: object stores are read by the workers
     return locations.exists(location)
 
-
-def _mark(location: str, found: bool) -> str:
-    return location if found else f"{location} [red](not found)[/red]"
 
 
 # The shared-cluster commands (submit, status, logs, stop), registered explicitly: jobs_cli.py.

@@ -7,11 +7,13 @@ from __future__ import annotations
 import csv as csvlib
 import json
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from audit.errors import FlatlineError, JobsError
@@ -44,13 +46,16 @@ class DiffFormat(StrEnum):
 def render_summaries(summaries: list[Any]) -> None:
     for s in summaries:
         counts = ", ".join(f"{n} {v}" for v, n in sorted(s.verdicts.items()))
-        failed = sum(n for status, n in s.statuses.items() if status != "ok")
         title = (f"run {s.run_id} ({s.name or '?'}, {s.status}): {s.n_cases} cases: {counts}"
-                 + (f"; {failed} failed" if failed else ""))
+                 + (f"; {s.n_failed} failed" if s.n_failed else "")
+                 + (f"; {s.n_reused} reused from earlier runs" if s.n_reused else "")
+                 + (f"; {s.n_deferred} deferred by the deadline (the next run starts with "
+                    "them)" if s.n_deferred else ""))
         table = Table("case", "verdict", "fault", "recommendation", title=title,
                       title_justify="left", show_lines=False)
         for line in s.cases:
-            table.add_row(line.name, verdict_style(line.verdict), line.primary_fault or "-",
+            name = line.name + (f"\n[dim]{line.reused}[/dim]" if line.reused else "")
+            table.add_row(name, verdict_style(line.verdict), line.primary_fault or "-",
                           line.recommendation)
         if s.more:
             table.add_row(f"... {s.more} more", "", "", "")
@@ -108,3 +113,37 @@ def render_diff(result: Any, format_: DiffFormat) -> None:
 
 def verdict_style(verdict: str) -> str:
     return f"[{verdict_color(verdict).rich}]{verdict}[/]"
+
+
+def render_validate(loaded: Any, cases: list[Any], night: Any,
+                    exists: Callable[[str], bool]) -> None:
+    """`audit validate`: each case with its id, whether its files are here, and what a run
+    would do with it (reuse it, or audit it at about its expected cost); then the counts."""
+    table = Table("name", "case_id", "model", "data", "probes", "run", title=loaded.name)
+    table.columns[1].overflow = "fold"
+    missing = failed = 0
+    for case in cases:
+        reuse = night.reused.get(case.case_id)
+        plan = reuse.line() if reuse else f"audit (~{night.expected(case):.0f}s)"
+        if case.error:  # found while expanding its source (e.g. a registry's unknown alias)
+            failed += 1
+            table.add_row(case.name, case.case_id, case.model,
+                          f"[red]error: {escape(case.error)}[/red]", ",".join(case.probes),
+                          plan)
+            continue
+        # a registry's model version is fetched by the worker, not checked here
+        flags = [case.registry is not None or exists(case.model), exists(case.data)]
+        missing += flags.count(False)
+        table.add_row(case.name, case.case_id, _mark(case.model, flags[0]),
+                      _mark(case.data, flags[1]), ",".join(case.probes), plan)
+    out.print(table)
+    out.print(f"{len(cases)} cases; output {loaded.output_uri}; {len(night.reused)} would be "
+              "reused from earlier runs"
+              + (f"; {missing} files not found here (those cases will end as error)"
+                 if missing else "")
+              + (f"; {failed} cases already failed (they will end as error)"
+                 if failed else ""), highlight=False)
+
+
+def _mark(location: str, found: bool) -> str:
+    return location if found else f"{location} [red](not found)[/red]"

@@ -10,8 +10,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 ProbeStatus = Literal["ok", "not_applicable", "error"]
-CaseStatus = Literal["ok", "error", "timeout", "skipped"]
-Verdict = Literal["healthy", "flat", "impaired", "error"]
+CaseStatus = Literal["ok", "error", "timeout", "skipped", "deferred"]
+#: `deferred`: not audited, the run's deadline came first
+Verdict = Literal["healthy", "flat", "impaired", "error", "deferred"]
 
 
 @dataclass
@@ -83,6 +84,7 @@ class CaseReport:
     node_id: str | None = None  # the Ray node id of the worker (set by the fleet)
     source: dict[str, Any] | None = None  # a registry case's origin (audit.manifest.sources.origin)
     model_format: str | None = None  # how the model was loaded (`model_files.MODEL_FORMATS`)
+    reused_from: str | None = None  # the run it was audited in, when a later run reused it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

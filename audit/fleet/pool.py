@@ -50,10 +50,11 @@ class _Flight:
 
 @dataclass
 class Outcome:
-    """What became of one item: `ok` (the actor's status), `error` or `timeout`."""
+    """What became of one item: `ok` (the actor's status), `error`, `timeout`, or `deferred`
+    (never started: its expected cost would end past the deadline)."""
 
     item: Any
-    kind: Literal["ok", "error", "timeout"]
+    kind: Literal["ok", "error", "timeout", "deferred"]
     attempt: int
     started: float
     status: dict[str, Any] | None = None
@@ -69,18 +70,23 @@ class ActorPool:
     ready, `submit(actor, item, attempt)` a ref of the item's status, `time_limit(item)` its
     limit in seconds, and `retire(actor)` (optional) a ref that resolves once a healthy actor
     has cleaned up before it is killed (recycling and the end of the run; an actor that died or
-    ran over its time limit is killed without it). The pool never looks inside an item or a
-    status.
+    ran over its time limit is killed without it). With a `deadline` (epoch seconds), an item
+    starts only while `now + cost(item)` is at most the deadline; the others end `deferred`
+    without starting (an item already running finishes, within its own time limit). The pool
+    never looks inside an item or a status.
     """
 
     def __init__(self, size: int, make_actor: Callable[[], Any], warm: Callable[[Any], Any],
                  submit: Callable[[Any, Any, int], Any], time_limit: Callable[[Any], float],
                  max_attempts: int, max_uses: int, poll_s: float = 0.5,
-                 retire: Callable[[Any], Any] | None = None) -> None:
+                 retire: Callable[[Any], Any] | None = None, deadline: float | None = None,
+                 cost: Callable[[Any], float] | None = None) -> None:
         self.slots = [_Slot() for _ in range(size)]
         self.make_actor, self.warm, self.submit = make_actor, warm, submit
         self.time_limit, self.max_attempts, self.max_uses = time_limit, max_attempts, max_uses
         self.poll_s, self.retire = poll_s, retire
+        self.deadline, self.cost = deadline, cost or (lambda item: 0.0)
+        self.deferred: list[Outcome] = []
         self.pending: deque[tuple[Any, int]] = deque()
         self.flights: dict[Any, _Flight] = {}
         self.warming: dict[Any, _Slot] = {}
@@ -109,6 +115,8 @@ class ActorPool:
         try:
             while (self.pending or self.flights) and not self.stop_requested.is_set():
                 self._fill()
+                yield from self.deferred
+                self.deferred.clear()
                 yield from self._step()
         finally:
             self.shutdown()
@@ -130,7 +138,9 @@ class ActorPool:
         self.warming.clear()
 
     def _fill(self) -> None:
-        """Start actors for empty seats (while work remains); give ready seats an item."""
+        """Defer the items that can no longer finish by the deadline; start actors for empty
+        seats (while work remains); give ready seats an item."""
+        self._defer()
         busy = {id(f.slot) for f in self.flights.values()}
         for slot in self.slots:
             if not self.pending:
@@ -147,6 +157,21 @@ class ActorPool:
                 self.flights[ref] = _Flight(slot, item, attempt, time.time(),
                                             now + self.time_limit(item), slot.info)
                 busy.add(id(slot))
+
+    def _defer(self) -> None:
+        """Take out of `pending` every item whose expected cost ends past the deadline (time
+        only grows, so it never would start in time)."""
+        if self.deadline is None or not self.pending:
+            return
+        now, kept = time.time(), deque()
+        for item, attempt in self.pending:
+            if now + self.cost(item) > self.deadline:
+                self.deferred.append(Outcome(item, "deferred", attempt, now, reason=(
+                    f"expected {self.cost(item):.0f}s, {max(0.0, self.deadline - now):.0f}s "
+                    "were left before the deadline")))
+            else:
+                kept.append((item, attempt))
+        self.pending = kept
 
     def _start(self, slot: _Slot) -> None:
         slot.actor = self.make_actor()

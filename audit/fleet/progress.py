@@ -24,7 +24,7 @@ from audit.fleet.types import FleetOptions, RunResult
 from audit.manifest.schema import Manifest
 from audit.reports import RunRow
 
-__all__ = ["progress", "progress_lines", "run_row"]
+__all__ = ["package_version", "progress", "progress_lines", "run_row"]
 
 
 @contextlib.contextmanager
@@ -42,22 +42,22 @@ def progress(enabled: bool, name: str, result: RunResult) -> Iterator[Callable[[
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn(), TextColumn("ETA"),
         TimeRemainingColumn(), console=console, transient=False)
-    done = result.n_ok + result.n_failed
+    done = _ended(result)
     task = bar.add_task(f"audit {name}", total=result.n_cases, completed=done,
                         failed=result.n_failed)
     with bar:
-        yield lambda: bar.update(task, completed=result.n_ok + result.n_failed,
+        yield lambda: bar.update(task, completed=_ended(result),
                                  failed=result.n_failed)
 
 
 def progress_lines(console: Any, name: str, result: RunResult,
                    every_s: float = 30.0) -> Callable[[], None]:
     """A progress callback printing `done/total, failed, ETA` at most every `every_s`."""
-    start, first = time.monotonic(), result.n_ok + result.n_failed
+    start, first = time.monotonic(), _ended(result)
     last = [start]
 
     def tick() -> None:
-        now, done = time.monotonic(), result.n_ok + result.n_failed
+        now, done = time.monotonic(), _ended(result)
         if now - last[0] < every_s and done < result.n_cases:
             return
         last[0] = now
@@ -67,6 +67,11 @@ def progress_lines(console: Any, name: str, result: RunResult,
                       f"ETA {eta}", highlight=False)
 
     return tick
+
+
+def _ended(result: RunResult) -> int:
+    """Cases that ended: audited, reused, or deferred by the deadline."""
+    return result.n_ok + result.n_failed + result.n_deferred
 
 
 def run_row(manifest: Manifest, options: FleetOptions, result: RunResult, started: float,
@@ -83,10 +88,12 @@ def run_row(manifest: Manifest, options: FleetOptions, result: RunResult, starte
         finished_at=time.time(), n_cases=result.n_cases, n_ok=result.n_ok,
         n_error=result.n_error, n_timeout=result.n_timeout, n_skipped=result.n_resumed,
         n_missing=result.n_missing, concurrency=result.concurrency, ray_address=address,
-        settings=json.loads(json.dumps(settings)), package_version=_package_version())
+        settings=json.loads(json.dumps(settings)), package_version=package_version(),
+        n_reused=result.n_reused, n_deferred=result.n_deferred, deadline=result.deadline)
 
 
-def _package_version() -> str:
+def package_version() -> str:
+    """The installed flatline-audit version: what the run row records and reuse compares."""
 
     try:
         return version("flatline-audit")

@@ -2,7 +2,9 @@
 outcome at once, and write the run row last.
 
 The driver writes only the rows of cases whose worker could not (it died, timed out, or could
-not write); workers write the rest, so the driver never holds the fleet's results.
+not write), of cases reused from an earlier run (copied first, `schedule.py` says which) and of
+cases the deadline deferred; workers write the rest, so the driver never holds the fleet's
+results. Cases start in the plan's order: last night's deferred ones, then longest first.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from collections.abc import Callable
 
 from audit.evidence.results import CaseReport
 from audit.fleet.pool import ActorPool, Outcome
-from audit.fleet.progress import progress, run_row
+from audit.fleet.progress import package_version, progress, run_row
+from audit.fleet.schedule import Night, plan_night
 from audit.fleet.session import ray_session, stop_on_signals
 from audit.fleet.testing import Faults
 from audit.fleet.types import FleetError, FleetOptions, RunResult, new_run_id
@@ -26,6 +29,8 @@ from audit.manifest.schema import Manifest, load_manifest
 from audit.manifest.sources import origin
 from audit.mlflow.publish import publish_mlflow
 from audit.reports import ReportError, Store
+from audit.reports.history import case_rows, copy_case
+from audit.util.deadline import resolve_deadline
 from audit.util.text import RUN_ID_RULE, is_run_id
 
 __all__ = ["pool_size", "run_fleet", "run_manifest"]
@@ -49,6 +54,7 @@ def run_fleet(manifest: Manifest, options: FleetOptions | None = None,
     store = Store(output)
     run_id = _run_id(manifest, options)
     started = time.time()
+    deadline = _deadline(manifest, options, started)
     tag = uuid.uuid4().hex[:8]  # names this invocation's worker temp folders
     with ray_session(options) as address:
         # The actors start first and import TensorFlow while this process expands the
@@ -62,12 +68,20 @@ def run_fleet(manifest: Manifest, options: FleetOptions | None = None,
             if cases is None:
                 cases = manifest.cases(trust_models=options.trust_models)
             done = _done(store, run_id, options)
-            todo = [c for c in cases if c.case_id not in done]
-            pool.trim(len(todo))
+            night = plan_night(store, [c for c in cases if c.case_id not in done],
+                               run_id=run_id, version=package_version(),
+                               reuse_days=manifest.execution.reuse_days, fresh=options.fresh,
+                               longest_first=options.longest_first)
             result = RunResult(run_id=run_id, output=output, n_cases=len(cases),
-                               concurrency=len(pool.slots))
+                               deadline=deadline)
+            if night.note:
+                result.warnings.append(night.note)
             _count_previous(store, run_id, [c.case_id for c in cases if c.case_id in done],
                             result)
+            todo = _reuse(store, run_id, night, result)
+            pool.trim(len(todo))
+            pool.deadline, pool.cost = deadline, night.expected
+            result.concurrency = len(pool.slots)
             with stop_on_signals(options.handle_signals) as stop:
                 pool.stop_requested = stop
                 _execute(pool, manifest.name, store, run_id, todo, options, result, on_case)
@@ -111,14 +125,45 @@ def _run_id(manifest: Manifest, options: FleetOptions) -> str:
     return options.run_id or new_run_id(manifest.name)
 
 
+def _deadline(manifest: Manifest, options: FleetOptions, started: float) -> float | None:
+    """The run's deadline (`--deadline` over `execution.deadline`) as epoch seconds; a
+    deadline already past is refused before Ray starts."""
+    text = options.deadline or manifest.execution.deadline
+    if text is None:
+        return None
+    try:
+        return resolve_deadline(text, started)
+    except ValueError as exc:
+        where = "--deadline" if options.deadline else "execution.deadline"
+        raise FleetError(f"{where}: {exc}") from None
+
+
+def _reuse(store: Store, run_id: str, night: Night, result: RunResult) -> list[CaseSpec]:
+    """Copy the reused cases' rows into this run (first: they cost nothing); a case whose
+    rows cannot be copied is audited instead. Returns the cases to audit, in order."""
+    todo = list(night.todo)
+    for spec_id, reuse in night.reused.items():
+        try:
+            copy_case(store, reuse.source_run, run_id, spec_id, reuse.audited_in)
+        except ReportError as exc:
+            result.warnings.append(f"{exc}; auditing it instead")
+            todo.insert(0, night.specs[spec_id])
+            continue
+        result.n_ok += 1
+        result.n_reused += 1
+    return todo
+
+
 def _done(store: Store, run_id: str, options: FleetOptions) -> set[str]:
-    """The cases the run already has (resume, or a re-used --run-id)."""
+    """The cases the run already has (resume, or a re-used --run-id); a case the deadline
+    deferred is not done: a resumed run audits it."""
     try:
         if options.retry_failed:
             done = {case_id for case_id, status in store.case_status_by_id(run_id).items()
                     if status == "ok"}
         else:
-            done = store.case_ids(run_id)
+            done = {case_id for case_id, status in store.case_status_by_id(run_id).items()
+                    if status != "deferred"}
     except OSError as exc:
         raise ReportError(f"output {store.output}: cannot list reports ({exc})") from None
     if options.resume and not done and run_id not in store.run_ids():
@@ -129,11 +174,14 @@ def _done(store: Store, run_id: str, options: FleetOptions) -> set[str]:
 def _count_previous(store: Store, run_id: str, ids: list[str], result: RunResult) -> None:
     if not ids:
         return
-    counts = store.case_statuses(run_id, set(ids))
+    wanted = set(ids)
+    rows = case_rows(store, run_id, ("status", "reused_from"), wanted.__contains__)
+    statuses = [r["status"] for r in rows]
     result.n_resumed = len(ids)
-    result.n_ok += counts.get("ok", 0)
-    result.n_error += counts.get("error", 0) + counts.get("skipped", 0)
-    result.n_timeout += counts.get("timeout", 0)
+    result.n_ok += statuses.count("ok")
+    result.n_reused += sum(1 for r in rows if r["status"] == "ok" and r["reused_from"])
+    result.n_error += statuses.count("error") + statuses.count("skipped")
+    result.n_timeout += statuses.count("timeout")
 
 
 def _pool(manifest: Manifest, store: Store, run_id: str, options: FleetOptions,
@@ -177,6 +225,9 @@ def _record(store: Store, run_id: str, outcome: Outcome, result: RunResult) -> N
     """Count an outcome; write the case row when no worker could (died, timed out, or its
     write failed, e.g. a full disk)."""
     status = outcome.status or {}
+    if outcome.kind == "deferred":
+        _write_deferred(store, run_id, outcome, result)
+        return
     if outcome.kind == "ok" and status.get("written", True):
         state = status.get("status", "error")
         if state == "ok":
@@ -207,6 +258,24 @@ def _record(store: Store, run_id: str, outcome: Outcome, result: RunResult) -> N
     except ReportError as exc:  # e.g. the disk is full here too: say so, go on
         print(f"warning: case {spec.name}: {kind} ({reason}); its row was not written either "
               f"({exc}); --resume re-runs it", file=sys.stderr, flush=True)
+
+
+def _write_deferred(store: Store, run_id: str, outcome: Outcome, result: RunResult) -> None:
+    """A case the deadline kept from starting: a `deferred` row, never silent."""
+    spec: CaseSpec = outcome.item
+    result.n_deferred += 1
+    deadline = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.deadline or 0))
+    reason = (f"deferred: not started, it could not finish by the deadline {deadline} "
+              f"({outcome.reason}); the next run starts with it")
+    try:
+        store.write_case(run_id, CaseReport(
+            case_id=spec.case_id, name=spec.name, model=spec.model, data=spec.data,
+            task=spec.task, status="deferred", verdict="deferred", error=reason,
+            started_at=0.0, finished_at=0.0, duration_s=0.0, attempts=0,
+            source=origin(spec)))
+    except ReportError as exc:
+        print(f"warning: case {spec.name}: deferred; its row was not written ({exc})",
+              file=sys.stderr, flush=True)
 
 
 def pool_size(resources: Resources, options: FleetOptions, n_todo: int | None,

@@ -7,13 +7,17 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from audit.errors import FleetError
 from audit.manifest.case import MlflowPublish, slug
 from audit.reports.columns import CaseCounts
+from audit.util.deadline import check_deadline
 
-__all__ = ["FleetError", "FleetOptions", "RunResult", "new_run_id"]
+__all__ = ["DEFERRED_EXIT", "FleetError", "FleetOptions", "RunResult", "new_run_id"]
+
+#: the exit code of a run in which nothing failed but the deadline deferred some cases
+DEFERRED_EXIT = 3
 
 
 class FleetOptions(BaseModel):
@@ -38,11 +42,22 @@ class FleetOptions(BaseModel):
     publish_mlflow: MlflowPublish | None = Field(
         None, description="publish the run to MLflow (`--publish mlflow`) when the manifest "
         "has no `publish.mlflow` of its own")
+    fresh: bool = Field(False, description="audit every case, reusing none (`--fresh`)")
+    longest_first: bool = Field(True, description="start cases by expected cost, longest "
+                                "first (False: in manifest order, e.g. for a comparison)")
+    deadline: str | None = Field(
+        None, description="overrides `execution.deadline` (`--deadline`): e.g. '06:00 "
+        "Europe/Berlin' or '5h'")
+
+    _deadline = field_validator("deadline")(
+        lambda value: value if value is None else check_deadline(value))
 
 
 @dataclass(kw_only=True)
 class RunResult(CaseCounts):
-    """What happened to a run; `exit_code` is the CLI's (0 all ok, 1 something failed)."""
+    """What happened to a run; `exit_code` is the CLI's: 0 every case ok (reused ones
+    included), 1 something failed or the run stopped, `DEFERRED_EXIT` (3) nothing failed but
+    the deadline deferred some cases (the next run starts with them)."""
 
     run_id: str
     output: str
@@ -52,14 +67,17 @@ class RunResult(CaseCounts):
     duration_s: float = 0.0
     published: list[str] = field(default_factory=list)  # one line per place published to
     warnings: list[str] = field(default_factory=list)  # e.g. a publishing step that failed
+    deadline: float | None = None  # epoch seconds, when the run had one
 
     @property
     def n_missing(self) -> int:
-        return self.n_cases - self.n_ok - self.n_failed
+        return self.n_cases - self.n_ok - self.n_failed - self.n_deferred
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.n_failed == 0 and self.n_missing == 0 and not self.stopped else 1
+        if self.n_failed or self.n_missing or self.stopped:
+            return 1
+        return DEFERRED_EXIT if self.n_deferred else 0
 
 
 def new_run_id(name: str) -> str:

@@ -4,7 +4,9 @@ Plain data validated by pydantic, no I/O except hashing files for ids: everythin
 manifest (sources, the subject, the engine) takes a `CaseSpec` and needs nothing else of the
 manifest. A stable case id hashes what defines a case, so an unchanged case keeps its id
 across runs (`--resume` and `audit diff` rely on it). Files are hashed by content; a
-registry's model version by the registry's own identity."""
+registry's model version by the registry's own identity. A file's digest is computed once per
+change of the file (`audit.io.digests`: a persistent cache keyed by size, mtime and inode, or
+an object store's ETag), so an unchanged fleet is not read again."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from audit.evidence.keys import NAMESPACES
-from audit.io.locations import filesystem
+from audit.io.digests import content_digest
 
 __all__ = ["ALL_PROBES", "Budget", "CaseSpec", "Classes", "MlflowPublish", "RegistryVersion",
            "Resources", "Task", "Training", "case_id", "content_digest", "no_credentials",
@@ -188,46 +190,3 @@ def slug(text: str, limit: int = 60) -> str:
     """A safe file/partition name: lowercase letters, digits, '.', '_' and '-'."""
     cleaned = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")
     return cleaned[:limit].rstrip("-.") or "case"
-
-
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def content_digest(location: str) -> str:
-    """sha256 of a file's bytes (a folder: of its files' names and bytes); for a missing file,
-    a digest of its location, so the case still gets an id and fails later with a clear error."""
-    import pyarrow.fs as pafs
-
-    try:
-        fs, path = filesystem(location)
-        info = fs.get_file_info(path)
-    except (OSError, ValueError):
-        return "unreadable:" + location
-    if info.type == pafs.FileType.NotFound:
-        return "missing:" + location
-    key = (location, int(info.size or 0), int(info.mtime_ns or 0))
-    if key not in _DIGESTS:
-        _DIGESTS[key] = _digest(fs, path, info)
-    return _DIGESTS[key]
-
-
-def _digest(fs: Any, path: str, info: Any) -> str:
-    import pyarrow.fs as pafs
-
-    sha = hashlib.sha256()
-    if info.type == pafs.FileType.Directory:
-        selector = pafs.FileSelector(path, recursive=True)
-        files = sorted((f for f in fs.get_file_info(selector) if f.type == pafs.FileType.File),
-                       key=lambda f: f.path)
-        for f in files:
-            sha.update(f.path[len(path):].encode())
-            _update(sha, fs, f.path)
-    else:
-        _update(sha, fs, path)
-    return sha.hexdigest()
-
-
-def _update(sha: Any, fs: Any, path: str) -> None:
-    with fs.open_input_stream(path) as stream:
-        while chunk := stream.read(1 << 20):
-            sha.update(chunk)

@@ -47,6 +47,7 @@ from audit.manifest.case import (
 )
 from audit.manifest.hints import describe
 from audit.manifest.sources import SourceContext, get_source
+from audit.util.deadline import check_deadline
 
 #: the plain case types live in `audit.manifest.case`; they are re-exported here, where a
 #: manifest's reader looks for them
@@ -67,6 +68,17 @@ class Execution(_Strict):
         50, ge=1, description="recycle an actor after this many cases (TF keeps its memory)"
     )
     max_concurrency: int | None = Field(None, ge=1, description="at most this many actors")
+    reuse_days: float = Field(
+        7.0, ge=0, description="a case unchanged since an `ok` audit at most this many days "
+        "old (same output, same Flatline version) is not audited again: its rows are reused; "
+        "0: audit every case")
+    deadline: str | None = Field(
+        None, description="no case starts that cannot finish by then (it ends `deferred`): a "
+        "clock time such as '06:00 Europe/Berlin' (its next occurrence), an instant, or a "
+        "duration from the start such as '5h'")
+
+    _deadline = field_validator("deadline")(
+        lambda value: value if value is None else check_deadline(value))
 
 
 class _CaseSettings(_Strict):

@@ -40,7 +40,7 @@ __all__ = [
     "run_table",
 ]
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 METADATA_KEY = b"flatline.schema_version"
 #: what each version added (all additive; files of every version read with today's code)
 SCHEMA_HISTORY = {
@@ -51,6 +51,9 @@ SCHEMA_HISTORY = {
          "the source of each setting) as JSON",
     "4": "cases.model_format (how the model was loaded, e.g. a Keras 2 model rebuilt in "
          "Keras 3)",
+    "5": "cases.reused_from (the run an unchanged case was audited in) and the case status "
+         "`deferred` (not started: the run's deadline came first); runs.n_reused, "
+         "runs.n_deferred and runs.deadline",
 }
 TABLES = ("runs", "cases", "findings", "metrics")
 
@@ -60,9 +63,11 @@ class CaseCounts:
     """How a run's cases ended: the one counter type of the fleet's result and the run row."""
 
     n_cases: int
-    n_ok: int = 0
+    n_ok: int = 0  # reused cases included (they ended ok when they were audited)
     n_error: int = 0
     n_timeout: int = 0
+    n_reused: int = 0  # of n_ok: rows taken from an earlier run, not audited again
+    n_deferred: int = 0  # not started: the deadline came first
 
     @property
     def n_failed(self) -> int:
@@ -85,6 +90,7 @@ class RunRow(CaseCounts):
     ray_address: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     package_version: str = ""
+    deadline: float | None = None  # epoch seconds; None: the run had none
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,9 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         # JSON: the manifest's settings and the run options
         Column("settings", pa.string(), lambda r: json_text(r.settings)),
         Column("package_version", pa.string(), lambda r: r.package_version),
+        Column("n_reused", pa.int64(), lambda r: r.n_reused),  # v5
+        Column("n_deferred", pa.int64(), lambda r: r.n_deferred),  # v5
+        Column("deadline", _TS, lambda r: _ts(r.deadline or 0.0)),  # v5
     ),
     "cases": (
         Column("case_id", pa.string(), lambda c: c.case_id),
@@ -178,6 +187,8 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("source", pa.string(),
                lambda c: None if c.source is None else json_text(c.source)),
         Column("model_format", pa.string(), lambda c: c.model_format),  # v4
+        # v5: the run the case was audited in, when this run reused its rows
+        Column("reused_from", pa.string(), lambda c: c.reused_from),
     ),
     "findings": (
         Column("case_id", pa.string(), lambda p: p[0].case_id),

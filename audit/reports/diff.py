@@ -188,6 +188,12 @@ def diff_with(con: Any, base: str, new: str, unreadable: list[Unreadable] | None
     unchanged = 0
     for name in sorted(before.keys() | after.keys()):
         b, n = before.get(name), after.get(name)
+        if b is not None and b.status == "deferred":  # not audited then: nothing to compare
+            b = None
+        if n is not None and n.status == "deferred":
+            changes.append(CaseChange("missing", name, "deferred by the deadline: not audited "
+                                      "in the new run", b, None))
+            continue
         if b is None:
             changes.append(CaseChange("new", name, f"new case ({n.verdict})", None, n))
         elif n is None:

@@ -33,7 +33,7 @@ from audit.reports.diff import RunDiff, diff_with, previous_run, with_previous
 from audit.reports.query import connect
 from audit.reports.store import ReportError, Store
 from audit.reports.style import VERDICT_ORDER, verdict_color
-from audit.reports.summary import recommendation, verdict_sql_order
+from audit.reports.summary import recommendation, reused_line, verdict_sql_order
 from audit.util.text import duration
 
 __all__ = ["CasePage", "Page", "render_html", "vega_bundle", "write_html"]
@@ -69,6 +69,7 @@ class CasePage:
     charts: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     change: str | None = None  # since the previous run
+    reused: str | None = None  # "reused from RUN (date)" when this run reused the case
 
     @property
     def color(self) -> str:
@@ -139,7 +140,8 @@ def _collect(con: Any, run_id: str) -> tuple[dict[str, Any] | None, list[CasePag
     run = dict(zip(names, row, strict=True)) if row else None
     cases = con.execute(
         "select case_id, name, model, data, task, status, verdict, primary_fault, error, "
-        "started_at, duration_s, attempts, node, node_id, worker, output, model_format from cases "
+        "started_at, duration_s, attempts, node, node_id, worker, output, model_format, "
+        "reused_from, finished_at from cases "
         f"where run_id = ? order by {verdict_sql_order()}, name, case_id", [run_id]).fetchall()
     findings = _by_case(con.execute(
         "select case_id, fault, severity, confidence, confirmed, probe, evidence, recommendation "
@@ -154,12 +156,14 @@ def _collect(con: Any, run_id: str) -> tuple[dict[str, Any] | None, list[CasePag
     band = healthy_band([(c[6], sensitivity_points(measured[c[0]])) for c in cases])
     pages = []
     for (case_id, name, model, data, task, status, verdict, fault, error, started, took_s,
-         attempts, node, node_id, worker, head, model_format) in cases:
+         attempts, node, node_id, worker, head, model_format, reused_from, finished) in cases:
         m = measured[case_id]
         charts, notes = case_charts(m, band)
         top = m.details.get("sensitivity", {}).get("most_influential_features")
         counts = m.details.get("data", {}).get("class_counts")
-        facts = {"model": model, "model format": model_format, "data": data, "output": head,
+        reused = reused_line(reused_from, finished)
+        facts = {"audited": reused, "model": model, "model format": model_format, "data": data,
+                 "output": head,
                  "task": task,
                  "started": _fmt_time(started), "took": duration(took_s),
                  "attempts": attempts, "node": node, "node id": node_id, "worker": worker,
@@ -173,7 +177,8 @@ def _collect(con: Any, run_id: str) -> tuple[dict[str, Any] | None, list[CasePag
             findings=[{"fault": f, "severity": sev, "confidence": conf, "confirmed": ok,
                        "probe": probe, "evidence": _evidence(ev), "recommendation": rec}
                       for f, sev, conf, ok, probe, ev, rec in findings.get(case_id, [])],
-            skill=m.of("sensitivity").get("skill"), charts=charts, notes=notes))
+            skill=m.of("sensitivity").get("skill"), charts=charts, notes=notes,
+            reused=reused))
     verdicts: dict[str, int] = {}
     fault_counts: dict[str, int] = {}
     for p in pages:

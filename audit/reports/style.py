@@ -7,7 +7,7 @@ from dataclasses import dataclass
 __all__ = ["VERDICT_COLORS", "VERDICT_ORDER", "VerdictColor", "verdict_color", "verdict_rank"]
 
 #: worst first: a flat output is what the tool exists to find
-VERDICT_ORDER = {"flat": 0, "impaired": 1, "error": 2, "healthy": 3}
+VERDICT_ORDER = {"flat": 0, "impaired": 1, "error": 2, "healthy": 3, "deferred": 4}
 
 
 @dataclass(frozen=True)
@@ -23,12 +23,13 @@ VERDICT_COLORS: dict[str, VerdictColor] = {
     "impaired": VerdictColor("yellow", "#e6a700"),
     "error": VerdictColor("magenta", "#9467bd"),
     "healthy": VerdictColor("green", "#2ca02c"),
+    "deferred": VerdictColor("bright_black", "#7f7f7f"),  # not audited: the deadline came
 }
 UNKNOWN = VerdictColor("white", "#7f7f7f")
 
 
 def verdict_rank(verdict: str | None) -> int:
-    """Sort key: flat, impaired, error, healthy, then anything else."""
+    """Sort key: flat, impaired, error, healthy, deferred, then anything else."""
     return VERDICT_ORDER.get(verdict or "", len(VERDICT_ORDER))
 
 

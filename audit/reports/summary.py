@@ -12,7 +12,8 @@ from audit.reports.query import connect
 from audit.reports.store import Store, Unreadable
 from audit.reports.style import VERDICT_ORDER
 
-__all__ = ["CaseLine", "RunSummary", "recommendation", "summarize", "verdict_sql_order"]
+__all__ = ["CaseLine", "RunSummary", "recommendation", "reused_line", "summarize",
+           "verdict_sql_order"]
 
 
 @dataclass
@@ -24,6 +25,7 @@ class CaseLine:
     verdict: str
     primary_fault: str | None
     recommendation: str
+    reused: str | None = None  # "reused from RUN (date)" when this run reused the case
 
 
 @dataclass
@@ -43,6 +45,15 @@ class RunSummary:
     more: int = 0  # cases left out of `cases`
     since: RunDiff | None = None  # against the previous run of the same name, if any
     unreadable: list[Unreadable] = field(default_factory=list)  # skipped files of this run
+    n_reused: int = 0  # cases whose rows came from the run they were audited in
+
+    @property
+    def n_deferred(self) -> int:
+        return self.statuses.get("deferred", 0)
+
+    @property
+    def n_failed(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status not in ("ok", "deferred"))
 
 
 def verdict_sql_order(column: str = "verdict") -> str:
@@ -79,11 +90,12 @@ def _summary(con: Any, run_id: str, limit: int) -> RunSummary:
         "select primary_fault, count(*) from cases where run_id = ? and primary_fault is not null"
         " group by 1 order by 2 desc, 1", [run_id]).fetchall())
     rows = con.execute(
-        "select name, status, verdict, primary_fault, error from cases where run_id = ? "
-        f"order by {verdict_sql_order()}, name", [run_id]).fetchall()
+        "select name, status, verdict, primary_fault, error, reused_from, finished_at "
+        f"from cases where run_id = ? order by {verdict_sql_order()}, name", [run_id]).fetchall()
     first = con.execute("select min(started_at) from cases where run_id = ?", [run_id]).fetchone()
-    lines = [CaseLine(name, status, verdict, fault, recommendation(status, fault, error))
-             for name, status, verdict, fault, error in rows[:limit]]
+    lines = [CaseLine(name, status, verdict, fault, recommendation(status, fault, error),
+                      reused_line(reused, finished))
+             for name, status, verdict, fault, error, reused, finished in rows[:limit]]
     before = previous_run(con, run_id)
     return RunSummary(
         run_id=run_id,
@@ -97,8 +109,17 @@ def _summary(con: Any, run_id: str, limit: int) -> RunSummary:
         faults=fault_counts,
         cases=lines,
         more=max(0, len(rows) - limit),
+        n_reused=sum(1 for row in rows if row[5]),
         since=diff_with(con, before, run_id) if before else None,
     )
+
+
+def reused_line(reused_from: str | None, finished_at: Any) -> str | None:
+    """"reused from RUN (date)": where a reused case was audited, and when; None otherwise."""
+    if not reused_from:
+        return None
+    day = finished_at.strftime("%Y-%m-%d") if hasattr(finished_at, "strftime") else "?"
+    return f"reused from {reused_from} ({day})"
 
 
 def recommendation(status: str, fault: str | None, error: str | None) -> str:
