@@ -141,28 +141,13 @@ def judge(diagnosis: Diagnosis, order: ClassOrder,
         f"of output unit 0, 1, ...): balanced-accuracy gain {order.skill_inferred:.2f}, "
         f"against {order.skill_sorted:.2f} with the labels' own encoding; this audit used that "
         f"order. If it is the model's: `classes: {json.dumps(list(order.order))}`.")
-    if diagnosis.verdict == "healthy":
-        # the model does well in the order it was trained in: the manifest lacks `classes:`,
-        # the model has no fault; a note, not a finding against it
-        note = Finding(
-            fault=FAULT,
-            severity="info",
-            confidence=settings.confidence,
-            confirmed=False,
-            probe=PROBE,
-            evidence=order.evidence(),
-            recommendation=recommendation,
-        )
-        return dataclasses.replace(diagnosis, findings=[note, *diagnosis.findings])
-    finding = Finding(
-        fault=FAULT,
-        severity="warning",
-        confidence=settings.confidence,
-        confirmed=False,
-        probe=PROBE,
-        evidence=order.evidence(),
-        recommendation=recommendation,
-    )
-    return dataclasses.replace(
-        diagnosis, primary_fault=FAULT, findings=[finding, *diagnosis.findings]
-    )
+    # healthy in the order it was trained in: the manifest lacks `classes:`, the model has no
+    # fault; a note, not a finding against it
+    healthy = diagnosis.verdict == "healthy"
+    finding = Finding(fault=FAULT, severity="info" if healthy else "warning",
+                      confidence=settings.confidence, confirmed=False, probe=PROBE,
+                      evidence=order.evidence(), recommendation=recommendation)
+    if healthy:
+        return dataclasses.replace(diagnosis, findings=[finding, *diagnosis.findings])
+    return dataclasses.replace(diagnosis, primary_fault=FAULT,
+                               findings=[finding, *diagnosis.findings])
