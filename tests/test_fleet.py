@@ -503,8 +503,10 @@ def test_stopped_then_killed_driver_resumes_with_every_case_exactly_once(
 
 
 def _cheap_fleet(folder: Path, files: dict[str, Path], n: int) -> Manifest:
+    # reuse_days 0: a second run of the same fleet audits every case again instead of
+    # reusing the first run's rows (issue 27), so both runs schedule all of them
     return _manifest(folder, [_good(files, f"c{i:03d}") for i in range(n)],
-                     execution={"cases_per_actor": 1000})
+                     execution={"cases_per_actor": 1000, "reuse_days": 0})
 
 
 def _throughput(output: Path, run_id: str) -> float:
