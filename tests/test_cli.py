@@ -50,6 +50,20 @@ def test_the_cli_process_does_not_import_tensorflow() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+def test_tables_follow_the_width_of_each_invocation_not_of_the_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich reads COLUMNS when a console is made; ours read it when they print, so one
+    process running many commands (a test session, a notebook) renders each at its width."""
+    from audit.cli import render
+
+    monkeypatch.setenv("COLUMNS", "50")
+    narrow = render.LiveConsole()
+    assert (narrow.width, render.out.width, render.err.width) == (50, 50, 50)
+    monkeypatch.setenv("COLUMNS", "250")
+    assert (narrow.width, render.out.width, render.err.width) == (250, 250, 250)
+    assert render.LiveConsole(width=90).width == 90  # an explicit width still holds
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})

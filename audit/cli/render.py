@@ -20,8 +20,21 @@ from audit.errors import FlatlineError, JobsError
 from audit.reports import verdict_color
 from audit.util.text import one_line
 
-out = Console()
-err = Console(stderr=True)
+
+
+class LiveConsole(Console):
+    """A console sized when it prints (`COLUMNS`, else the terminal, else 80), not when this
+    module was imported: rich reads `COLUMNS` once, in `Console()`, so a long-lived process
+    (a notebook, a test session, `CliRunner(env=...)`) would keep the first width forever."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._width = options.get("width")  # None: rich's `size` reads COLUMNS each time
+        self._height = options.get("height")
+
+
+out = LiveConsole()
+err = LiveConsole(stderr=True)
 
 
 #: exit code of a command that could not run at all (bad manifest, no cluster, bad query)
