@@ -14,6 +14,52 @@ from typing import Any
 
 import pytest
 
+# ---------------------------------------------------------------- parallel runs (issue 28)
+
+#: The README's `pytest` runs the files in parallel (pytest-xdist, `-n auto` in pyproject),
+#: each file whole in one worker. The files named here share one worker, one after another:
+#: every test that starts a Ray (two on one machine would fight over ports, CPUs and the
+#: object store) and every user of the session's zoo (built and audited once per worker that
+#: asks for it). `pytest_collection_modifyitems` refuses a test that belongs here and is not.
+SHARED_WORKER = {
+    **dict.fromkeys(("test_benchmarks.py", "test_chaos.py", "test_cli.py", "test_fleet.py",
+                     "test_jobs.py", "test_multinode.py", "test_registry_mlflow.py",
+                     "test_resume_unreadable.py", "test_reuse.py", "test_storage.py"), "ray"),
+    **dict.fromkeys(("test_probe_keys.py", "test_probes_contract.py",
+                     "test_retrain_isolation.py", "test_zoo_diagnosis.py",
+                     "test_zoo_stability.py"), "zoo"),
+}
+ZOO_FIXTURES = {"zoo_cases", "zoo_reports"}
+
+
+def shared_worker(nodeid: str) -> str:
+    """The worker group of a test: its file's entry in `SHARED_WORKER`, else its file."""
+    file = nodeid.split("::", 1)[0]
+    return SHARED_WORKER.get(Path(file).name, file)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that starts Ray or uses the zoo from a file outside its group."""
+    wrong = [f"{item.nodeid} (should be in group {group!r})" for item in items
+             for group, needed in (("ray", item.get_closest_marker("ray") is not None),
+                                   ("zoo", bool(ZOO_FIXTURES & set(item.fixturenames))))
+             if needed and shared_worker(item.nodeid) != group]
+    if wrong:
+        raise pytest.UsageError("tests/conftest.py SHARED_WORKER misses: " + "; ".join(wrong))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> object:
+    """xdist's scope scheduling with our groups as scopes (biggest group first)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedWorkerScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return shared_worker(nodeid)
+
+    return SharedWorkerScheduling(config, log)
+
+
 # ---------------------------------------------------------------- engine: the zoo, built once
 
 

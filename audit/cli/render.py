@@ -21,7 +21,6 @@ from audit.reports import verdict_color
 from audit.util.text import one_line
 
 
-
 class LiveConsole(Console):
     """A console sized when it prints (`COLUMNS`, else the terminal, else 80), not when this
     module was imported: rich reads `COLUMNS` once, in `Console()`, so a long-lived process
