@@ -1,7 +1,8 @@
 """How soon a fleet starts: from `audit run` to its first case's start, against one
 `import tensorflow` in a fresh process (the least a worker must do before any case), and a
-worker's own import (TensorFlow, Keras, the engine) with and without the Keras namespace it
-never uses (`audit.models.imports`).
+worker's own import (TensorFlow, Keras, the engine) with and without the modules Keras imports
+that a worker never uses (`audit.models.imports`: `keras._tf_keras`, `keras.wrappers` and
+the scikit-learn it imports, `matplotlib.pyplot`).
 
     python benchmarks/fleet_start.py [--repeats 3]
 
@@ -32,7 +33,8 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 IMPORT_TF = "import tensorflow"
 WORKER_IMPORT = ("import sys\n{defer}import tensorflow, keras, audit.engine\n"
-                 "assert ('keras._tf_keras.keras' in sys.modules) == {loaded}")
+                 "assert ('keras._tf_keras.keras' in sys.modules) == {loaded}\n"
+                 "assert ('sklearn' in sys.modules) == {loaded}")
 
 
 def _seconds(code: str) -> float:
@@ -75,7 +77,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="flatline-start-") as tmp:
         first_s = statistics.median(_first_case_s(Path(tmp) / str(i))
                                     for i in range(args.repeats))
-    defer = "from audit.models.imports import defer_keras_compat_namespace as d; d()\n"
+    defer = "from audit.models.imports import defer_unused_imports as d; d()\n"
     plain_s = statistics.median(_seconds(WORKER_IMPORT.format(defer="", loaded=True))
                                 for _ in range(args.repeats))
     deferred_s = statistics.median(_seconds(WORKER_IMPORT.format(defer=defer, loaded=False))

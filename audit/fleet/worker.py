@@ -25,7 +25,7 @@ from typing import Any
 
 from audit.fleet.testing import Faults, dying_store, fires, maybe_inject
 from audit.manifest.case import CaseSpec, Resources
-from audit.models.imports import defer_keras_compat_namespace
+from audit.models.imports import defer_unused_imports
 from audit.reports import ReportError, Store
 
 __all__ = [
@@ -80,7 +80,7 @@ class CaseWorker:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         context = ray.get_runtime_context()
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-        defer_keras_compat_namespace()  # before TensorFlow imports Keras
+        defer_unused_imports()  # before TensorFlow imports Keras
         configure_tensorflow(self.config.resources, gpu_ids)
         import audit.engine  # noqa: F401  (Keras and every probe: not the first case's cost)
 
