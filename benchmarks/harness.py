@@ -50,8 +50,9 @@ WHAT = {
                               "medians hide them), with the case named",
     "fleet_parallel": "the fleet on the local Ray with 1 worker slot vs 2 slots; ratio = 1 slot / "
                       "2 slots",
-    "fleet_overhead": "a plain loop of audit_case in this process vs the fleet with 1 slot; "
-                      "ratio = loop / fleet",
+    "fleet_overhead": "a plain loop of audit_case in a fresh process (its imports included, "
+                      "as the fleet's actor's are) vs the fleet with 1 slot; ratio = loop / "
+                      "fleet (the JSON keeps the loop in this warm process too)",
     "nightly_validate": "expanding an unchanged fleet of large files into cases (what audit "
                         "validate does) the second time, as a new process (digest cache on "
                         "disk), vs the first time (cache empty); ids checked identical",

@@ -7,6 +7,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep every Ray on 127.0.0.1
+# Ray starts its workers at nice 15; beside the zoo's processes (nice 0) in the other pytest
+# worker, an actor importing TensorFlow got ~5% of a core and a 12 s test took 146 s. The
+# suite's Rays (and the `audit run` / `ray start` processes tests spawn) share fairly.
+os.environ.setdefault("RAY_worker_niceness", "0")
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +26,7 @@ import pytest
 #: object store) and every user of the session's zoo (built and audited once per worker that
 #: asks for it). `pytest_collection_modifyitems` refuses a test that belongs here and is not.
 SHARED_WORKER = {
-    **dict.fromkeys(("test_benchmarks.py", "test_chaos.py", "test_cli.py", "test_fleet.py",
+    **dict.fromkeys(("test_chaos.py", "test_cli.py", "test_fleet.py",
                      "test_jobs.py", "test_multinode.py", "test_registry_mlflow.py",
                      "test_resume_unreadable.py", "test_reuse.py", "test_storage.py"), "ray"),
     **dict.fromkeys(("test_probe_keys.py", "test_probes_contract.py",
@@ -102,20 +106,44 @@ def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "bad_model": folder / "corrupt.keras", "bad_data": folder / "corrupt.parquet"}
 
 
+#: the local Ray the modules share: 2 CPUs and 2 stand-in GPUs (fractional GPU shares are
+#: scheduled on them). Starting one costs ~5 s and a few CPU-seconds of Ray's own processes, so
+#: it stays up from module to module, until a module that starts a Ray of its own
+#: (`no_shared_ray`) or the session ends.
+SHARED_RAY = {"num_cpus": 2, "num_gpus": 2}
+
+
 @pytest.fixture(scope="module")
-def module_ray(request: pytest.FixtureRequest) -> object:
-    """One local Ray per test module, sized by the module's `RAY_INIT` dict; yields its GCS
-    address (for driver subprocesses) and shuts it down after the module."""
+def module_ray() -> str:
+    """The shared local Ray (started here if it is not up); its GCS address (for driver
+    subprocesses). Whatever a test starts on it (a fleet's actors) ends with the test."""
     import ray
 
-    kwargs = {"num_cpus": 2, **getattr(request.module, "RAY_INIT", {})}
-    # address="local": always a new instance, even when a `ray start` head runs on this machine
-    ray.init(address="local", include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR", **kwargs)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
+    if not ray.is_initialized():
+        # address="local": always a new instance, even when a `ray start` head runs here
+        ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR", **SHARED_RAY)
+    return ray.get_runtime_context().gcs_address
+
+
+@pytest.fixture(scope="module")
+def no_shared_ray() -> None:
+    """For a module that starts its own Ray (`ray start`, a `Cluster`, `audit run`'s
+    embedded one): the shared Ray is shut down first, so two never run at once."""
+    _shutdown_shared_ray()
+
+
+def _shutdown_shared_ray() -> None:
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
         ray.shutdown()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The shared Ray, if a module started it, stops with the session."""
+    _shutdown_shared_ray()
 
 
 # ---------------------------------------------------------------- object stores (issue 4, 13)

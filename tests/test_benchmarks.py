@@ -22,8 +22,8 @@ PER_CASE = ["perturbation", "perturbation_floor", "retrain", "audit_vs_one_fit",
             "audit_vs_one_fit_conv"]
 
 
-@pytest.mark.ray  # the quick run's fleet lines start a local Ray
 def test_quick_run_covers_every_kind_of_case(tmp_path: Path) -> None:
+    # only the per-case lines: no fleet line, so no Ray (the test runs beside the others)
     out = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--only",
@@ -80,7 +80,6 @@ def test_loss_comparison_tolerates_drift_and_divergence_only() -> None:
         check([1.2, 5e25], [1.2, 0.35])
 
 
-@pytest.mark.ray  # its workers are Ray actors
 def test_gpu_check_says_in_one_line_that_there_is_no_gpu() -> None:
     import shutil
 

@@ -23,7 +23,6 @@ from audit.fleet.testing import Injection
 from audit.manifest.schema import Manifest, load_manifest
 
 pytestmark = pytest.mark.ray
-RAY_INIT = {"num_cpus": 2}
 BIN = Path(sys.executable).parent
 
 

@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 from audit.cli.app import app
 
 pytestmark = pytest.mark.ray
-RAY_INIT = {"num_cpus": 2}
 AUDIT = str(Path(sys.executable).parent / "audit")
 COMMANDS = ("demo", "run", "report", "query", "validate")
 

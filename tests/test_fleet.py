@@ -38,7 +38,6 @@ from audit.manifest.case import Resources
 from audit.manifest.schema import Manifest, load_manifest
 
 pytestmark = pytest.mark.ray
-RAY_INIT = {"num_cpus": 2, "num_gpus": 2}
 
 
 def _manifest(folder: Path, cases: list[dict[str, Any]], **top: Any) -> Manifest:

@@ -26,6 +26,7 @@ from audit import jobs
 
 BIN = Path(sys.executable).parent
 TOKEN = "flatline-test-token-5b1e0c"
+pytestmark = pytest.mark.usefixtures("no_shared_ray")  # its heads are Rays of their own
 
 
 # ---------------------------------------------------------------- processes

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("no_shared_ray")]
 
 N_CASES = 8
 HEAD_IP, WORKER_IP = "127.0.0.1", "127.0.0.2"

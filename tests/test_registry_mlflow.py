@@ -34,7 +34,6 @@ from conftest import free_port, mlflow_server
 
 from audit.manifest.schema import Manifest, parse_manifest
 
-RAY_INIT = {"num_cpus": 2}
 ROOT = Path(__file__).resolve().parent.parent
 PIP = ["keras", "tensorflow"]  # given, so log_model does not infer requirements (slow)
 

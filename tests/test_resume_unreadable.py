@@ -16,7 +16,6 @@ from audit.manifest.schema import load_manifest
 from audit.reports import Store, query
 
 pytestmark = pytest.mark.ray
-RAY_INIT = {"num_cpus": 2}
 
 
 def test_resume_reruns_a_case_whose_file_is_truncated(

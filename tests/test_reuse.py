@@ -24,7 +24,6 @@ from audit.manifest.schema import load_manifest
 from audit.reports import Store, summarize
 
 pytestmark = pytest.mark.ray
-RAY_INIT = {"num_cpus": 2}
 
 
 def _quiet(**over: Any) -> FleetOptions:

@@ -19,7 +19,7 @@ from conftest import moto_server
 
 from audit import jobs
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("no_shared_ray")]
 
 BIN = Path(sys.executable).parent
 BUCKET = "flatline-test"
