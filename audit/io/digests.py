@@ -144,7 +144,7 @@ def _files(fs: Any, path: str) -> list[Any]:
 
 
 def _update(sha: Any, fs: Any, path: str) -> None:
-    with fs.open_input_stream(path) as stream:
+    with fs.open_input_stream(path, compression=None) as stream:
         while chunk := stream.read(1 << 20):
             sha.update(chunk)
 

@@ -1,0 +1,385 @@
+"""Reading TFRecord files of `tf.Example` records (one file, a glob of shards or a folder,
+local or in a bucket, plain, GZIP or ZLIB) into the same `Table` Parquet gives.
+
+The feature spec comes from a TFX schema when the case names one (`tf_schema`), else from
+what the model's inputs expect (`ColumnHint`s the subject layer passes down as plain data),
+else from the first records: a `float_list` is numeric, an `int64_list` ids or numbers, a
+`bytes_list` text or, for an image input, encoded images (`tf.io.decode_image`). Records are
+parsed in batches with `tf.io.parse_example` (every feature as a variable-length list), then
+shaped as Parquet's columns are: one value per record as a 1-D array (NaN, or None for text,
+where a record lacks it), lists of one length as `(rows, values)`, ragged lists as object
+arrays of lists. Column order is the schema's, else the names in natural order (`x2` before
+`x10`): a tf.Example is a map, its order on the wire means nothing.
+
+The sample (`tfrecord_plan`): a dataset of at most `EXACT_BYTES` is counted and sampled
+exactly as a Parquet file of the same rows (the same seeded row indices over the shards in
+name order), so both give the same rows; a bigger one is sampled by blocks: seeded shards, a
+seeded skip in each, a contiguous block of records after it, read interleaved with `tf.data`.
+Only the sampled records are parsed and kept; remote shards are copied to a temporary folder,
+one block's shards at a time, since TensorFlow 2.21 reads no s3:// or gs:// itself.
+
+Bad input is one `TableError` line naming the file and the record: a corrupt record
+(`DataLossError`), a record without the label, a feature whose type disagrees with the schema
+or the input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from audit.errors import TableError
+from audit.io import locations
+from audit.io.tabular import ColumnHint, DataOptions, Table
+from audit.io.tf_schema import SchemaFeature, read_schema
+from audit.io.tfrecord_files import Shard, read_prefix, shard_files
+from audit.io.tfrecord_plan import Block, Plan, plan_sample
+from audit.util.text import one_line
+
+__all__ = ["column_names", "read_tfrecord"]
+
+PEEK_RECORDS = 100  # the first records of the first shard, read to see the features
+BATCH = 1024  # records parsed at a time
+READ_PARALLEL = 4  # shards read at once
+_TYPE_ERROR = re.compile(r"Key: (?P<key>.+?), Index: (?P<index>\d+)\.\s+Data types don't match\."
+                         r"\s+Expected type: (?P<expected>\w+), Actual type: (?P<actual>\w+)")
+_WIRE = {"float": "float_list", "int64": "int64_list", "string": "bytes_list"}
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """How one column is parsed and checked: its value list, whether it holds encoded images,
+    a fixed shape, and what it is expected to be (for messages)."""
+
+    kind: str  # float_list | int64_list | bytes_list
+    image: bool = False
+    shape: tuple[int, ...] | None = None
+    expects: str = ""  # "the schema says FLOAT", "model input 'age' ... expects ..."
+
+
+def column_names(location: str, options: DataOptions) -> list[str]:
+    """The features of the dataset: the schema's, else those of its first records."""
+    shards = shard_files(location, options.compression)
+    if options.schema:
+        return list(read_schema(options.schema))
+    return _natural(_observe(shards[0]))
+
+
+def read_tfrecord(location: str, columns: list[str] | None, max_rows: int | None, seed: int,
+                  options: DataOptions) -> Table:
+    """The dataset's columns (all, or `columns`), at most `max_rows` records sampled with
+    `seed` (see `audit.io.tfrecord_plan` for what the sample is)."""
+    shards = shard_files(location, options.compression)
+    schema = read_schema(options.schema) if options.schema else {}
+    observed = _observe(shards[0])
+    names = columns if columns is not None else (list(schema) or _natural(observed))
+    specs = {n: _resolve(n, observed, schema, options.hints, shards[0].location)
+             for n in names}
+    chunks: list[_Chunk] = []
+    with _Copies() as copies:
+        plan = plan_sample(shards, max_rows, seed,
+                           counter=lambda shard: _count(shard, copies.path(shard)))
+        for blocks in plan.rounds():
+            results = _read_blocks(shards, blocks, specs, plan, options.required, copies)
+            plan.record(blocks, [(r.read, r.kept) for r in results])
+            chunks.extend(c for r in results for c in r.chunks)
+    chunks.sort(key=lambda c: (c.shard, c.first))
+    table = {n: _column(n, specs[n], [c.columns[n] for c in chunks], shards) for n in names}
+    return Table(table, plan.rows_in_file(), rows_in_file_estimated=plan.estimated)
+
+
+def _natural(names: Any) -> list[str]:
+    return sorted(names, key=lambda n: [int(p) if p.isdigit() else p
+                                        for p in re.split(r"(\d+)", n)])
+
+
+# ---------------------------------------------------------------- the feature spec
+
+
+def _observe(shard: Shard) -> dict[str, tuple[str, int]]:
+    """Each feature of the first records: its value list and the first record holding it."""
+    from google.protobuf.message import DecodeError  # TensorFlow's protobuf: with it
+    from tensorflow.core.example import example_pb2
+
+    seen: dict[str, tuple[str, int]] = {}
+    for i, raw in enumerate(read_prefix(shard, PEEK_RECORDS).records[:PEEK_RECORDS]):
+        try:
+            example = example_pb2.Example.FromString(raw)
+        except DecodeError as exc:
+            raise TableError(f"{shard.location}: record {i}: not a tf.Example "
+                             f"({one_line(exc)})") from None
+        for name, feature in example.features.feature.items():
+            kind = feature.WhichOneof("kind")
+            if kind is None:
+                continue
+            if name in seen and seen[name][0] != kind:
+                raise TableError(f"{shard.location}: record {i}: feature {name!r} is a {kind}; "
+                                 f"record {seen[name][1]} holds a {seen[name][0]}")
+            seen.setdefault(name, (kind, i))
+    return seen
+
+
+def _resolve(name: str, observed: dict[str, tuple[str, int]],
+             schema: dict[str, SchemaFeature], hints: Any, where: str) -> _Spec:
+    """The column's spec: the schema's type, else the type its first record holds checked
+    against what its model input accepts. A first record that disagrees is an error."""
+    seen = observed.get(name)
+    if name in schema:
+        feature = schema[name]
+        expects = f"the schema says {feature.type_name}"
+        if seen and seen[0] != feature.kind:
+            raise TableError(f"{where}: record {seen[1]}: feature {name!r} is a {seen[0]}; "
+                             f"{expects}")
+        return _Spec(feature.kind, feature.image, feature.shape, expects)
+    hint: ColumnHint | None = hints.get(name)
+    if seen is None:
+        if hint is not None and len(hint.accepts) == 1:
+            kind = next(iter(hint.accepts))
+            return _Spec(kind, hint.image, None, f"{hint.what} expects a {kind}")
+        raise TableError(f"{where}: feature {name!r} not found in the first "
+                         f"{PEEK_RECORDS} records; features are {_natural(observed)}")
+    if hint is not None:
+        expects = f"{hint.what} expects a {' or '.join(sorted(hint.accepts))}"
+        if seen[0] not in hint.accepts:
+            raise TableError(f"{where}: record {seen[1]}: feature {name!r} is a {seen[0]}; "
+                             f"{expects}")
+        return _Spec(seen[0], hint.image and seen[0] == "bytes_list", None, expects)
+    return _Spec(seen[0], False, None, f"record {seen[1]} of {where} holds a {seen[0]}")
+
+
+# ---------------------------------------------------------------- reading with tf.data
+
+
+def _count(shard: Shard, path: str) -> int:
+    """Records in one (local) shard, read through tf.data (CRCs checked)."""
+    import tensorflow as tf
+
+    dataset = tf.data.TFRecordDataset(path, shard.compression, buffer_size=1 << 20)
+    try:
+        return int(dataset.batch(8192).reduce(np.int64(0), lambda n, b: n + tf.size(
+            b, out_type=tf.int64)))
+    except tf.errors.DataLossError:
+        raise _corrupt(shard, path, 0) from None
+
+
+@dataclass
+class _Chunk:
+    """Parsed records of one batch: their shard, the first one's position, and per column
+    its values and each record's number of values."""
+
+    shard: int
+    first: int
+    columns: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class _BlockRead:
+    read: int = 0  # records read from the block
+    kept: int = 0  # of them, kept by the sample
+    chunks: list[_Chunk] = field(default_factory=list)
+
+
+def _read_blocks(shards: list[Shard], blocks: list[Block], specs: dict[str, _Spec], plan: Plan,
+                 required: tuple[str, ...], copies: _Copies) -> list[_BlockRead]:
+    """Read and parse `blocks` (interleaved over their shards), keeping the records the plan
+    keeps."""
+    import tensorflow as tf
+
+    paths = [copies.path(shards[b.shard]) for b in blocks]
+    dataset = tf.data.Dataset.from_tensor_slices((
+        paths, [shards[b.shard].compression for b in blocks],
+        np.array([b.skip for b in blocks], np.int64),
+        np.array([b.take for b in blocks], np.int64), np.arange(len(blocks), dtype=np.int64)))
+    parallel = min(len(blocks), READ_PARALLEL)
+    dataset = dataset.interleave(_block_dataset, cycle_length=parallel,
+                                 num_parallel_calls=parallel, deterministic=True)
+    spec = {n: tf.io.VarLenFeature(_TF_DTYPES[s.kind](tf)) for n, s in specs.items()}
+    results = [_BlockRead() for _ in blocks]
+    try:
+        for index, positions, records in dataset.prefetch(2):
+            result, block = results[int(index)], blocks[int(index)]
+            pos = positions.numpy()
+            result.read += len(pos)
+            keep = plan.keep_mask(block.shard, pos)
+            if keep is not None:
+                pos, records = pos[keep], tf.boolean_mask(records, keep)
+            if len(pos):
+                parsed = _parse(records, spec, specs, shards[block.shard], pos, required)
+                result.chunks.append(_Chunk(block.shard, int(pos[0]), parsed))
+                result.kept += len(pos)
+    except tf.errors.DataLossError:
+        for block, path in zip(blocks, paths, strict=True):  # which shard: each read alone
+            _count(shards[block.shard], path)
+        raise TableError(f"{shards[blocks[0].shard].location}: corrupt TFRecord data "
+                         "(DataLossError)") from None
+    return results
+
+
+def _block_dataset(path: Any, compression: Any, skip: Any, take: Any, index: Any) -> Any:
+    import tensorflow as tf
+
+    records = tf.data.TFRecordDataset(path, compression, buffer_size=1 << 20).skip(skip)
+    positions = tf.data.Dataset.range(skip, tf.int64.max)
+    return tf.data.Dataset.zip(positions, records.take(take)).batch(BATCH).map(
+        lambda p, r: (index, p, r))
+
+
+_TF_DTYPES = {"float_list": lambda tf: tf.float32, "int64_list": lambda tf: tf.int64,
+              "bytes_list": lambda tf: tf.string}
+
+
+def _parse(records: Any, spec: dict[str, Any], specs: dict[str, _Spec], shard: Shard,
+           positions: np.ndarray, required: tuple[str, ...]) -> dict[str, Any]:
+    """One batch of records as (values, lengths) per column, checked against the specs."""
+    import tensorflow as tf
+
+    try:
+        parsed = tf.io.parse_example(records, spec)
+    except tf.errors.InvalidArgumentError as exc:
+        raise _type_error(exc, shard, positions, specs) from None
+    out = {}
+    for name, sparse in parsed.items():
+        rows = sparse.indices.numpy()[:, 0]
+        lengths = np.bincount(rows, minlength=len(positions))
+        if name in required and not lengths.all():
+            record = int(positions[np.argmin(lengths > 0)])
+            raise TableError(f"{shard.location}: record {record}: no label {name!r} (the "
+                             "feature is missing or empty)")
+        values, s = sparse.values.numpy(), specs[name]
+        if s.image:
+            values, lengths = _decode_images(values, lengths, shard, positions, name)
+        elif s.shape is not None:
+            size = int(np.prod(s.shape))
+            bad = (lengths != size) & (lengths > 0)
+            if bad.any():
+                at = int(np.argmax(bad))
+                raise TableError(f"{shard.location}: record {int(positions[at])}: feature "
+                                 f"{name!r} holds {int(lengths[at])} values; the schema's "
+                                 f"shape is {list(s.shape)} ({size} values)")
+        out[name] = (values, lengths)
+    return out
+
+
+def _type_error(exc: Exception, shard: Shard, positions: np.ndarray,
+                specs: dict[str, _Spec]) -> TableError:
+    found = _TYPE_ERROR.search(str(exc))
+    if not found:
+        return TableError(f"{shard.location}: records {int(positions[0])}.."
+                          f"{int(positions[-1])}: cannot parse as tf.Example "
+                          f"({one_line(exc)})")
+    key, record = found["key"], int(positions[int(found["index"])])
+    actual = _WIRE.get(found["actual"], found["actual"])
+    expects = specs[key].expects if key in specs else f"expected a {found['expected']}"
+    return TableError(f"{shard.location}: record {record}: feature {key!r} is a {actual}; "
+                      f"{expects}")
+
+
+def _decode_images(values: np.ndarray, lengths: np.ndarray, shard: Shard,
+                   positions: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded images (PNG, JPEG, GIF, BMP), one per record, as float32 pixels `(k, H, W, C)`
+    with one value per record in `lengths`."""
+    import tensorflow as tf
+
+    if (lengths != 1).any():
+        at = int(np.argmax(lengths != 1))
+        raise TableError(f"{shard.location}: record {int(positions[at])}: feature {name!r} "
+                         f"holds {int(lengths[at])} images; an image input takes one")
+    pixels = []
+    for row, encoded in enumerate(values):
+        try:
+            image = tf.io.decode_image(encoded, expand_animations=False).numpy()
+        except tf.errors.InvalidArgumentError as exc:
+            raise TableError(f"{shard.location}: record {int(positions[row])}: feature "
+                             f"{name!r} is not an encoded image ({one_line(exc, 120)})") from None
+        if pixels and image.shape != pixels[0].shape:
+            raise TableError(f"{shard.location}: record {int(positions[row])}: image "
+                             f"{name!r} is {image.shape}; record {int(positions[0])}'s is "
+                             f"{pixels[0].shape}")
+        pixels.append(image.astype(np.float32))
+    return np.stack(pixels), lengths
+
+
+def _corrupt(shard: Shard, path: str, start: int) -> TableError:
+    """Where a shard is corrupt: its records read one batch at a time from `start`, counted
+    up to the one that fails."""
+    import tensorflow as tf
+
+    good = start
+    dataset = tf.data.TFRecordDataset(path, shard.compression).skip(start).batch(256)
+    try:
+        for batch in dataset:
+            good += len(batch)
+    except tf.errors.DataLossError as exc:
+        detail = one_line(str(exc).split("}}")[-1].split("[Op:")[0].strip(), 160)
+        return TableError(f"{shard.location}: record {good}: corrupt (DataLossError: "
+                          f"{detail})")
+    return TableError(f"{shard.location}: corrupt TFRecord data (DataLossError)")
+
+
+class _Copies(contextlib.AbstractContextManager):
+    """A local path for each shard read: itself when local, else a temporary copy (streamed
+    in chunks, so memory stays at one chunk), kept until the read ends: TensorFlow 2.21 reads
+    no s3:// or gs:// itself (that is tensorflow-io)."""
+
+    def __init__(self) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._paths: dict[str, str] = {}
+
+    def path(self, shard: Shard) -> str:
+        if locations.is_local(shard.location):
+            return shard.location.removeprefix("file://")
+        if shard.location not in self._paths:
+            self._tmp = self._tmp or tempfile.TemporaryDirectory(prefix="flatline-tfrecord-")
+            target = os.path.join(self._tmp.name, f"{len(self._paths):05d}")
+            try:
+                fs, path = locations.filesystem(shard.location)
+                with fs.open_input_stream(path, compression=None) as src, \
+                        open(target, "wb") as dst:
+                    while chunk := src.read(1 << 22):
+                        dst.write(chunk)
+            except (OSError, ValueError) as exc:
+                raise locations.LocationError(f"{shard.location}: cannot read "
+                                              f"({one_line(exc)})") from None
+            self._paths[shard.location] = target
+        return self._paths[shard.location]
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def _column(name: str, spec: _Spec, chunks: list[tuple[np.ndarray, np.ndarray]],
+            shards: list[Shard]) -> np.ndarray:
+    """One column from its parsed chunks, shaped as a Parquet column of the same data."""
+    if spec.image:
+        shapes = sorted({v.shape[1:] for v, _ in chunks})
+        if len(shapes) > 1:
+            raise TableError(f"{shards[0].location}: images in {name!r} have shapes {shapes}; "
+                             "an image input takes one shape")
+        return np.concatenate([v for v, _ in chunks]) if chunks else np.zeros((0, 1), "f")
+    values = (np.concatenate([v for v, _ in chunks]) if chunks else np.zeros(0))
+    lengths = np.concatenate([n for _, n in chunks]) if chunks else np.zeros(0, np.int64)
+    if spec.kind == "bytes_list":
+        values = np.array([v.decode("utf-8", "replace") for v in values], dtype=object)
+    elif spec.kind == "float_list":
+        values = values.astype(np.float64)
+    n = len(lengths)
+    if n == 0 or (lengths == 1).all():
+        return values
+    if (lengths <= 1).all():  # one value or none: missing cells, as Parquet's nulls
+        out = np.full(n, None, dtype=object) if values.dtype == object else np.full(n, np.nan)
+        out[lengths == 1] = values
+        return out
+    if (lengths == lengths[0]).all():
+        shape = spec.shape if spec.shape and len(spec.shape) > 1 else (int(lengths[0]),)
+        return values.reshape((n, *shape))
+    parts = np.split(values, np.cumsum(lengths)[:-1])
+    out = np.empty(n, dtype=object)
+    out[:] = [part.tolist() for part in parts]
+    return out
