@@ -19,7 +19,7 @@ from audit.errors import LocationError, TableError
 from audit.io import locations
 from audit.util.text import one_line
 
-__all__ = ["Prefix", "Shard", "compression_of", "has_glob", "is_tfrecord", "looks_like_tfrecord",
+__all__ = ["Prefix", "Shard", "compression_of", "is_tfrecord", "looks_like_tfrecord",
            "read_prefix", "shard_files"]
 
 #: compression names tf.data takes, by what a data_format may say
@@ -43,10 +43,6 @@ class Shard:
     compression: str  # GZIP | ZLIB | "" (none)
 
 
-def has_glob(location: str) -> bool:
-    return bool(set(locations.without_query(location)) & set("*?["))
-
-
 def looks_like_tfrecord(location: str) -> bool:
     """A TFRecord file by its name: `.tfrecord[s]`, optionally `.gz`/`.zlib`, or a `.gz`
     whose name says tfrecord (TFX's `data_tfrecord-00000-of-00001.gz`)."""
@@ -62,7 +58,7 @@ def is_tfrecord(location: str, fmt: str | None) -> bool:
         return fmt.lower() == "tfrecord"
     if looks_like_tfrecord(location):
         return True
-    if has_glob(location) or _name(location).lower().endswith(OTHER_FORMATS):
+    if locations.has_glob(location) or _name(location).lower().endswith(OTHER_FORMATS):
         return False
     try:
         files = _folder_files(location)
@@ -91,7 +87,7 @@ def shard_files(location: str, compression: str | None = None) -> list[Shard]:
     """The shards a location names, sorted: one file, the files a glob matches, or the shard
     files of a folder. Raises `LocationError` when there are none."""
     try:
-        if has_glob(location):
+        if locations.has_glob(location):
             found = [(m, _size(m)) for m in locations.expand_glob(location)]
             if not found:
                 raise LocationError(f"{location}: no file matches the glob")

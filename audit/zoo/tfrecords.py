@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["example_bytes", "write_tfrecords"]
+__all__ = ["as_tfrecords", "example_bytes", "write_tfrecords"]
 
 
 def _feature(values: Any, kind: str) -> Any:
@@ -61,3 +61,15 @@ def write_tfrecords(columns: dict[str, np.ndarray], folder: Path, stem: str = "e
                 writer.write(example_bytes(columns, row))
         paths.append(path)
     return paths
+
+
+def as_tfrecords(data: str, folder: Path, shards: int = 4, compression: str = "GZIP") -> str:
+    """A zoo case's dataset (Parquet or `.npz`) written again as TFRecord shards in `folder`:
+    every row, in order, as Flatline reads them; returns the shards' glob."""
+    from audit.io.tables import read_table  # the rows exactly as an audit reads them
+
+    columns = read_table(data).columns
+    stem = Path(data).name.split(".", 1)[0]
+    write_tfrecords(columns, folder, stem, shards, compression)
+    suffix = {"GZIP": ".tfrecord.gz", "ZLIB": ".tfrecord.zlib", "": ".tfrecord"}[compression]
+    return str(folder / f"{stem}-*{suffix}")
