@@ -108,10 +108,12 @@ def _observe(shard: Shard) -> dict[str, tuple[str, int]]:
     from tensorflow.core.example import example_pb2
 
     seen: dict[str, tuple[str, int]] = {}
-    for i, raw in enumerate(read_prefix(shard, PEEK_RECORDS).records[:PEEK_RECORDS]):
+    prefix = read_prefix(shard, PEEK_RECORDS)
+    for i, raw in enumerate(prefix.records[:PEEK_RECORDS]):
         try:
             example = example_pb2.Example.FromString(raw)
         except DecodeError as exc:
+            _check_crcs(shard, prefix.framed)  # a corrupt record is a DataLossError
             raise TableError(f"{shard.location}: record {i}: not a tf.Example "
                              f"({one_line(exc)})") from None
         for name, feature in example.features.feature.items():
@@ -306,20 +308,35 @@ def _decode_images(values: np.ndarray, lengths: np.ndarray, shard: Shard,
 
 
 def _corrupt(shard: Shard, path: str, start: int) -> TableError:
-    """Where a shard is corrupt: its records read one batch at a time from `start`, counted
-    up to the one that fails."""
+    """Where a shard is corrupt: its records counted from `start` in batches up to the batch
+    that fails, then one by one within it."""
     import tensorflow as tf
 
     good = start
-    dataset = tf.data.TFRecordDataset(path, shard.compression).skip(start).batch(256)
     try:
-        for batch in dataset:
+        for batch in tf.data.TFRecordDataset(path, shard.compression).skip(start).batch(4096):
             good += len(batch)
     except tf.errors.DataLossError as exc:
-        detail = one_line(str(exc).split("}}")[-1].split("[Op:")[0].strip(), 160)
+        error = exc
+        with contextlib.suppress(tf.errors.DataLossError):
+            for _ in tf.data.TFRecordDataset(path, shard.compression).skip(good):
+                good += 1
+        detail = one_line(str(error).split("}}")[-1].split("[Op:")[0].strip(), 160)
         return TableError(f"{shard.location}: record {good}: corrupt (DataLossError: "
                           f"{detail})")
     return TableError(f"{shard.location}: corrupt TFRecord data (DataLossError)")
+
+
+def _check_crcs(shard: Shard, framed: bytes) -> None:
+    """Raise where the first records of `shard` (`framed`: as TFRecord, uncompressed) fail
+    their CRC: tf.data checks them, from a temporary copy of these bytes."""
+    with tempfile.TemporaryDirectory(prefix="flatline-tfrecord-") as tmp:
+        path = os.path.join(tmp, "prefix.tfrecord")
+        with open(path, "wb") as out:
+            out.write(framed)
+        error = _corrupt(Shard(shard.location, len(framed), ""), path, 0)
+    if "DataLossError:" in str(error):
+        raise error
 
 
 class _Copies(contextlib.AbstractContextManager):

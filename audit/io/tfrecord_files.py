@@ -140,6 +140,7 @@ class Prefix:
     records: list[bytes]
     whole: bool  # the prefix was the whole shard: `records` is all of it
     records_per_byte: float  # records per byte of the file as stored (compressed or not)
+    framed: bytes = b""  # the records with their framing and CRCs, uncompressed
 
     def estimate(self, size: int) -> int:
         """The shard's records: counted when the prefix was all of it, else estimated."""
@@ -168,7 +169,7 @@ def read_prefix(shard: Shard, want_records: int = 1) -> Prefix:
                          f"{' (' + shard.compression + ')' if shard.compression else ''}?")
     ratio = len(data) / len(raw) if raw else 1.0
     rate = len(records) / used * ratio if used else 0.0
-    return Prefix(records, whole, rate)
+    return Prefix(records, whole, rate, data[:used])
 
 
 def _read_bytes(location: str, nbytes: int) -> bytes:

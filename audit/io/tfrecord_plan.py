@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from audit.io.tabular import sample_indices
-from audit.io.tfrecord_files import Prefix, Shard, read_prefix
+from audit.io.tfrecord_files import PREFIX_BYTES, Prefix, Shard, read_prefix
 
 __all__ = ["EXACT_BYTES", "MAX_SHARDS_SAMPLED", "Block", "Plan", "plan_sample"]
 
@@ -127,10 +127,18 @@ def plan_sample(shards: list[Shard], max_rows: int | None, seed: int,
     rng = np.random.default_rng(seed)
     total = sum(s.size for s in shards)
     if max_rows is None or total <= EXACT_BYTES:
-        counts = {i: counter(s) for i, s in enumerate(shards)}
+        counts = {i: _count(s, counter) for i, s in enumerate(shards)}
         n = sum(counts.values())
         offsets = np.concatenate([[0], np.cumsum([counts[i] for i in range(len(shards))])])
         return Plan(shards, max_rows, rng, True, counts, offsets=offsets.astype(np.int64),
                     keep=sample_indices(n, max_rows, seed))
     order = [int(i) for i in rng.permutation(len(shards))]
     return Plan(shards, max_rows, rng, False, order=order)
+
+
+def _count(shard: Shard, counter: Callable[[Shard], int]) -> int:
+    """A shard's records: a small one by its framing (its CRCs are checked when it is read),
+    a bigger one by `counter` (tf.data), which does not hold it in memory."""
+    if shard.size <= PREFIX_BYTES:
+        return len(read_prefix(shard, want_records=shard.size).records)
+    return counter(shard)

@@ -22,6 +22,8 @@ def _feature(values: Any, kind: str) -> Any:
     leaves the feature out)."""
     from tensorflow.core.example import feature_pb2
 
+    if kind == "O" and isinstance(values, (list, tuple, np.ndarray)):  # a list cell (ragged)
+        return _feature(np.asarray(values), np.asarray(values).dtype.kind)
     flat = np.asarray(values, dtype=object if kind in "OUS" else None).reshape(-1)
     if kind in "OUS":
         if flat.size == 1 and flat[0] is None:
