@@ -153,8 +153,7 @@ def test_a_schema_gives_the_columns_their_order_and_shape(tmp_path: Path) -> Non
     assert table.columns["grid"].shape == (30, 2, 2) and table.columns["label"].dtype == np.int64
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+def tiny_keras(folder: Path) -> str:
     """A 3-feature regression model (one input reading every non-label column)."""
     import keras
 
@@ -162,9 +161,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"),
                               keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return str(path)
+    model.save(folder / "tiny.keras")
+    return str(folder / "tiny.keras")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return tiny_keras(tmp_path_factory.mktemp("model"))
 
 
 def _rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -173,10 +176,9 @@ def _rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
              "y": [float(rng.normal())]} for _ in range(n)]
 
 
-@pytest.fixture(scope="module")
-def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, Any], str]]:
-    """Each kind of bad TFRecord input, as case fields and the exact one-line error."""
-    folder = tmp_path_factory.mktemp("bad")
+def bad_inputs(folder: Path) -> dict[str, tuple[dict[str, Any], str]]:
+    """Each kind of bad TFRecord input, as case fields and the exact one-line error
+    (tests/test_fleet.py runs them as a fleet)."""
     out: dict[str, tuple[dict[str, Any], str]] = {}
     # a corrupt record: one byte of record 40's data flipped in an uncompressed shard
     path = Path(_examples(folder / "corrupt.tfrecord", _rows(100)))
@@ -225,6 +227,11 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, A
     out["no match"] = ({"data": str(folder / "eval-*.tfrecord.gz")},
                        f"{folder}/eval-*.tfrecord.gz: no file matches the glob")
     return out
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, Any], str]]:
+    return bad_inputs(tmp_path_factory.mktemp("bad"))
 
 
 BAD_KINDS = ["corrupt", "no label", "type vs schema", "type vs input", "bad schema", "no match"]

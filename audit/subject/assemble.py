@@ -95,20 +95,21 @@ def load_subject(spec: CaseSpec) -> Subject:
     original on the case's rows, else the case runs the inference probes on the original."""
     try:
         loaded = load_model(spec.model, trust=spec.trust_model)
-        subject, head = _subject_of(spec, loaded)
+        subject, head = subject_of(spec, loaded)
         if loaded.original is not None:
             problem = keras2.disagreement(loaded.original, subject.model,
                                           subject.inputs.feed(), head)
             if problem:
                 why = f"its Keras 3 rebuild does not predict as it does: {problem}"
-                subject, _ = _subject_of(spec, inference_only(loaded.original, spec.model, why))
+                subject, _ = subject_of(spec, inference_only(loaded.original, spec.model, why))
     except ModelError as exc:
         raise SubjectError(str(exc)) from None
     return subject
 
 
-def _subject_of(spec: CaseSpec, loaded: LoadedModel) -> tuple[Subject, int]:
-    """The subject of one loaded model, and the index of its audited head."""
+def subject_of(spec: CaseSpec, loaded: LoadedModel) -> tuple[Subject, int]:
+    """The subject of one loaded model, and the index of its audited head (a test comparing
+    two datasets of one model loads the model once)."""
     full_model = loaded.model
     model, head_index, head_name = select_head(full_model, spec.output, spec.model)
     declared = model_inputs(model)
