@@ -188,48 +188,67 @@ class _BlockRead:
 
 
 def _read_blocks(shards: list[Shard], blocks: list[Block], specs: dict[str, _Spec], plan: Plan,
-                 required: tuple[str, ...], copies: _Copies) -> list[_BlockRead]:
-    """Read and parse `blocks` (interleaved over their shards), keeping the records the plan
-    keeps."""
+                 required: tuple[str, ...], copies: _Copies,
+                 careful: bool = False) -> list[_BlockRead]:
+    """Read and parse `blocks` (interleaved over their shards, the plan's records kept and
+    parsed inside tf.data). A record that does not parse is found again `careful`ly: each
+    batch parsed on its own, so the error names its shard and record."""
     import tensorflow as tf
 
     paths = [copies.path(shards[b.shard]) for b in blocks]
+    keep = plan.keep_flags()
+    keep_all = None if keep is None else tf.constant(keep)
+    offsets = [0 if plan.offsets is None else int(plan.offsets[b.shard]) for b in blocks]
+
+    def block(path: Any, compression: Any, skip: Any, take: Any, index: Any,
+              offset: Any) -> Any:
+        records = tf.data.TFRecordDataset(path, compression, buffer_size=1 << 20).skip(skip)
+        pairs = tf.data.Dataset.zip(tf.data.Dataset.range(skip, tf.int64.max),
+                                    records.take(take))
+        batches = pairs.batch(BATCH)
+        if keep_all is not None:  # per batch, not per record: a filter per record costs more
+            batches = batches.map(lambda p, r: _kept(tf, keep_all, offset + p, p, r)).filter(
+                lambda p, _: tf.size(p) > 0)
+        return batches.map(lambda p, r: (index, p, r))
+
     dataset = tf.data.Dataset.from_tensor_slices((
         paths, [shards[b.shard].compression for b in blocks],
         np.array([b.skip for b in blocks], np.int64),
-        np.array([b.take for b in blocks], np.int64), np.arange(len(blocks), dtype=np.int64)))
+        np.array([b.take for b in blocks], np.int64), np.arange(len(blocks), dtype=np.int64),
+        np.array(offsets, np.int64)))
     parallel = min(len(blocks), READ_PARALLEL)
-    dataset = dataset.interleave(_block_dataset, cycle_length=parallel,
-                                 num_parallel_calls=parallel, deterministic=True)
+    dataset = dataset.interleave(block, cycle_length=parallel, num_parallel_calls=parallel,
+                                 deterministic=True)
     spec = {n: tf.io.VarLenFeature(_TF_DTYPES[s.kind](tf)) for n, s in specs.items()}
+    if not careful:
+        dataset = dataset.map(lambda i, p, r: (i, p, tf.io.parse_example(r, spec)),
+                              num_parallel_calls=2, deterministic=True)
     results = [_BlockRead() for _ in blocks]
     try:
         for index, positions, records in dataset.prefetch(2):
-            result, block = results[int(index)], blocks[int(index)]
-            pos = positions.numpy()
+            result, block_ = results[int(index)], blocks[int(index)]
+            pos, shard = positions.numpy(), shards[block_.shard]
+            parsed = _parse(records, spec, specs, shard, pos) if careful else records
+            result.chunks.append(_Chunk(block_.shard, int(pos[0]),
+                                        _checked(parsed, specs, shard, pos, required)))
             result.read += len(pos)
-            keep = plan.keep_mask(block.shard, pos)
-            if keep is not None:
-                pos, records = pos[keep], tf.boolean_mask(records, keep)
-            if len(pos):
-                parsed = _parse(records, spec, specs, shards[block.shard], pos, required)
-                result.chunks.append(_Chunk(block.shard, int(pos[0]), parsed))
-                result.kept += len(pos)
+            result.kept += len(pos)
     except tf.errors.DataLossError:
-        for block, path in zip(blocks, paths, strict=True):  # which shard: each read alone
-            _count(shards[block.shard], path)
+        for block_, path in zip(blocks, paths, strict=True):  # which shard: each read alone
+            _count(shards[block_.shard], path)
         raise TableError(f"{shards[blocks[0].shard].location}: corrupt TFRecord data "
                          "(DataLossError)") from None
+    except tf.errors.InvalidArgumentError as exc:
+        if careful:
+            raise TableError(f"{shards[blocks[0].shard].location}: cannot parse as tf.Example "
+                             f"({one_line(exc)})") from None
+        return _read_blocks(shards, blocks, specs, plan, required, copies, careful=True)
     return results
 
 
-def _block_dataset(path: Any, compression: Any, skip: Any, take: Any, index: Any) -> Any:
-    import tensorflow as tf
-
-    records = tf.data.TFRecordDataset(path, compression, buffer_size=1 << 20).skip(skip)
-    positions = tf.data.Dataset.range(skip, tf.int64.max)
-    return tf.data.Dataset.zip(positions, records.take(take)).batch(BATCH).map(
-        lambda p, r: (index, p, r))
+def _kept(tf: Any, keep: Any, where: Any, positions: Any, records: Any) -> tuple[Any, Any]:
+    mask = tf.gather(keep, where)
+    return tf.boolean_mask(positions, mask), tf.boolean_mask(records, mask)
 
 
 _TF_DTYPES = {"float_list": lambda tf: tf.float32, "int64_list": lambda tf: tf.int64,
@@ -237,14 +256,20 @@ _TF_DTYPES = {"float_list": lambda tf: tf.float32, "int64_list": lambda tf: tf.i
 
 
 def _parse(records: Any, spec: dict[str, Any], specs: dict[str, _Spec], shard: Shard,
-           positions: np.ndarray, required: tuple[str, ...]) -> dict[str, Any]:
-    """One batch of records as (values, lengths) per column, checked against the specs."""
+           positions: np.ndarray) -> Any:
+    """One batch parsed on its own: a type that disagrees names its record."""
     import tensorflow as tf
 
     try:
-        parsed = tf.io.parse_example(records, spec)
+        return tf.io.parse_example(records, spec)
     except tf.errors.InvalidArgumentError as exc:
         raise _type_error(exc, shard, positions, specs) from None
+
+
+def _checked(parsed: dict[str, Any], specs: dict[str, _Spec], shard: Shard,
+             positions: np.ndarray, required: tuple[str, ...]) -> dict[str, Any]:
+    """One parsed batch as (values, lengths) per column, checked against the specs: the
+    label in every record, a schema's shape, images decoded."""
     out = {}
     for name, sparse in parsed.items():
         rows = sparse.indices.numpy()[:, 0]

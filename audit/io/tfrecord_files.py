@@ -85,7 +85,8 @@ def compression_of(location: str, given: str | None) -> str:
 
 def shard_files(location: str, compression: str | None = None) -> list[Shard]:
     """The shards a location names, sorted: one file, the files a glob matches, or the shard
-    files of a folder. Raises `LocationError` when there are none."""
+    files of a folder (those named as TFRecord, else every file but markers such as
+    `_SUCCESS` and a schema). Raises `LocationError` when there are none."""
     try:
         if locations.has_glob(location):
             found = [(m, _size(m)) for m in locations.expand_glob(location)]
@@ -96,6 +97,8 @@ def shard_files(location: str, compression: str | None = None) -> list[Shard]:
             if found is None:
                 found = [(location, _size(location))]
             found = [(f, s) for f, s in found if not _NOT_SHARDS.search(_name(f))]
+            named = [(f, s) for f, s in found if looks_like_tfrecord(f)]
+            found = named or found  # shards by their names, else every file but markers
             if not found:
                 raise LocationError(f"{location}: the folder holds no TFRecord shards")
     except LocationError:

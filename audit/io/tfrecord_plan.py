@@ -83,13 +83,14 @@ class Plan:
                 blocks.append(Block(i, int(self.rng.integers(0, top + 1)), take))
             yield blocks
 
-    def keep_mask(self, shard: int, positions: np.ndarray) -> np.ndarray | None:
-        """Which of these records (positions in `shard`) the sample keeps; None: all."""
+    def keep_flags(self) -> np.ndarray | None:
+        """Per record over all shards (in name order), whether the sample keeps it; None:
+        every record read is kept."""
         if self.keep is None or self.offsets is None:
             return None
-        wanted = self.offsets[shard] + positions
-        at = np.searchsorted(self.keep, wanted).clip(max=len(self.keep) - 1)
-        return self.keep[at] == wanted
+        flags = np.zeros(int(self.offsets[-1]), dtype=bool)
+        flags[self.keep] = True
+        return flags
 
     def record(self, blocks: list[Block], results: list[tuple[int, int]]) -> None:
         """What a round read, (records read, records kept) per block: the records held, and
