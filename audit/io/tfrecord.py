@@ -15,8 +15,9 @@ The sample (`tfrecord_plan`): a dataset of at most `EXACT_BYTES` is counted and 
 exactly as a Parquet file of the same rows (the same seeded row indices over the shards in
 name order), so both give the same rows; a bigger one is sampled by blocks: seeded shards, a
 seeded skip in each, a contiguous block of records after it, read interleaved with `tf.data`.
-Only the sampled records are parsed and kept; remote shards are copied to a temporary folder,
-one block's shards at a time, since TensorFlow 2.21 reads no s3:// or gs:// itself.
+Only the sampled records are parsed and kept. Remote shards that the sample reads (and no
+others) are streamed to a temporary folder, kept until the read ends: TensorFlow 2.21 reads no
+s3:// or gs:// itself. `tfrecord_values` shapes parsed batches into columns.
 
 Bad input is one `TableError` line naming the file and the record: a corrupt record
 (`DataLossError`), a record without the label, a feature whose type disagrees with the schema
@@ -40,6 +41,7 @@ from audit.io.tabular import ColumnHint, DataOptions, Table
 from audit.io.tf_schema import SchemaFeature, read_schema
 from audit.io.tfrecord_files import Shard, read_prefix, shard_files
 from audit.io.tfrecord_plan import Block, Plan, plan_sample
+from audit.io.tfrecord_values import ColumnSpec, checked, column
 from audit.util.text import one_line
 
 __all__ = ["column_names", "read_tfrecord"]
@@ -50,17 +52,6 @@ READ_PARALLEL = 4  # shards read at once
 _TYPE_ERROR = re.compile(r"Key: (?P<key>.+?), Index: (?P<index>\d+)\.\s+Data types don't match\."
                          r"\s+Expected type: (?P<expected>\w+), Actual type: (?P<actual>\w+)")
 _WIRE = {"float": "float_list", "int64": "int64_list", "string": "bytes_list"}
-
-
-@dataclass(frozen=True)
-class _Spec:
-    """How one column is parsed and checked: its value list, whether it holds encoded images,
-    a fixed shape, and what it is expected to be (for messages)."""
-
-    kind: str  # float_list | int64_list | bytes_list
-    image: bool = False
-    shape: tuple[int, ...] | None = None
-    expects: str = ""  # "the schema says FLOAT", "model input 'age' ... expects ..."
 
 
 def column_names(location: str, options: DataOptions) -> list[str]:
@@ -90,7 +81,7 @@ def read_tfrecord(location: str, columns: list[str] | None, max_rows: int | None
             plan.record(blocks, [(r.read, r.kept) for r in results])
             chunks.extend(c for r in results for c in r.chunks)
     chunks.sort(key=lambda c: (c.shard, c.first))
-    table = {n: _column(n, specs[n], [c.columns[n] for c in chunks], shards) for n in names}
+    table = {n: column(n, specs[n], [c.columns[n] for c in chunks], shards) for n in names}
     return Table(table, plan.rows_in_file(), rows_in_file_estimated=plan.estimated)
 
 
@@ -128,7 +119,7 @@ def _observe(shard: Shard) -> dict[str, tuple[str, int]]:
 
 
 def _resolve(name: str, observed: dict[str, tuple[str, int]],
-             schema: dict[str, SchemaFeature], hints: Any, where: str) -> _Spec:
+             schema: dict[str, SchemaFeature], hints: Any, where: str) -> ColumnSpec:
     """The column's spec: the schema's type, else the type its first record holds checked
     against what its model input accepts. A first record that disagrees is an error."""
     seen = observed.get(name)
@@ -138,12 +129,12 @@ def _resolve(name: str, observed: dict[str, tuple[str, int]],
         if seen and seen[0] != feature.kind:
             raise TableError(f"{where}: record {seen[1]}: feature {name!r} is a {seen[0]}; "
                              f"{expects}")
-        return _Spec(feature.kind, feature.image, feature.shape, expects)
+        return ColumnSpec(feature.kind, feature.image, feature.shape, expects)
     hint: ColumnHint | None = hints.get(name)
     if seen is None:
         if hint is not None and len(hint.accepts) == 1:
             kind = next(iter(hint.accepts))
-            return _Spec(kind, hint.image, None, f"{hint.what} expects a {kind}")
+            return ColumnSpec(kind, hint.image, None, f"{hint.what} expects a {kind}")
         raise TableError(f"{where}: feature {name!r} not found in the first "
                          f"{PEEK_RECORDS} records; features are {_natural(observed)}")
     if hint is not None:
@@ -151,8 +142,8 @@ def _resolve(name: str, observed: dict[str, tuple[str, int]],
         if seen[0] not in hint.accepts:
             raise TableError(f"{where}: record {seen[1]}: feature {name!r} is a {seen[0]}; "
                              f"{expects}")
-        return _Spec(seen[0], hint.image and seen[0] == "bytes_list", None, expects)
-    return _Spec(seen[0], False, None, f"record {seen[1]} of {where} holds a {seen[0]}")
+        return ColumnSpec(seen[0], hint.image and seen[0] == "bytes_list", None, expects)
+    return ColumnSpec(seen[0], False, None, f"record {seen[1]} of {where} holds a {seen[0]}")
 
 
 # ---------------------------------------------------------------- reading with tf.data
@@ -187,7 +178,7 @@ class _BlockRead:
     chunks: list[_Chunk] = field(default_factory=list)
 
 
-def _read_blocks(shards: list[Shard], blocks: list[Block], specs: dict[str, _Spec], plan: Plan,
+def _read_blocks(shards: list[Shard], blocks: list[Block], specs: dict[str, ColumnSpec], plan: Plan,
                  required: tuple[str, ...], copies: _Copies,
                  careful: bool = False) -> list[_BlockRead]:
     """Read and parse `blocks` (interleaved over their shards, the plan's records kept and
@@ -230,7 +221,7 @@ def _read_blocks(shards: list[Shard], blocks: list[Block], specs: dict[str, _Spe
             pos, shard = positions.numpy(), shards[block_.shard]
             parsed = _parse(records, spec, specs, shard, pos) if careful else records
             result.chunks.append(_Chunk(block_.shard, int(pos[0]),
-                                        _checked(parsed, specs, shard, pos, required)))
+                                        checked(parsed, specs, shard, pos, required)))
             result.read += len(pos)
             result.kept += len(pos)
     except tf.errors.DataLossError:
@@ -255,7 +246,7 @@ _TF_DTYPES = {"float_list": lambda tf: tf.float32, "int64_list": lambda tf: tf.i
               "bytes_list": lambda tf: tf.string}
 
 
-def _parse(records: Any, spec: dict[str, Any], specs: dict[str, _Spec], shard: Shard,
+def _parse(records: Any, spec: dict[str, Any], specs: dict[str, ColumnSpec], shard: Shard,
            positions: np.ndarray) -> Any:
     """One batch parsed on its own: a type that disagrees names its record."""
     import tensorflow as tf
@@ -266,35 +257,8 @@ def _parse(records: Any, spec: dict[str, Any], specs: dict[str, _Spec], shard: S
         raise _type_error(exc, shard, positions, specs) from None
 
 
-def _checked(parsed: dict[str, Any], specs: dict[str, _Spec], shard: Shard,
-             positions: np.ndarray, required: tuple[str, ...]) -> dict[str, Any]:
-    """One parsed batch as (values, lengths) per column, checked against the specs: the
-    label in every record, a schema's shape, images decoded."""
-    out = {}
-    for name, sparse in parsed.items():
-        rows = sparse.indices.numpy()[:, 0]
-        lengths = np.bincount(rows, minlength=len(positions))
-        if name in required and not lengths.all():
-            record = int(positions[np.argmin(lengths > 0)])
-            raise TableError(f"{shard.location}: record {record}: no label {name!r} (the "
-                             "feature is missing or empty)")
-        values, s = sparse.values.numpy(), specs[name]
-        if s.image:
-            values, lengths = _decode_images(values, lengths, shard, positions, name)
-        elif s.shape is not None:
-            size = int(np.prod(s.shape))
-            bad = (lengths != size) & (lengths > 0)
-            if bad.any():
-                at = int(np.argmax(bad))
-                raise TableError(f"{shard.location}: record {int(positions[at])}: feature "
-                                 f"{name!r} holds {int(lengths[at])} values; the schema's "
-                                 f"shape is {list(s.shape)} ({size} values)")
-        out[name] = (values, lengths)
-    return out
-
-
 def _type_error(exc: Exception, shard: Shard, positions: np.ndarray,
-                specs: dict[str, _Spec]) -> TableError:
+                specs: dict[str, ColumnSpec]) -> TableError:
     found = _TYPE_ERROR.search(str(exc))
     if not found:
         return TableError(f"{shard.location}: records {int(positions[0])}.."
@@ -305,31 +269,6 @@ def _type_error(exc: Exception, shard: Shard, positions: np.ndarray,
     expects = specs[key].expects if key in specs else f"expected a {found['expected']}"
     return TableError(f"{shard.location}: record {record}: feature {key!r} is a {actual}; "
                       f"{expects}")
-
-
-def _decode_images(values: np.ndarray, lengths: np.ndarray, shard: Shard,
-                   positions: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Encoded images (PNG, JPEG, GIF, BMP), one per record, as float32 pixels `(k, H, W, C)`
-    with one value per record in `lengths`."""
-    import tensorflow as tf
-
-    if (lengths != 1).any():
-        at = int(np.argmax(lengths != 1))
-        raise TableError(f"{shard.location}: record {int(positions[at])}: feature {name!r} "
-                         f"holds {int(lengths[at])} images; an image input takes one")
-    pixels = []
-    for row, encoded in enumerate(values):
-        try:
-            image = tf.io.decode_image(encoded, expand_animations=False).numpy()
-        except tf.errors.InvalidArgumentError as exc:
-            raise TableError(f"{shard.location}: record {int(positions[row])}: feature "
-                             f"{name!r} is not an encoded image ({one_line(exc, 120)})") from None
-        if pixels and image.shape != pixels[0].shape:
-            raise TableError(f"{shard.location}: record {int(positions[row])}: image "
-                             f"{name!r} is {image.shape}; record {int(positions[0])}'s is "
-                             f"{pixels[0].shape}")
-        pixels.append(image.astype(np.float32))
-    return np.stack(pixels), lengths
 
 
 def _corrupt(shard: Shard, path: str, start: int) -> TableError:
@@ -394,34 +333,3 @@ class _Copies(contextlib.AbstractContextManager):
     def __exit__(self, *exc: object) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
-
-
-def _column(name: str, spec: _Spec, chunks: list[tuple[np.ndarray, np.ndarray]],
-            shards: list[Shard]) -> np.ndarray:
-    """One column from its parsed chunks, shaped as a Parquet column of the same data."""
-    if spec.image:
-        shapes = sorted({v.shape[1:] for v, _ in chunks})
-        if len(shapes) > 1:
-            raise TableError(f"{shards[0].location}: images in {name!r} have shapes {shapes}; "
-                             "an image input takes one shape")
-        return np.concatenate([v for v, _ in chunks]) if chunks else np.zeros((0, 1), "f")
-    values = (np.concatenate([v for v, _ in chunks]) if chunks else np.zeros(0))
-    lengths = np.concatenate([n for _, n in chunks]) if chunks else np.zeros(0, np.int64)
-    if spec.kind == "bytes_list":
-        values = np.array([v.decode("utf-8", "replace") for v in values], dtype=object)
-    elif spec.kind == "float_list":
-        values = values.astype(np.float64)
-    n = len(lengths)
-    if n == 0 or (lengths == 1).all():
-        return values
-    if (lengths <= 1).all():  # one value or none: missing cells, as Parquet's nulls
-        out = np.full(n, None, dtype=object) if values.dtype == object else np.full(n, np.nan)
-        out[lengths == 1] = values
-        return out
-    if (lengths == lengths[0]).all():
-        shape = spec.shape if spec.shape and len(spec.shape) > 1 else (int(lengths[0]),)
-        return values.reshape((n, *shape))
-    parts = np.split(values, np.cumsum(lengths)[:-1])
-    out = np.empty(n, dtype=object)
-    out[:] = [part.tolist() for part in parts]
-    return out
