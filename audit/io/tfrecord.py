@@ -49,6 +49,7 @@ __all__ = ["column_names", "read_tfrecord"]
 PEEK_RECORDS = 100  # the first records of the first shard, read to see the features
 BATCH = 1024  # records parsed at a time
 READ_PARALLEL = 4  # shards read at once
+READ_BUFFER = 4 << 20  # bytes tf.data reads from a shard at a time (1 MiB inflates 20% slower)
 _TYPE_ERROR = re.compile(r"Key: (?P<key>.+?), Index: (?P<index>\d+)\.\s+Data types don't match\."
                          r"\s+Expected type: (?P<expected>\w+), Actual type: (?P<actual>\w+)")
 _WIRE = {"float": "float_list", "int64": "int64_list", "string": "bytes_list"}
@@ -153,7 +154,7 @@ def _count(shard: Shard, path: str) -> int:
     """Records in one (local) shard, read through tf.data (CRCs checked)."""
     import tensorflow as tf
 
-    dataset = tf.data.TFRecordDataset(path, shard.compression, buffer_size=1 << 20)
+    dataset = tf.data.TFRecordDataset(path, shard.compression, buffer_size=READ_BUFFER)
     try:
         return int(dataset.batch(8192).reduce(np.int64(0), lambda n, b: n + tf.size(
             b, out_type=tf.int64)))
@@ -193,7 +194,7 @@ def _read_blocks(shards: list[Shard], blocks: list[Block], specs: dict[str, Colu
 
     def block(path: Any, compression: Any, skip: Any, take: Any, index: Any,
               offset: Any) -> Any:
-        records = tf.data.TFRecordDataset(path, compression, buffer_size=1 << 20).skip(skip)
+        records = tf.data.TFRecordDataset(path, compression, buffer_size=READ_BUFFER).skip(skip)
         pairs = tf.data.Dataset.zip(tf.data.Dataset.range(skip, tf.int64.max),
                                     records.take(take))
         batches = pairs.batch(BATCH)

@@ -14,7 +14,8 @@ TensorFlow reads a byte, and how many records the dataset holds.
   then an estimate (counted shards counted, the rest by records per byte), and says so.
 
 Reading a compressed shard up to a skip still inflates the bytes before it, so a big
-dataset's read costs about `MAX_SHARDS_SAMPLED` half shards, not the whole dataset.
+dataset's read costs about `MAX_SHARDS_SAMPLED` half shards, not the whole dataset; that cost,
+not the sample's spread, is why the shards read are few (see `MAX_SHARDS_SAMPLED`).
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ __all__ = ["EXACT_BYTES", "MAX_SHARDS_SAMPLED", "Block", "Plan", "plan_sample"]
 
 #: datasets up to this many bytes (as stored) are counted and sampled exactly as Parquet is
 EXACT_BYTES = 64 << 20
-#: shards a big dataset's first round reads a block from (more only when they fall short)
-MAX_SHARDS_SAMPLED = 8
+#: shards a big dataset's first round reads a block from (more only when they fall short):
+#: a block costs inflating the records before its skip, half a shard on average, so the read
+#: costs about this many half shards. Measured on 10M records in 16 gzipped shards, 20,000
+#: sampled, 2 cores: 8 shards 1.16 s, 4 shards 0.61 s, 2 shards 0.40 s; the same rows' Parquet
+#: read 0.51 s. 4 keeps TFRecord within 2x of Parquet's time with blocks of max_rows / 4.
+MAX_SHARDS_SAMPLED = 4
 #: a skip is drawn below this share of a shard's estimated records (estimates may run high)
 SKIP_SHARE = 0.95
 
