@@ -373,3 +373,40 @@ def test_data_format_reaches_the_reader_from_the_case(data: dict, tiny_model: st
         load_subject(spec.model_copy(update={"data_format": None}))
     subject = load_subject(spec.model_copy(update={"features": ("f", "i", "y")}))
     assert subject.rows_in_file == 75 and subject.feature_names == ["f", "i", "y"]
+
+
+# ---------------------------------------------------------------- the manifest and case ids
+
+
+def test_the_manifest_takes_schema_and_data_format_and_ids_follow_the_shards(
+        tmp_path: Path, tiny_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from audit.errors import ManifestError
+    from audit.manifest.schema import parse_manifest
+
+    monkeypatch.setenv("FLATLINE_DIGEST_CACHE", "off")  # ids from hashing alone
+    for i in range(2):
+        _examples(tmp_path / f"eval-{i:05d}-of-00002.tfrecord.gz", _rows(30, i), "GZIP")
+    schema = _schema(tmp_path / "schema.pbtxt", [(c, "FLOAT", {}) for c in "abcy"])
+    case = {"model": tiny_model, "data": "eval-*.tfrecord.gz", "label": "y"}
+
+    def spec(**extra: Any) -> CaseSpec:
+        doc = {"name": "m", "cases": [{**case, **extra}]}
+        return parse_manifest(doc, base_dir=str(tmp_path)).cases()[0]
+
+    plain = spec()
+    typed = spec(schema="schema.pbtxt", data_format={"type": "tfrecord", "compression": "gzip"})
+    assert typed.data_schema == schema and typed.data_format == DataFormat(
+        type="tfrecord", compression="GZIP")
+    assert plain.data == str(tmp_path / "eval-*.tfrecord.gz")  # the glob, as written
+    assert len({plain.case_id, typed.case_id}) == 2
+    assert spec().case_id == plain.case_id  # unchanged shards: the same id
+    shard = tmp_path / "eval-00001-of-00002.tfrecord.gz"
+    _examples(shard, _rows(30, 7), "GZIP")
+    os.utime(shard, ns=(1, 1))
+    assert spec().case_id != plain.case_id  # one shard changed: a new id
+    with pytest.raises(ManifestError, match=r"cases\[0\]\.data_format\.compression"):
+        spec(data_format={"type": "tfrecord", "compression": "lz4"})
+    with pytest.raises(ManifestError, match="did you mean 'schema'"):
+        spec(shema="schema.pbtxt")
