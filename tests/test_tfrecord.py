@@ -215,6 +215,12 @@ def bad_inputs(folder: Path) -> dict[str, tuple[dict[str, Any], str]]:
     out["type vs input"] = ({"data": str(path)}, f"{path}: record 0: feature 'b' is a "
                             "bytes_list; model input 'input_layer' (numeric, float32, shape "
                             "(None, 3)) expects a float_list or int64_list")
+    # two kinds of one feature in the first records, both numbers: one column parses as one
+    rows = _rows(40)
+    rows[3]["a"] = [3]
+    path = Path(_examples(folder / "mixed.tfrecord", rows))
+    out["mixed kinds"] = ({"data": str(path)}, f"{path}: record 3: feature 'a' is an "
+                          "int64_list; record 0 holds a float_list")
     # a schema that does not parse
     broken = folder / "broken.pbtxt"
     broken.write_text("feature { name: 'a' type: FLOATY }\n")
@@ -234,7 +240,8 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, A
     return bad_inputs(tmp_path_factory.mktemp("bad"))
 
 
-BAD_KINDS = ["corrupt", "no label", "type vs schema", "type vs input", "bad schema", "no match"]
+BAD_KINDS = ["corrupt", "no label", "type vs schema", "type vs input", "mixed kinds",
+             "bad schema", "no match"]
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)

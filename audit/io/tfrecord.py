@@ -86,6 +86,11 @@ def read_tfrecord(location: str, columns: list[str] | None, max_rows: int | None
     return Table(table, plan.rows_in_file(), rows_in_file_estimated=plan.estimated)
 
 
+def _a(kind: str) -> str:
+    """`a float_list`, `an int64_list`."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+
+
 def _natural(names: Any) -> list[str]:
     return sorted(names, key=lambda n: [int(p) if p.isdigit() else p
                                         for p in re.split(r"(\d+)", n)])
@@ -94,12 +99,13 @@ def _natural(names: Any) -> list[str]:
 # ---------------------------------------------------------------- the feature spec
 
 
-def _observe(shard: Shard) -> dict[str, tuple[str, int]]:
-    """Each feature of the first records: its value list and the first record holding it."""
+def _observe(shard: Shard) -> dict[str, list[tuple[str, int]]]:
+    """Each feature of the first records: the value lists it comes as, each with the first
+    record holding it (more than one kind is an error, judged by `_resolve`)."""
     from google.protobuf.message import DecodeError  # TensorFlow's protobuf: with it
     from tensorflow.core.example import example_pb2
 
-    seen: dict[str, tuple[str, int]] = {}
+    seen: dict[str, list[tuple[str, int]]] = {}
     prefix = read_prefix(shard, PEEK_RECORDS)
     for i, raw in enumerate(prefix.records[:PEEK_RECORDS]):
         try:
@@ -110,41 +116,44 @@ def _observe(shard: Shard) -> dict[str, tuple[str, int]]:
                              f"({one_line(exc)})") from None
         for name, feature in example.features.feature.items():
             kind = feature.WhichOneof("kind")
-            if kind is None:
-                continue
-            if name in seen and seen[name][0] != kind:
-                raise TableError(f"{shard.location}: record {i}: feature {name!r} is a {kind}; "
-                                 f"record {seen[name][1]} holds a {seen[name][0]}")
-            seen.setdefault(name, (kind, i))
-    return seen
+            kinds = seen.setdefault(name, [])
+            if kind is not None and all(k != kind for k, _ in kinds):
+                kinds.append((kind, i))
+    return {name: kinds for name, kinds in seen.items() if kinds}
 
 
-def _resolve(name: str, observed: dict[str, tuple[str, int]],
+def _resolve(name: str, observed: dict[str, list[tuple[str, int]]],
              schema: dict[str, SchemaFeature], hints: Any, where: str) -> ColumnSpec:
-    """The column's spec: the schema's type, else the type its first record holds checked
+    """The column's spec: the schema's type, else the type its first records hold, checked
     against what its model input accepts. A first record that disagrees is an error."""
-    seen = observed.get(name)
+    seen = observed.get(name, [])
+    hint: ColumnHint | None = hints.get(name)
     if name in schema:
         feature = schema[name]
-        expects = f"the schema says {feature.type_name}"
-        if seen and seen[0] != feature.kind:
-            raise TableError(f"{where}: record {seen[1]}: feature {name!r} is a {seen[0]}; "
-                             f"{expects}")
-        return ColumnSpec(feature.kind, feature.image, feature.shape, expects)
-    hint: ColumnHint | None = hints.get(name)
-    if seen is None:
-        if hint is not None and len(hint.accepts) == 1:
-            kind = next(iter(hint.accepts))
-            return ColumnSpec(kind, hint.image, None, f"{hint.what} expects a {kind}")
+        spec = ColumnSpec(feature.kind, feature.image, feature.shape,
+                          f"the schema says {feature.type_name}")
+        accepts: frozenset[str] = frozenset({feature.kind})
+    elif hint is not None:
+        kinds = [k for k, _ in seen if k in hint.accepts] or sorted(hint.accepts)
+        spec = ColumnSpec(kinds[0], hint.image and kinds[0] == "bytes_list", None,
+                          f"{hint.what} expects {_a(' or '.join(sorted(hint.accepts)))}")
+        accepts = hint.accepts
+    elif seen:
+        spec = ColumnSpec(seen[0][0], False, None,
+                          f"record {seen[0][1]} of {where} holds {_a(seen[0][0])}")
+        accepts = frozenset({seen[0][0]})
+    else:
         raise TableError(f"{where}: feature {name!r} not found in the first "
                          f"{PEEK_RECORDS} records; features are {_natural(observed)}")
-    if hint is not None:
-        expects = f"{hint.what} expects a {' or '.join(sorted(hint.accepts))}"
-        if seen[0] not in hint.accepts:
-            raise TableError(f"{where}: record {seen[1]}: feature {name!r} is a {seen[0]}; "
-                             f"{expects}")
-        return ColumnSpec(seen[0], hint.image and seen[0] == "bytes_list", None, expects)
-    return ColumnSpec(seen[0], False, None, f"record {seen[1]} of {where} holds a {seen[0]}")
+    for kind, record in seen:
+        if kind not in accepts:
+            raise TableError(f"{where}: record {record}: feature {name!r} is {_a(kind)}; "
+                             f"{spec.expects}")
+    if len(seen) > 1:  # both accepted (a numeric input), but one column parses as one kind
+        (first, at), (kind, record) = seen[:2]
+        raise TableError(f"{where}: record {record}: feature {name!r} is {_a(kind)}; record "
+                         f"{at} holds {_a(first)}")
+    return spec
 
 
 # ---------------------------------------------------------------- reading with tf.data
@@ -268,7 +277,7 @@ def _type_error(exc: Exception, shard: Shard, positions: np.ndarray,
     key, record = found["key"], int(positions[int(found["index"])])
     actual = _WIRE.get(found["actual"], found["actual"])
     expects = specs[key].expects if key in specs else f"expected a {found['expected']}"
-    return TableError(f"{shard.location}: record {record}: feature {key!r} is a {actual}; "
+    return TableError(f"{shard.location}: record {record}: feature {key!r} is {_a(actual)}; "
                       f"{expects}")
 
 
