@@ -165,8 +165,9 @@ def _count(shard: Shard, path: str) -> int:
 
     dataset = tf.data.TFRecordDataset(path, shard.compression, buffer_size=READ_BUFFER)
     try:
-        return int(dataset.batch(8192).reduce(np.int64(0), lambda n, b: n + tf.size(
-            b, out_type=tf.int64)))
+        add = tf.autograph.experimental.do_not_convert(
+            lambda n, b: n + tf.size(b, out_type=tf.int64))
+        return int(dataset.batch(8192).reduce(np.int64(0), add))
     except tf.errors.DataLossError:
         raise _corrupt(shard, path, 0) from None
 
@@ -200,17 +201,23 @@ def _read_blocks(shards: list[Shard], blocks: list[Block], specs: dict[str, Colu
     keep = plan.keep_flags()
     keep_all = None if keep is None else tf.constant(keep)
     offsets = [0 if plan.offsets is None else int(plan.offsets[b.shard]) for b in blocks]
+    spec = {n: tf.io.VarLenFeature(_TF_DTYPES[s.kind](tf)) for n, s in specs.items()}
+    plain = tf.autograph.experimental.do_not_convert  # TF ops only: nothing to convert
 
     def block(path: Any, compression: Any, skip: Any, take: Any, index: Any,
               offset: Any) -> Any:
         records = tf.data.TFRecordDataset(path, compression, buffer_size=READ_BUFFER).skip(skip)
         pairs = tf.data.Dataset.zip(tf.data.Dataset.range(skip, tf.int64.max),
                                     records.take(take))
+
+        def kept(p: Any, r: Any) -> tuple[Any, Any]:
+            mask = tf.gather(keep_all, offset + p)
+            return tf.boolean_mask(p, mask), tf.boolean_mask(r, mask)
+
         batches = pairs.batch(BATCH)
         if keep_all is not None:  # per batch, not per record: a filter per record costs more
-            batches = batches.map(lambda p, r: _kept(tf, keep_all, offset + p, p, r)).filter(
-                lambda p, _: tf.size(p) > 0)
-        return batches.map(lambda p, r: (index, p, r))
+            batches = batches.map(plain(kept)).filter(plain(lambda p, _: tf.size(p) > 0))
+        return batches.map(plain(lambda p, r: (index, p, r)))
 
     dataset = tf.data.Dataset.from_tensor_slices((
         paths, [shards[b.shard].compression for b in blocks],
@@ -218,11 +225,10 @@ def _read_blocks(shards: list[Shard], blocks: list[Block], specs: dict[str, Colu
         np.array([b.take for b in blocks], np.int64), np.arange(len(blocks), dtype=np.int64),
         np.array(offsets, np.int64)))
     parallel = min(len(blocks), READ_PARALLEL)
-    dataset = dataset.interleave(block, cycle_length=parallel, num_parallel_calls=parallel,
-                                 deterministic=True)
-    spec = {n: tf.io.VarLenFeature(_TF_DTYPES[s.kind](tf)) for n, s in specs.items()}
+    dataset = dataset.interleave(plain(block), cycle_length=parallel,
+                                 num_parallel_calls=parallel, deterministic=True)
     if not careful:
-        dataset = dataset.map(lambda i, p, r: (i, p, tf.io.parse_example(r, spec)),
+        dataset = dataset.map(plain(lambda i, p, r: (i, p, tf.io.parse_example(r, spec))),
                               num_parallel_calls=2, deterministic=True)
     results = [_BlockRead() for _ in blocks]
     try:
@@ -245,11 +251,6 @@ def _read_blocks(shards: list[Shard], blocks: list[Block], specs: dict[str, Colu
                              f"({one_line(exc)})") from None
         return _read_blocks(shards, blocks, specs, plan, required, copies, careful=True)
     return results
-
-
-def _kept(tf: Any, keep: Any, where: Any, positions: Any, records: Any) -> tuple[Any, Any]:
-    mask = tf.gather(keep, where)
-    return tf.boolean_mask(positions, mask), tf.boolean_mask(records, mask)
 
 
 _TF_DTYPES = {"float_list": lambda tf: tf.float32, "int64_list": lambda tf: tf.int64,
