@@ -158,8 +158,11 @@ def tiny_keras(folder: Path) -> str:
     import keras
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"),
-                              keras.layers.Dense(1)])
+    # every layer named: Keras' automatic names count up across the session, and other
+    # modules' tests read theirs (`grad_norm.embedding`)
+    model = keras.Sequential([keras.Input((3,), name="features"),
+                              keras.layers.Dense(4, activation="relu", name="hidden"),
+                              keras.layers.Dense(1, name="out")], name="tiny")
     model.compile(optimizer="sgd", loss="mse")
     model.save(folder / "tiny.keras")
     return str(folder / "tiny.keras")
@@ -213,7 +216,7 @@ def bad_inputs(folder: Path) -> dict[str, tuple[dict[str, Any], str]]:
         row["b"] = [b"text"]
     path = Path(_examples(folder / "textual.tfrecord", rows))
     out["type vs input"] = ({"data": str(path)}, f"{path}: record 0: feature 'b' is a "
-                            "bytes_list; model input 'input_layer' (numeric, float32, shape "
+                            "bytes_list; model input 'features' (numeric, float32, shape "
                             "(None, 3)) expects a float_list or int64_list")
     # two kinds of one feature in the first records, both numbers: one column parses as one
     rows = _rows(40)
@@ -274,8 +277,10 @@ def test_encoded_images_feed_an_image_input_as_the_pixels_would(tmp_path: Path) 
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8, 8, 1), name="pixels"),
-                              keras.layers.Conv2D(2, 3), keras.layers.Flatten(),
-                              keras.layers.Dense(2, activation="softmax")])
+                              keras.layers.Conv2D(2, 3, name="conv"),
+                              keras.layers.Flatten(name="flat"),
+                              keras.layers.Dense(2, activation="softmax", name="head")],
+                             name="cnn")
     model.compile("adam", "sparse_categorical_crossentropy")
     model.save(tmp_path / "cnn.keras")
     rng = np.random.default_rng(0)
@@ -357,8 +362,9 @@ def test_a_sequence_input_takes_lists_as_parquet_list_columns_do(data: dict,
     import keras
 
     model = keras.Sequential([keras.Input((4,), dtype="int32", name="seq"),
-                              keras.layers.Embedding(50, 2), keras.layers.Flatten(),
-                              keras.layers.Dense(1)])
+                              keras.layers.Embedding(50, 2, name="embed"),
+                              keras.layers.Flatten(name="flat"),
+                              keras.layers.Dense(1, name="head")], name="seq_model")
     model.compile("adam", "mse")
     model.save(tmp_path / "seq.keras")
     fields = {"name": "seq", "model": str(tmp_path / "seq.keras"), "label": "y",
