@@ -588,3 +588,44 @@ def test_driver_memory_stays_flat_as_the_fleet_grows(
           f"RSS {rss / 2**20:.1f} MiB")
     assert heap < 200 * 1024  # holding the results would take megabytes
     assert rss < 32 * 2**20
+
+
+# ---------------------------------------------------------------- TFRecord data (issue 29)
+
+
+def test_a_fleet_on_tfrecord_shards_goes_on_past_each_bad_input(
+        module_ray: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A `fleet:` entry whose data and schema come from `{stem}` templates, next to a case for
+    every kind of bad TFRecord input: each bad case ends `error` with its one line (the file,
+    the record), the others audit, and the report keeps each case's glob as written."""
+    import shutil
+
+    from test_tfrecord import BAD_KINDS, _examples, _rows, _schema, bad_inputs, tiny_keras
+
+    model = tiny_keras(tmp_path_factory.mktemp("model"))
+    bad = bad_inputs(tmp_path_factory.mktemp("bad"))
+    for stem in ("churn", "fraud"):  # models/<stem>.keras, data/<stem>/ shards and schema
+        (tmp_path / "models").mkdir(exist_ok=True)
+        shutil.copy(model, tmp_path / "models" / f"{stem}.keras")
+        (tmp_path / "data" / stem).mkdir(parents=True)
+        for i in range(2):
+            _examples(tmp_path / "data" / stem / f"eval-{i:05d}-of-00002.tfrecord.gz",
+                      _rows(40, seed=i), "GZIP")
+        _schema(tmp_path / "data" / stem / "schema.pbtxt", [(c, "FLOAT", {}) for c in "yabc"])
+    cases = [{"name": kind.replace(" ", "-"), "model": model, "label": "y",
+              **{"schema" if k == "data_schema" else k: v for k, v in bad[kind][0].items()}}
+             for kind in BAD_KINDS]
+    manifest = _manifest(tmp_path, cases, fleet=[{
+        "models": "models/*.keras", "data": "data/{stem}/eval-*.tfrecord.gz",
+        "schema": "data/{stem}/schema.pbtxt", "label": "y"}])
+    result = run_fleet(manifest, _quiet(run_id="tfr"))
+    rows = _assert_each_case_once(tmp_path / "out", "tfr",
+                                  ["churn", "fraud", *(c["name"] for c in cases)])
+    assert (result.n_cases, result.n_ok, result.n_error) == (2 + len(BAD_KINDS), 2,
+                                                             len(BAD_KINDS))
+    for stem in ("churn", "fraud"):
+        assert rows[stem]["status"] == "ok", rows[stem]["error"]
+        assert rows[stem]["data"] == str(tmp_path / "data" / stem / "eval-*.tfrecord.gz")
+    for kind in BAD_KINDS:
+        row = rows[kind.replace(" ", "-")]
+        assert (row["status"], row["verdict"], row["error"]) == ("error", "error", bad[kind][1])

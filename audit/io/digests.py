@@ -34,7 +34,7 @@ import sqlite3
 import time
 from typing import Any
 
-from audit.io.locations import filesystem, without_query
+from audit.io.locations import expand_glob, filesystem, has_glob, without_query
 
 __all__ = ["RACY_S", "cache_folder", "content_digest", "identity", "no_identity_reason"]
 
@@ -62,10 +62,13 @@ def cache_folder() -> str | None:
 
 def content_digest(location: str) -> str:
     """sha256 of a file's bytes (a folder: of its files' names and bytes); for a missing file,
-    a digest of its location, so the case still gets an id and fails later with a clear error.
-    Computed once per change of the file's identity (see the module's docstring)."""
+    a digest of its location, so the case still gets an id and fails later with a clear error;
+    a glob (shards): of each match's name and digest. Computed once per change of the file's
+    identity (see the module's docstring)."""
     import pyarrow.fs as pafs
 
+    if has_glob(location):
+        return _glob_digest(location)
     try:
         fs, path = filesystem(location)
         info = fs.get_file_info(path)
@@ -85,6 +88,20 @@ def content_digest(location: str) -> str:
             _store(location, ident, cached)
     _DIGESTS[key] = cached
     return cached
+
+
+def _glob_digest(pattern: str) -> str:
+    try:
+        matches = expand_glob(pattern)
+    except (OSError, ValueError):
+        return "unreadable:" + pattern
+    if not matches:
+        return "missing:" + pattern
+    sha = hashlib.sha256()
+    for match in matches:
+        sha.update(f"{without_query(match).rsplit('/', 1)[-1]}\0{content_digest(match)}\n"
+                   .encode())
+    return sha.hexdigest()
 
 
 def identity(location: str, fs: Any, path: str, info: Any) -> tuple[str | None, float | None]:
@@ -144,7 +161,7 @@ def _files(fs: Any, path: str) -> list[Any]:
 
 
 def _update(sha: Any, fs: Any, path: str) -> None:
-    with fs.open_input_stream(path) as stream:
+    with fs.open_input_stream(path, compression=None) as stream:
         while chunk := stream.read(1 << 20):
             sha.update(chunk)
 

@@ -26,6 +26,7 @@ __all__ = [
     "exists",
     "expand_glob",
     "filesystem",
+    "has_glob",
     "is_local",
     "is_uri",
     "local_copy",
@@ -38,6 +39,11 @@ __all__ = [
 
 def is_uri(location: str) -> bool:
     return "://" in location
+
+
+def has_glob(location: str) -> bool:
+    """Whether a location is a glob pattern (`*`, `?` or `[` in its path)."""
+    return bool(set(without_query(location)) & set("*?["))
 
 
 def is_local(location: str) -> bool:
@@ -95,8 +101,14 @@ def filesystem(location: str) -> tuple[Any, str]:
 
 
 def exists(location: str) -> bool:
+    """Whether a file or folder is there (a glob: whether a file matches it)."""
     import pyarrow.fs as pafs
 
+    if has_glob(location):
+        try:
+            return bool(expand_glob(location))
+        except (OSError, ValueError):
+            return False
     try:
         fs, path = filesystem(location)
         return fs.get_file_info(path).type != pafs.FileType.NotFound

@@ -1,4 +1,5 @@
-"""Reading a dataset's columns: Parquet (sampled by row groups), CSV and `.npz`.
+"""Reading a dataset's columns: Parquet (sampled by row groups), CSV, `.npz`, and TFRecord
+files of tf.Example (`audit.io.tfrecord`, chosen by the name or `data_format`).
 
 A production table may hold millions of rows while an audit needs a bounded sample, so a big
 Parquet file is never loaded whole: a seeded random sample of `max_rows` row indices is taken
@@ -17,47 +18,44 @@ import contextlib
 import io
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from audit.errors import TableError
-from audit.io import locations
+from audit.io import locations, tfrecord
+from audit.io.tabular import DataOptions, Table, sample_indices
+from audit.io.tfrecord_files import is_tfrecord
 from audit.util.text import one_line
 
-__all__ = ["Table", "TableError", "read_table"]
+__all__ = ["DataOptions", "Table", "TableError", "column_names", "read_table", "sample_indices"]
 
 STREAM_BUFFER = 1 << 20  # bytes read at a time from a Parquet file being sampled
 
 
-@dataclass
-class Table:
-    """Columns by name (in file order), how many rows the file holds and how many were read."""
-
-    columns: dict[str, np.ndarray]
-    rows_in_file: int
-    malformed: dict[str, int] = field(default_factory=dict)  # reserved for loaders that parse
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.columns)
-
-    @property
-    def rows(self) -> int:
-        return len(next(iter(self.columns.values()))) if self.columns else 0
+FORMATS = {"parquet": ".parquet", "csv": ".csv", "npz": ".npz"}
 
 
-def _suffix(location: str) -> str:
+def _suffix(location: str, options: DataOptions | None = None) -> str:
+    if options is not None and options.format and options.format.lower() in FORMATS:
+        return FORMATS[options.format.lower()]
     return Path(locations.without_query(location)).suffix.lower()
 
 
-def column_names(location: str) -> list[str]:
-    """The columns (or `.npz` arrays) a dataset holds, without reading its rows."""
-    suffix = _suffix(location)
+def _tfrecord(location: str, options: DataOptions | None) -> bool:
+    return is_tfrecord(location, options.format if options else None)
+
+
+def column_names(location: str, options: DataOptions | None = None) -> list[str]:
+    """The columns (`.npz` arrays, TFRecord features) a dataset holds, without reading its
+    rows."""
+    if _tfrecord(location, options):
+        return _tfrecord_call(location, lambda: tfrecord.column_names(
+            location, options or DataOptions()))
+    suffix = _suffix(location, options)
     if suffix not in (".parquet", ".csv", ".npz"):
-        return read_table(location).names  # raises the one-line format error
+        return read_table(location, options=options).names  # raises the one-line format error
     try:
         with _opened(location) as source:
             if suffix == ".parquet":
@@ -78,12 +76,19 @@ def column_names(location: str) -> list[str]:
 
 
 def read_table(location: str, columns: list[str] | None = None, max_rows: int | None = None,
-               seed: int = 0) -> Table:
+               seed: int = 0, options: DataOptions | None = None) -> Table:
     """The dataset's columns (all, or `columns`), at most `max_rows` rows sampled with `seed`."""
-    suffix = _suffix(location)
+    if _tfrecord(location, options):
+        table = _tfrecord_call(location, lambda: tfrecord.read_tfrecord(
+            location, columns, max_rows, seed, options or DataOptions()))
+        if table.rows == 0:
+            raise TableError(f"{location}: the data has no records")
+        return table
+    suffix = _suffix(location, options)
     if suffix not in (".parquet", ".csv", ".npz"):
         raise TableError(f"{location}: unsupported data format {suffix or '(none)'!r}; "
-                         "expected .parquet, .csv or .npz")
+                         "expected .parquet, .csv, .npz or TFRecord (.tfrecord, .tfrecord.gz, "
+                         "a folder or glob of shards, or data_format: {type: tfrecord})")
     try:
         with _opened(location) as source:
             if suffix == ".parquet":
@@ -101,6 +106,16 @@ def read_table(location: str, columns: list[str] | None = None, max_rows: int | 
     return table
 
 
+def _tfrecord_call(location: str, call: Any) -> Any:
+    """A TFRecord read whose unexpected failures become one `TableError` line."""
+    try:
+        return call()
+    except (TableError, locations.LocationError):
+        raise
+    except Exception as exc:
+        raise TableError(f"{location}: cannot read TFRecord data: {one_line(exc)}") from None
+
+
 @contextlib.contextmanager
 def _opened(location: str) -> Iterator[Any]:
     """A seekable file for Parquet/CSV/npz, local or remote (remote files are not copied)."""
@@ -115,13 +130,6 @@ def _opened(location: str) -> Iterator[Any]:
         raise locations.LocationError(f"{location}: data file not found")
     with fs.open_input_file(path) as handle:
         yield handle
-
-
-def sample_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
-    """Sorted row indices of a seeded sample of `limit` of `n` rows; None keeps every row."""
-    if limit is None or n <= limit:
-        return None
-    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
 def _read_parquet(source: Any, columns: list[str] | None, max_rows: int | None,

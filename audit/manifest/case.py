@@ -21,7 +21,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from audit.evidence.keys import NAMESPACES
 from audit.io.digests import content_digest
 
-__all__ = ["ALL_PROBES", "Budget", "CaseSpec", "Classes", "MlflowPublish", "RegistryVersion",
+__all__ = ["ALL_PROBES", "Budget", "CaseSpec", "Classes", "DataFormat", "MlflowPublish",
+           "RegistryVersion",
            "Resources", "Task", "Training", "case_id", "content_digest", "no_credentials",
            "slug"]
 
@@ -85,6 +86,22 @@ class Budget(_Strict):
     )
 
 
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+class DataFormat(_Strict):
+    """How to read a case's data when its name does not say (a folder or glob of shards
+    without a TFRecord suffix, a `.gz` of another name): the format and, for TFRecord, the
+    compression (default: by each file's suffix)."""
+
+    type: Literal["tfrecord", "parquet", "csv", "npz"] = Field(
+        description="tfrecord (tf.Example records), parquet, csv or npz")
+    compression: Annotated[Literal["GZIP", "ZLIB", "NONE"] | None, BeforeValidator(_upper)] = \
+        Field(None, description="TFRecord only: GZIP, ZLIB or NONE; default: by the suffix "
+              "(.gz GZIP, .zlib ZLIB, else none)")
+
+
 class Resources(_Strict):
     """Ray resources of one case's actor; fractions of a GPU are allowed."""
 
@@ -130,6 +147,10 @@ class CaseSpec(_Strict):
     probes: tuple[str, ...] = ALL_PROBES
     budget: Budget = Budget()
     seed: int = 0
+    data_format: DataFormat | None = Field(
+        None, description="the data's format when its name does not say")
+    data_schema: str | None = Field(
+        None, description="a TFX schema (schema.pbtxt) of TFRecord data: the feature spec")
     trust_model: bool = False
     time_limit_s: float | None = Field(None, gt=0)
     registry: RegistryVersion | None = Field(
@@ -168,8 +189,10 @@ def case_id(spec: CaseSpec) -> str:
     location) and every setting that changes the result, so an unchanged case keeps its id
     across runs."""
     settings = spec.model_dump(mode="json", exclude={"case_id", "name", "model", "data",
-                                                     "time_limit_s", "registry", "error"})
-    for key in ("inputs", "output", "classes"):  # added later: unset, ids stay unchanged
+                                                     "time_limit_s", "registry", "error",
+                                                     "data_schema"})
+    for key in ("inputs", "output", "classes", "data_format"):  # added later: unset, ids
+        # stay unchanged
         if settings.get(key) is None:
             settings.pop(key, None)
     for key in ("max_rows", "flops"):  # added later: at their defaults, ids stay unchanged
@@ -181,6 +204,8 @@ def case_id(spec: CaseSpec) -> str:
                                  version.version], "data": spec.data}
     else:
         identity = {"model": content_digest(spec.model), "data": content_digest(spec.data)}
+    if spec.data_schema:  # the schema by its contents, as the data
+        identity["schema"] = content_digest(spec.data_schema)
     payload = json.dumps({**identity, **settings}, sort_keys=True)
     digest = hashlib.sha256(payload.encode()).hexdigest()[:12]
     return f"{slug(spec.name, 48)}-{digest}"

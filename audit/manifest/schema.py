@@ -36,6 +36,7 @@ from audit.manifest.case import (
     Budget,
     CaseSpec,
     Classes,
+    DataFormat,
     MlflowPublish,
     RegistryVersion,
     Resources,
@@ -51,7 +52,7 @@ from audit.util.deadline import check_deadline
 
 #: the plain case types live in `audit.manifest.case`; they are re-exported here, where a
 #: manifest's reader looks for them
-__all__ = ["ALL_PROBES", "Budget", "CaseEntry", "CaseSpec", "Classes", "Execution",
+__all__ = ["ALL_PROBES", "Budget", "CaseEntry", "CaseSpec", "Classes", "DataFormat", "Execution",
            "FleetEntry", "Manifest", "ManifestError", "ManifestFilesMissing", "MlflowPublish",
            "Publish", "RegistryEntry", "RegistryVersion", "Resources", "Task", "Training",
            "load_manifest", "parse_manifest"]
@@ -99,6 +100,14 @@ class _CaseSettings(_Strict):
     budget: Budget | None = None
     seed: int | None = None
     time_limit_s: float | None = Field(None, gt=0)
+    data_format: DataFormat | None = Field(
+        None, description="the data's format when its name does not say, e.g. {type: "
+        "tfrecord, compression: GZIP}; default: by the suffix (a folder of .tfrecord[.gz] "
+        "shards is TFRecord)")
+    data_schema: str | None = Field(
+        None, alias="schema", min_length=1, description="TFRecord data's TFX schema "
+        "(schema.pbtxt, as TFDV/SchemaGen write it): the feature spec; relative to the file; "
+        "in a fleet entry a template like `data`")
 
 
 class CaseEntry(_CaseSettings):
@@ -275,8 +284,13 @@ class Manifest(_Strict):
             seed=self.seed if entry.seed is None else entry.seed,
             trust_model=trust,
             time_limit_s=entry.time_limit_s or self.execution.time_limit_s,
+            data_format=entry.data_format,
+            data_schema=entry.data_schema,
         )
-        spec = CaseSpec(**{**values, **update})
+        values.update(update)
+        if values["data_schema"]:
+            values["data_schema"] = resolve_location(values["data_schema"], self.base_dir)
+        spec = CaseSpec(**values)
         return spec.model_copy(update={"case_id": case_id(spec)})
 
 

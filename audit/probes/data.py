@@ -108,6 +108,8 @@ def run(subject: Subject, settings: DataSettings) -> ProbeResult:
     metrics: dict[str, float] = {
         Data.ROWS.metric: float(len(y)),
         "rows_in_file": float(subject.rows_in_file or len(y)),
+        # an estimate (TFRecord shards too big to count): the row says so; absent: a count
+        **({"rows_in_file_estimated": 1.0} if subject.rows_in_file_estimated else {}),
         Data.FEATURES.metric: float(len(subject.inputs.features)),
         "inputs": float(len(subject.inputs.arrays)),
         # a SavedModel may scale its inputs inside, unseen: their scale is not judged

@@ -6,14 +6,14 @@ Every failure raises `SubjectError` with one line that says what and where.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from audit.errors import SubjectError
 from audit.io.locations import LocationError
-from audit.io.tables import TableError, column_names, read_table
+from audit.io.tables import DataOptions, TableError, column_names, read_table
 from audit.manifest.case import CaseSpec, Task
 from audit.models import keras2
 from audit.models.load import (
@@ -30,6 +30,7 @@ from audit.subject.inputs import (
     Inputs,
     ModelInput,
     call_inputs,
+    column_hints,
     feed_layout,
     model_inputs,
 )
@@ -65,6 +66,7 @@ class Subject:
     label_nan_rows: int = 0
     output_name: str | None = None  # the audited head's name
     rows_in_file: int = 0  # rows the dataset holds (the audit may read a sample)
+    rows_in_file_estimated: bool = False  # rows_in_file is an estimate (big TFRecord shards)
     load_note: str | None = None  # why a Keras 2 model serves the inference probes only
 
     @property
@@ -93,34 +95,38 @@ def load_subject(spec: CaseSpec) -> Subject:
     original on the case's rows, else the case runs the inference probes on the original."""
     try:
         loaded = load_model(spec.model, trust=spec.trust_model)
-        subject, head = _subject_of(spec, loaded)
+        subject, head = subject_of(spec, loaded)
         if loaded.original is not None:
             problem = keras2.disagreement(loaded.original, subject.model,
                                           subject.inputs.feed(), head)
             if problem:
                 why = f"its Keras 3 rebuild does not predict as it does: {problem}"
-                subject, _ = _subject_of(spec, inference_only(loaded.original, spec.model, why))
+                subject, _ = subject_of(spec, inference_only(loaded.original, spec.model, why))
     except ModelError as exc:
         raise SubjectError(str(exc)) from None
     return subject
 
 
-def _subject_of(spec: CaseSpec, loaded: LoadedModel) -> tuple[Subject, int]:
-    """The subject of one loaded model, and the index of its audited head."""
+def subject_of(spec: CaseSpec, loaded: LoadedModel) -> tuple[Subject, int]:
+    """The subject of one loaded model, and the index of its audited head (a test comparing
+    two datasets of one model loads the model once)."""
     full_model = loaded.model
     model, head_index, head_name = select_head(full_model, spec.output, spec.model)
     declared = model_inputs(model)
+    fmt = spec.data_format
+    options = DataOptions(fmt.type if fmt else None, fmt.compression if fmt else None,
+                          spec.data_schema)
     try:
-        names = column_names(spec.data)
-    except TableError as exc:
-        raise SubjectError(str(exc)) from None
-    except LocationError as exc:
+        names = column_names(spec.data, options)
+    except (TableError, LocationError) as exc:
         raise SubjectError(str(exc)) from None
     label = _pick_label(names, spec.label, spec.data)
     plan = plan_columns(declared, names, label, spec)
     wanted = list(dict.fromkeys([*(c for cols in plan.values() for c in cols), label]))
+    # a TFRecord reader parses by what each input takes; every record must hold the label
+    options = replace(options, hints=column_hints(declared, plan), required=(label,))
     try:
-        table = read_table(spec.data, wanted, spec.budget.max_rows, spec.seed)
+        table = read_table(spec.data, wanted, spec.budget.max_rows, spec.seed, options)
     except (TableError, LocationError) as exc:
         raise SubjectError(str(exc)) from None
     inputs, malformed = build_inputs(model, declared, plan, table.columns, spec.data)
@@ -149,6 +155,7 @@ def _subject_of(spec: CaseSpec, loaded: LoadedModel) -> tuple[Subject, int]:
         label_nan_rows=label_nan,
         output_name=head_name,
         rows_in_file=table.rows_in_file,
+        rows_in_file_estimated=table.rows_in_file_estimated,
         load_note=loaded.note,
     ), head_index
 

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from audit.io.tabular import ColumnHint
+
 __all__ = [
     "Feature",
     "Feed",
@@ -31,6 +33,7 @@ __all__ = [
     "Inputs",
     "ModelInput",
     "call_inputs",
+    "column_hints",
     "feed_layout",
     "feed_len",
     "feed_signature",
@@ -128,6 +131,27 @@ def model_inputs(model: Any) -> list[ModelInput]:
         name = getattr(layer, "name", None) or tensor.name
         out.append(ModelInput(name, shape, dtype, _consumers(model, tensor)))
     return out
+
+
+def column_hints(declared: list[ModelInput],
+                 plan: dict[str, list[str]]) -> dict[str, ColumnHint]:
+    """What each column's model input takes as tf.Example value lists, for the TFRecord
+    reader: text for a string input, int64 ids for an id input, numbers (float or int64) for
+    a numeric or tensor one, and for an image input (rank 3) also encoded images."""
+    hints = {}
+    for d in declared:
+        if d.dtype == "string":
+            accepts = {"bytes_list"}
+        elif d.kind in ("categorical", "tokens"):
+            accepts = {"int64_list"}
+        else:
+            accepts = {"float_list", "int64_list"}
+        image = d.kind == "tensor" and len(d.shape) == 3
+        what = f"model input {d.name!r} ({d.kind}, {d.dtype}, shape {(None, *d.shape)})"
+        for column in plan.get(d.name, []):
+            hints[column] = ColumnHint(frozenset(accepts | ({"bytes_list"} if image else set())),
+                                       image, what)
+    return hints
 
 
 def call_inputs(model: Any) -> Any:

@@ -10,7 +10,8 @@ evidence.
 
 One module per job: `data` (synthetic datasets), `builders` (the plain MLP scenarios), `shapes`
 (the production-shaped ones), `scenarios` (the registry), `build` (training and saving to disk),
-`pool` (worker processes), `auditing` (auditing the built zoo), `calibration` (confidence bins).
+`pool` (worker processes), `auditing` (auditing the built zoo), `calibration` (confidence bins),
+`tfrecords` (a dataset's rows as TFRecord shards).
 Everything callers use is importable from here.
 """
 
@@ -34,6 +35,7 @@ from audit.zoo.datasets import shared_factor_regression, wavy_regression, weak_s
 from audit.zoo.processes import map_in_processes
 from audit.zoo.scenarios import SCENARIOS, Scenario, covered_faults
 from audit.zoo.shapes import Built
+from audit.zoo.tfrecords import as_tfrecords, write_tfrecords
 
 __all__ = [
     "CONFIDENCE_BINS",
@@ -50,6 +52,7 @@ __all__ = [
     "Built",
     "Scenario",
     "ZooCase",
+    "as_tfrecords",
     "audit_zoo",
     "audit_zoo_seeds",
     "build_scenario",
@@ -63,5 +66,6 @@ __all__ = [
     "shared_factor_regression",
     "wavy_regression",
     "weak_signal_binary",
+    "write_tfrecords",
     "write_tiny_case",
 ]

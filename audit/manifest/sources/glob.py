@@ -1,5 +1,5 @@
 """The glob source: every model file matching a glob (local folder or bucket), each with its
-data from a template (`{stem}`, `{parent}`, `{name}`)."""
+data (and TFRecord schema) from a template (`{stem}`, `{parent}`, `{name}`)."""
 
 from __future__ import annotations
 
@@ -39,10 +39,11 @@ def expand(entry: FleetEntry, context: SourceContext) -> list[CaseSpec]:
             name = entry.name.format(**values)
             values["name"] = name
             data = entry.data.format(**values)
+            schema = entry.data_schema.format(**values) if entry.data_schema else None
         except (KeyError, IndexError, ValueError) as exc:
             raise ManifestError(
                 f"{where}: bad template ({exc}); templates may use {{stem}}, {{parent}} "
                 f"and {{name}}; received name={entry.name!r}, data={entry.data!r}"
             ) from None
-        specs.append(context.case(entry, name, model, data))
+        specs.append(context.case(entry, name, model, data, data_schema=schema))
     return specs
