@@ -30,8 +30,8 @@ SHARED_WORKER = {
                      "test_jobs.py", "test_multinode.py", "test_registry_mlflow.py",
                      "test_resume_unreadable.py", "test_reuse.py", "test_storage.py"), "ray"),
     **dict.fromkeys(("test_probe_keys.py", "test_probes_contract.py",
-                     "test_retrain_isolation.py", "test_zoo_diagnosis.py",
-                     "test_zoo_stability.py"), "zoo"),
+                     "test_retrain_isolation.py", "test_tfrecord_zoo.py",
+                     "test_zoo_diagnosis.py", "test_zoo_stability.py"), "zoo"),
 }
 ZOO_FIXTURES = {"zoo_cases", "zoo_reports"}
 
