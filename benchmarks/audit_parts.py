@@ -8,7 +8,7 @@ training steps themselves). The split is measured by wrapping the functions that
 while the audit runs as shipped (nothing is skipped or mocked; the wrappers only time):
 
 - `retrain.prepare`, `retrain.reference` (`linear_reference`), `retrain.label_noise`
-  (`label_noise.for_subject`), `retrain.build` (`build_variants`, and `initial_weights`: each
+  (`label_noise.for_rows`), `retrain.build` (`build_variants`, and `initial_weights`: each
   seed's starting weights) and `retrain.training` (`train_together`) are inclusive times;
 - within training, `setup` is building the training graphs' state (`Ensemble.__init__` for the
   stacked Dense models, `_Graph.__init__` for the others: clones, optimizers, variables),
@@ -36,7 +36,7 @@ from typing import Any
 WRAPPED = (
     ("audit.probes.retrain.probe", "prepare", "retrain.prepare"),
     ("audit.probes.retrain.probe", "linear_reference", "retrain.reference"),
-    ("audit.probes.retrain.label_noise", "for_subject", "retrain.label_noise"),
+    ("audit.probes.retrain.label_noise", "for_rows", "retrain.label_noise"),
     ("audit.probes.retrain.probe", "build_variants", "retrain.build"),
     ("audit.probes.retrain.race", "initial_weights", "retrain.build"),
     ("audit.probes.retrain.race", "train_together", "retrain.training"),

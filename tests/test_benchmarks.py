@@ -91,3 +91,18 @@ def test_gpu_check_says_in_one_line_that_there_is_no_gpu() -> None:
     assert done.stdout.splitlines() == [
         "gpu_check: no GPU to check on this machine: no NVIDIA driver (nvidia-smi not found)"]
     assert "Traceback" not in done.stderr
+
+
+def test_the_audit_parts_stopwatch_wraps_functions_that_exist() -> None:
+    """`probe_times.py --parts / --steps-share` time an audit by wrapping the functions that
+    do each part; a rename in the retrain probe must fail here, not in the benchmark."""
+    import importlib
+
+    from audit_parts import WRAPPED
+
+    from audit.probes.retrain import graph_backend, stacked_backend
+
+    missing = [f"{module}.{name}" for module, name, _ in WRAPPED
+               if not callable(getattr(importlib.import_module(module), name, None))]
+    assert not missing, missing
+    assert callable(graph_backend._Graph.train) and callable(stacked_backend.StackedBackend.train)

@@ -20,20 +20,25 @@ from audit.subject.assemble import subject_of
 from audit.zoo.tfrecords import as_tfrecords
 
 
+def identical(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same values of the same dtype, NaN where NaN: both sides are read from files, so
+    exact."""
+    return a.dtype == b.dtype and bool(np.array_equal(  # exact: values read back
+        a, b, equal_nan=a.dtype.kind == "f"))
+
+
 def differences(a: Any, b: Any) -> list[str]:
     """What differs between two subjects of one model (empty: none)."""
     found = [f for f in ("task", "n_classes", "class_names", "label_name", "rows_in_file",
                          "rows_in_file_estimated", "malformed_cells", "label_nan_rows")
              if getattr(a, f) != getattr(b, f)]
-    if a.y.dtype != b.y.dtype or not np.array_equal(a.y, b.y, equal_nan=a.y.dtype.kind == "f"):
+    if not identical(a.y, b.y):
         found.append("y")
     if a.inputs.names != b.inputs.names:
         return [*found, "inputs"]
     for x, z in zip(a.inputs.arrays, b.inputs.arrays, strict=True):
-        same_values = x.values.dtype == z.values.dtype and np.array_equal(
-            x.values, z.values, equal_nan=x.values.dtype.kind == "f")
         if (x.kind, x.columns, x.normalized) != (z.kind, z.columns, z.normalized) or \
-                not same_values:
+                not identical(x.values, z.values):
             found.append(f"input {x.name}")
     return found
 
