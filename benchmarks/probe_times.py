@@ -19,7 +19,8 @@ way, without the fit, and prints one line in the harness's form (bigger is bette
     audit_steps_share: S (CASE; target 0.8)
 
 S is the smallest share of an audit spent in training steps (`steps` + `first_calls`, i.e.
-1 - `fixed%`) over those cases, CASE the case it was measured on.
+1 - `fixed%`) over those cases that retrain (a case diagnosed without retraining, such as a
+constant label or a SavedModel export, has no steps and is listed apart), CASE the case.
 """
 
 from __future__ import annotations
@@ -78,12 +79,19 @@ STEPS_SHARE_TARGET = 0.8
 
 
 def steps_share_line(rows: list[dict[str, Any]]) -> str:
-    """`audit_steps_share`: the smallest training share over the audited cases, named."""
-    worst = max(rows, key=lambda r: r["fixed_share"])
+    """`audit_steps_share`: the smallest training share over the audited cases that train (an
+    audit whose diagnosis needs no retraining, a constant label or a SavedModel export, has
+    no training steps to share its time with), the case named."""
+    training = [r for r in rows if r["steps_in_sequence"] > 0]
+    if not training:
+        return "audit_steps_share: skipped (no audited case trains)"
+    worst = max(training, key=lambda r: r["fixed_share"])
     share = 1 - worst["fixed_share"]
     met = "meets" if share >= STEPS_SHARE_TARGET else "BELOW"
+    untrained = sorted(r["case"] for r in rows if r["steps_in_sequence"] <= 0)
     return (f"audit_steps_share: {share:.2f} ({worst['case']}; {met} target "
-            f"{STEPS_SHARE_TARGET}; over {len(rows)} faulty cases)")
+            f"{STEPS_SHARE_TARGET}; over {len(training)} faulty cases that retrain; "
+            f"{len(untrained)} do not: {', '.join(untrained) or 'none'})")
 
 
 def main(argv: list[str] | None = None) -> None:
