@@ -54,7 +54,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> object:
-    """xdist's scope scheduling with our groups as scopes (biggest group first)."""
+    """xdist's scope scheduling with our groups as scopes (most tests first, as xdist orders)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class SharedWorkerScheduling(LoadScopeScheduling):
