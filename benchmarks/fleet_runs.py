@@ -66,7 +66,7 @@ def measure_fleet(cases: list[Any], retrain_names: set[str], folder: Path,
         doc = fleet_doc(cases, retrain_names, folder)
         times["loop"], spent = timed(lambda: fresh_loop(doc, folder / "loop"))
         log(f"fleet: plain loop over {len(cases)} cases in this process ...")
-        times["warm_loop"], warm = timed(lambda: warm_loop(manifest))
+        times["warm_loop"], warm = timed(lambda: plain_loop(manifest))
         detail["loop"] = {"wall_s": times["loop"], "cases_s": sum(spent.values()),
                           "case_s": spent, "process": "fresh"}
         detail["warm_loop"] = {"wall_s": times["warm_loop"], "cases_s": sum(warm.values()),
@@ -126,23 +126,17 @@ def measure_fleet(cases: list[Any], retrain_names: set[str], folder: Path,
 
 
 LOOP = """
-import json, sys, time
-from audit.engine import audit_case
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from fleet_runs import plain_loop
 from audit.manifest.schema import load_manifest
-spent = {}
-for spec in load_manifest(sys.argv[1]).cases():
-    report = audit_case(spec)
-    if report.status != "ok":
-        sys.exit(f"fleet loop: {spec.name} ended as {report.status}: {report.error}")
-    spent[spec.name] = report.duration_s
-print(json.dumps(spent))
+print(json.dumps(plain_loop(load_manifest(sys.argv[2]))))
 """
 
 
 def fresh_loop(doc: dict[str, Any], folder: Path) -> dict[str, float]:
-    """A plain loop of `audit_case` over the manifest's cases, as a user's script runs it: a
-    fresh Python process (it imports TensorFlow, as a fleet's actor does); each case's audit
-    seconds."""
+    """`plain_loop` as a user's script runs it: a fresh Python process (it imports
+    TensorFlow, as a fleet's actor does); each case's audit seconds."""
     import json
     import subprocess
     import sys
@@ -152,23 +146,23 @@ def fresh_loop(doc: dict[str, Any], folder: Path) -> dict[str, float]:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "loop.yaml"
     path.write_text(yaml.safe_dump(doc))
-    done = subprocess.run([sys.executable, "-c", LOOP, str(path)], capture_output=True,
-                          text=True)
+    done = subprocess.run([sys.executable, "-c", LOOP, str(Path(__file__).parent), str(path)],
+                          capture_output=True, text=True)
     if done.returncode != 0:
         raise Mismatch(done.stderr.strip().splitlines()[-1] if done.stderr.strip()
                        else f"fleet loop exited {done.returncode}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def warm_loop(manifest: Any) -> dict[str, float]:
-    """The same loop in this process (TensorFlow imported and warm): the old baseline."""
+def plain_loop(manifest: Any) -> dict[str, float]:
+    """A plain loop of `audit_case` over the manifest's cases; each case's audit seconds."""
     from audit.engine import audit_case
 
     spent = {}
     for spec in manifest.cases():
         report = audit_case(spec)
         if report.status != "ok":
-            raise Mismatch(f"fleet loop: {spec.name} ended as {report.status}")
+            raise Mismatch(f"fleet loop: {spec.name} ended as {report.status}: {report.error}")
         spent[spec.name] = report.duration_s
     return spent
 
